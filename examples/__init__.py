@@ -1,0 +1,1 @@
+"""Built-in example configurations, shipped as ``kmc.examples``."""

@@ -1,0 +1,1 @@
+"""Cython core: the sum tree and the kMC engine (the only compiled code)."""

@@ -1,0 +1,407 @@
+"""Rejection-free (residence-time / BKL) kinetic Monte Carlo engine.
+
+The event catalogue is fixed: events are grouped by source site (CSR ``out_off``), an impossible
+event has rate 0.  A binary :class:`SumTree` over sites holds each site's total outgoing rate; a hop
+is drawn by descending the tree (O(log N)) and scanning the few events of the chosen site, whose
+rates are evaluated on the spot.  After a hop only the sites whose outgoing rates can depend on the
+two sites whose occupancy changed (a local, precomputed neighbourhood) get their totals recomputed;
+no per-event rate array is kept, which saves memory and the cache misses of scattered updates.
+
+All arrays are owned by Python (``spec`` is static, ``state`` is the dynamic state); the engine holds
+typed memoryviews on them.  Pair-interaction fields and exclusion counts are integers (energies in
+units of ``QUANTUM_EV``) so they never drift and are rebuilt exactly from the occupancy, which makes
+``pickle`` (= checkpoint) restore bit-identical.
+"""
+from libc.math cimport exp, log, INFINITY
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from numpy.random cimport bitgen_t
+
+import numpy as np
+
+from kmc._core._sumtree cimport SumTree
+
+QUANTUM_EV = 1e-12   # energy quantum of the integer interaction fields
+cdef double _QUANTUM = 1e-12
+
+STATUS_DONE = 0
+STATUS_NO_EVENTS = 1
+STATUS_TIME = 2
+
+SPEC_KEYS = (
+    "out_off", "ev_dst", "ev_rev", "ev_tmpl", "ev_mid", "mid_off", "mid_ev", "mid_src",
+    "ex_off", "ex_nbr", "in_off", "in_nbr", "in_Jq", "t_vec1", "t_vec2", "t_len1sq", "t_len2sq",
+    "t_kra", "t_nu", "t_dE", "t_Jq", "t_srcex", "t_rate0", "E_site", "site_class",
+)
+STATE_KEYS = (
+    "occ", "ion_at", "ion_site", "disp", "hops", "sumsq", "clock", "counters",
+    "class_n", "class_t", "class_tlast",
+)
+
+
+cdef class Engine:
+    # static network: events grouped by source site
+    cdef const int64_t[::1] out_off
+    cdef const int32_t[::1] ev_dst, ev_rev, ev_tmpl, ev_mid
+    cdef const int64_t[::1] mid_off
+    cdef const int32_t[::1] mid_ev, mid_src
+    cdef const int64_t[::1] ex_off
+    cdef const int32_t[::1] ex_nbr
+    cdef const int64_t[::1] in_off
+    cdef const int32_t[::1] in_nbr
+    cdef const int64_t[::1] in_Jq
+    # event templates (one per hop of the unit cell)
+    cdef const double[:, ::1] t_vec1, t_vec2
+    cdef const double[::1] t_len1sq, t_len2sq, t_kra, t_nu, t_dE, t_rate0
+    cdef const int64_t[::1] t_Jq
+    cdef const uint8_t[::1] t_srcex
+    cdef const double[::1] E_site
+    cdef const int32_t[::1] site_class
+    # dynamic state (Python-owned)
+    cdef int8_t[::1] occ
+    cdef int32_t[::1] ion_at, ion_site
+    cdef double[:, ::1] disp
+    cdef int64_t[::1] hops
+    cdef double[::1] sumsq, clock, class_t, class_tlast
+    cdef int64_t[::1] counters, class_n
+    # derived (rebuilt exactly from occ)
+    cdef int32_t[::1] excnt
+    cdef int64_t[::1] hq
+    cdef SumTree tree
+    cdef int32_t[::1] dirty
+    cdef uint8_t[::1] is_dirty
+    cdef Py_ssize_t n_dirty
+    # parameters
+    cdef readonly double beta
+    cdef readonly bint has_int, has_ex, has_mid, static
+    cdef readonly Py_ssize_t n_sites, n_events
+    cdef bitgen_t* rng
+    cdef readonly object bit_generator
+    cdef readonly dict spec, state
+    cdef object _hq_array, _excnt_array
+
+    def __init__(self, dict spec, dict state, bit_generator, double beta, bint static):
+        for key in SPEC_KEYS:
+            if key not in spec:
+                raise KeyError(f"engine spec lacks {key!r}")
+        for key in STATE_KEYS:
+            if key not in state:
+                raise KeyError(f"engine state lacks {key!r}")
+        if not beta > 0.0:
+            raise ValueError("beta = 1/kT must be positive")
+        self.spec = spec
+        self.state = state
+        self.beta = beta
+        self.static = static
+        self.out_off = spec["out_off"]
+        self.ev_dst = spec["ev_dst"]
+        self.ev_rev = spec["ev_rev"]
+        self.ev_tmpl = spec["ev_tmpl"]
+        self.ev_mid = spec["ev_mid"]
+        self.mid_off = spec["mid_off"]
+        self.mid_ev = spec["mid_ev"]
+        self.mid_src = spec["mid_src"]
+        self.ex_off = spec["ex_off"]
+        self.ex_nbr = spec["ex_nbr"]
+        self.in_off = spec["in_off"]
+        self.in_nbr = spec["in_nbr"]
+        self.in_Jq = spec["in_Jq"]
+        self.t_vec1 = spec["t_vec1"]
+        self.t_vec2 = spec["t_vec2"]
+        self.t_len1sq = spec["t_len1sq"]
+        self.t_len2sq = spec["t_len2sq"]
+        self.t_kra = spec["t_kra"]
+        self.t_nu = spec["t_nu"]
+        self.t_dE = spec["t_dE"]
+        self.t_Jq = spec["t_Jq"]
+        self.t_srcex = spec["t_srcex"]
+        self.t_rate0 = spec["t_rate0"]
+        self.E_site = spec["E_site"]
+        self.site_class = spec["site_class"]
+        self.n_sites = self.out_off.shape[0] - 1
+        self.n_events = self.ev_dst.shape[0]
+        self.has_mid = self.ev_mid.shape[0] == self.n_events and self.n_events > 0
+        self.has_ex = self.ex_nbr.shape[0] > 0
+        self.has_int = self.in_nbr.shape[0] > 0
+
+        self.occ = state["occ"]
+        self.ion_at = state["ion_at"]
+        self.ion_site = state["ion_site"]
+        self.disp = state["disp"]
+        self.hops = state["hops"]
+        self.sumsq = state["sumsq"]
+        self.clock = state["clock"]
+        self.counters = state["counters"]
+        self.class_n = state["class_n"]
+        self.class_t = state["class_t"]
+        self.class_tlast = state["class_tlast"]
+        if self.occ.shape[0] != self.n_sites or self.ion_at.shape[0] != self.n_sites:
+            raise ValueError("occupancy arrays do not match the number of sites")
+
+        self._excnt_array = np.zeros(self.n_sites, dtype=np.int32)
+        self._hq_array = np.zeros(self.n_sites, dtype=np.int64)
+        self.excnt = self._excnt_array
+        self.hq = self._hq_array
+        self.tree = SumTree(max(self.n_sites, 1))
+        self.dirty = np.zeros(self._dirty_bound(), dtype=np.int32)
+        self.is_dirty = np.zeros(self.n_sites, dtype=np.uint8)
+        self.n_dirty = 0
+
+        self.bit_generator = bit_generator
+        capsule = bit_generator.capsule
+        self.rng = <bitgen_t*> PyCapsule_GetPointer(capsule, "BitGenerator")
+        self.rebuild()
+
+    def _dirty_bound(self):
+        # Sites whose total can change in one hop: sources of every refreshed event.
+        deg = np.diff(np.asarray(self.out_off))
+        mo = int(deg.max()) if deg.size else 0
+        mm = int(np.diff(np.asarray(self.mid_off)).max()) if self.has_mid else 0
+        me = int(np.diff(np.asarray(self.ex_off)).max()) if self.has_ex else 0
+        mi = int(np.diff(np.asarray(self.in_off)).max()) if self.has_int else 0
+        return min(self.n_sites, 2 * (1 + mo + mm + me * mo + mi * (1 + mo)) + 8)
+
+    # ------------------------------------------------------------------ derived state
+    def rebuild(self):
+        """Recompute exclusion counts, interaction fields, every rate and the tree from ``occ``."""
+        cdef Py_ssize_t s, k, e
+        cdef int64_t acc
+        cdef int32_t cnt
+        with nogil:
+            for s in range(self.n_sites):
+                cnt = 0
+                if self.has_ex:
+                    for k in range(self.ex_off[s], self.ex_off[s + 1]):
+                        if self.occ[self.ex_nbr[k]] != 0:
+                            cnt += 1
+                self.excnt[s] = cnt
+                acc = 0
+                if self.has_int:
+                    for k in range(self.in_off[s], self.in_off[s + 1]):
+                        if self.occ[self.in_nbr[k]] == 1:
+                            acc += self.in_Jq[k]
+                self.hq[s] = acc
+            for s in range(self.n_sites):
+                self.tree.tree[self.tree.cap + s] = self._site_total(s)
+            self.tree.rebuild()
+
+    cdef inline double _site_total(self, Py_ssize_t s) noexcept nogil:
+        cdef double tot = 0.0
+        cdef Py_ssize_t e
+        if self.occ[s] != 1:
+            return 0.0
+        for e in range(self.out_off[s], self.out_off[s + 1]):
+            tot += self._rate(e, s)
+        return tot
+
+    cdef inline double _rate(self, Py_ssize_t e, Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t d = self.ev_dst[e]
+        cdef Py_ssize_t t = self.ev_tmpl[e]
+        cdef Py_ssize_t m
+        cdef double dE, ea
+        if self.occ[s] != 1 or self.occ[d] != 0:
+            return 0.0
+        if self.has_mid:
+            m = self.ev_mid[e]
+            if m >= 0 and self.occ[m] != 1:
+                return 0.0
+        if self.has_ex and self.excnt[d] - self.t_srcex[t] > 0:
+            return 0.0
+        if self.static:
+            return self.t_rate0[t]
+        dE = self.E_site[d] - self.E_site[s] + self.t_dE[t]
+        if self.has_int:
+            dE += <double>(self.hq[d] - self.hq[s] - self.t_Jq[t]) * _QUANTUM
+        # kinetically resolved barrier: detailed balance holds for any E_KRA
+        ea = self.t_kra[t] + 0.5 * dE
+        if ea < dE:
+            ea = dE
+        if ea < 0.0:
+            ea = 0.0
+        return self.t_nu[t] * exp(-self.beta * ea)
+
+    cdef inline void _mark(self, Py_ssize_t s) noexcept nogil:
+        if not self.is_dirty[s]:
+            self.is_dirty[s] = 1
+            self.dirty[self.n_dirty] = <int32_t> s
+            self.n_dirty += 1
+
+    cdef inline void _mark_with_sources(self, Py_ssize_t a) noexcept nogil:
+        # a and every site with an event into a (the reverse of each event out of a)
+        cdef Py_ssize_t e
+        self._mark(a)
+        for e in range(self.out_off[a], self.out_off[a + 1]):
+            self._mark(self.ev_dst[e])
+
+    cdef void _touch(self, Py_ssize_t x) noexcept nogil:
+        # mark every site whose outgoing rates depend on the occupancy of site x
+        cdef Py_ssize_t k, e
+        self._mark_with_sources(x)
+        if self.has_mid:
+            for k in range(self.mid_off[x], self.mid_off[x + 1]):
+                self._mark(self.mid_src[k])
+        if self.has_ex:
+            for k in range(self.ex_off[x], self.ex_off[x + 1]):
+                for e in range(self.out_off[self.ex_nbr[k]], self.out_off[self.ex_nbr[k] + 1]):
+                    self._mark(self.ev_dst[e])
+        if self.has_int:
+            for k in range(self.in_off[x], self.in_off[x + 1]):
+                self._mark_with_sources(self.in_nbr[k])
+
+    cdef void _flush(self) noexcept nogil:
+        # site totals are recomputed from scratch (never by deltas): no drift, exact restores
+        cdef Py_ssize_t i, s, leaf
+        cdef double tot
+        for i in range(self.n_dirty):
+            s = self.dirty[i]
+            self.is_dirty[s] = 0
+            tot = self._site_total(s)
+            if tot != self.tree.tree[self.tree.cap + s]:
+                self.tree.set(s, tot)
+        self.n_dirty = 0
+
+    cdef inline void _class_move(self, Py_ssize_t c, int64_t delta, double t) noexcept nogil:
+        # lazy time integral of the number of ions in class c
+        self.class_t[c] += <double> self.class_n[c] * (t - self.class_tlast[c])
+        self.class_tlast[c] = t
+        self.class_n[c] += delta
+
+    cdef void _execute(self, Py_ssize_t e, Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t d = self.ev_dst[e]
+        cdef Py_ssize_t t = self.ev_tmpl[e]
+        cdef Py_ssize_t m = self.ev_mid[e] if self.has_mid else -1
+        cdef Py_ssize_t k, ion, ion2
+        cdef double now = self.clock[0]
+        self.occ[s] = 0
+        self.occ[d] = 1
+        ion = self.ion_at[s]
+        self.ion_at[s] = -1
+        if m < 0:
+            self.ion_at[d] = <int32_t> ion
+            self.ion_site[ion] = <int32_t> d
+        else:
+            # interstitialcy: the ion at s knocks the ion at m on to d
+            ion2 = self.ion_at[m]
+            self.ion_at[m] = <int32_t> ion
+            self.ion_site[ion] = <int32_t> m
+            self.ion_at[d] = <int32_t> ion2
+            self.ion_site[ion2] = <int32_t> d
+            for k in range(3):
+                self.disp[ion2, k] += self.t_vec2[t, k]
+            self.sumsq[ion2] += self.t_len2sq[t]
+            self.hops[ion2] += 1
+        for k in range(3):
+            self.disp[ion, k] += self.t_vec1[t, k]
+        self.sumsq[ion] += self.t_len1sq[t]
+        self.hops[ion] += 1
+        self.counters[0] += 1
+        self._class_move(self.site_class[s], -1, now)
+        self._class_move(self.site_class[d], 1, now)
+        if self.has_ex:
+            for k in range(self.ex_off[s], self.ex_off[s + 1]):
+                self.excnt[self.ex_nbr[k]] -= 1
+            for k in range(self.ex_off[d], self.ex_off[d + 1]):
+                self.excnt[self.ex_nbr[k]] += 1
+        if self.has_int:
+            for k in range(self.in_off[s], self.in_off[s + 1]):
+                self.hq[self.in_nbr[k]] -= self.in_Jq[k]
+            for k in range(self.in_off[d], self.in_off[d + 1]):
+                self.hq[self.in_nbr[k]] += self.in_Jq[k]
+        self._touch(s)
+        self._touch(d)
+        self._flush()
+
+    cdef int _run(self, int64_t max_hops, double t_stop, int64_t* done) noexcept nogil:
+        cdef double total, u, rem, dt, y, tnew, r
+        cdef Py_ssize_t s, e, chosen, last
+        cdef int64_t n = 0
+        cdef int status = 0
+        while n < max_hops:
+            total = self.tree.total()
+            if not total > 0.0:
+                status = 1
+                break
+            # waiting time first, then the event: both from the same stream, fixed order
+            dt = -log(1.0 - self.rng.next_double(self.rng.state)) / total
+            if self.clock[0] + dt > t_stop:
+                # memoryless clock: stopping here and redrawing later is statistically exact
+                self.clock[0] = t_stop
+                self.clock[1] = 0.0
+                status = 2
+                break
+            # Kahan-compensated time so that 1e9+ hops keep full precision
+            y = dt - self.clock[1]
+            tnew = self.clock[0] + y
+            self.clock[1] = (tnew - self.clock[0]) - y
+            self.clock[0] = tnew
+            u = self.rng.next_double(self.rng.state) * total
+            s = self.tree.find(u, &rem)
+            chosen = -1
+            last = -1
+            for e in range(self.out_off[s], self.out_off[s + 1]):
+                r = self._rate(e, s)
+                if r > 0.0:
+                    last = e
+                    if rem < r:
+                        chosen = e
+                        break
+                    rem -= r
+            if chosen < 0:
+                chosen = last  # rounding put u at the very end of the site's interval
+            self._execute(chosen, s)
+            n += 1
+        done[0] = n
+        return status
+
+    def run(self, int64_t max_hops, double t_stop=INFINITY):
+        """Perform up to ``max_hops`` hops (stopping early at time ``t_stop`` or when no event can
+        happen).  Returns ``(hops_done, status)`` with status 0 done, 1 no events, 2 t_stop reached."""
+        cdef int64_t done = 0
+        cdef int status
+        if max_hops < 0:
+            raise ValueError("max_hops must be >= 0")
+        with self.bit_generator.lock:
+            with nogil:
+                status = self._run(max_hops, t_stop, &done)
+        return done, status
+
+    def flush_class_time(self):
+        """Bring the lazy per-class occupation integrals up to the current time."""
+        cdef Py_ssize_t c
+        cdef double now = self.clock[0]
+        for c in range(self.class_n.shape[0]):
+            self._class_move(c, 0, now)
+
+    @property
+    def rates(self):
+        """Rate of every event in the current state (computed now, by the engine's own code)."""
+        out = np.zeros(self.n_events)
+        cdef double[::1] o = out
+        cdef Py_ssize_t s, e
+        for s in range(self.n_sites):
+            for e in range(self.out_off[s], self.out_off[s + 1]):
+                o[e] = self._rate(e, s)
+        return out
+
+    @property
+    def fields_eV(self):
+        """Pair-interaction field on every site from the mobile ions (eV)."""
+        return self._hq_array * QUANTUM_EV
+
+    @property
+    def exclusion_counts(self):
+        a = self._excnt_array.view()
+        a.flags.writeable = False
+        return a
+
+    @property
+    def total_rate(self):
+        return self.tree.total()
+
+    @property
+    def site_totals(self):
+        return np.asarray(self.tree.tree)[self.tree.cap:self.tree.cap + self.n_sites].copy()
+
+    def __reduce__(self):
+        # the derived arrays are rebuilt exactly from occ; the bit generator pickles its state
+        return (Engine, (self.spec, self.state, self.bit_generator, self.beta, self.static))

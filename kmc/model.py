@@ -1,0 +1,206 @@
+"""Rate model: physical parameters -> the flat arrays the engine runs on, plus an independent numpy
+reference of every rate (used by the tests and the engine's debug mode).
+
+Rate of a hop i -> j: ``nu0 * exp(-Ea / kT)`` with ``Ea = max(E_KRA + dE/2, dE, 0)`` and
+``dE = E_final - E_initial`` (site energies, mobile-mobile pair interactions per distance shell,
+mobile-blocker interactions, and the work ``-q E . dr`` of an applied field).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kmc._core._engine import QUANTUM_EV
+from kmc.exceptions import ConfigError
+from kmc.network import SiteNetwork
+
+KB_EV_K = 8.617333262e-5       # Boltzmann constant, eV/K (CODATA 2018)
+EMPTY, ION, BLOCKER = 0, 1, 2  # site states
+
+
+def shell_energies(shell_lengths: np.ndarray, table: list[tuple[float, float]]) -> np.ndarray:
+    """Energy of each interaction shell from a ``[(r_max_A, J_eV), ...]`` table (increasing r_max;
+    J applies to distances in (previous r_max, r_max])."""
+    out = np.zeros(len(shell_lengths))
+    lower = -np.inf
+    for r_max, j in table:
+        if r_max <= lower:
+            raise ConfigError("interaction shells must be listed with increasing r_max_A.")
+        out[(shell_lengths > lower + 1e-9) & (shell_lengths <= r_max + 1e-9)] = j
+        lower = r_max
+    return out
+
+
+@dataclass
+class RateModel:
+    """Energy model on a :class:`SiteNetwork`.
+
+    Parameters
+    ----------
+    network : SiteNetwork
+    attempt_frequency_Hz : float or array per hop class
+    barrier_eV : float or array per hop class
+        Kinetically resolved barrier E_KRA of each hop class.
+    site_energy_eV : array per site class, optional
+    mobile_mobile : list of (r_max_A, J_eV), optional
+        Pair interaction between mobile ions by distance shell.
+    mobile_blocker : list of (r_max_A, J_eV), optional
+        Interaction of a mobile ion with an immobile blocker on a mobile-ion site.
+    field_V_per_A : 3 floats, optional
+        Uniform electric field; adds ``-q E . dr`` to every hop's dE.
+    charge_e : float
+        Charge of the mobile ion in units of e.
+    """
+
+    network: SiteNetwork
+    attempt_frequency_Hz: float | np.ndarray = 1e13
+    barrier_eV: float | np.ndarray = 0.0
+    site_energy_eV: np.ndarray | None = None
+    mobile_mobile: list = field(default_factory=list)
+    mobile_blocker: list = field(default_factory=list)
+    field_V_per_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    charge_e: float = 1.0
+
+    def __post_init__(self) -> None:
+        net = self.network
+        n_hc = len(net.hop_class_names)
+        self.nu_class = np.broadcast_to(np.asarray(self.attempt_frequency_Hz, float), (n_hc,)).copy()
+        self.kra_class = np.broadcast_to(np.asarray(self.barrier_eV, float), (n_hc,)).copy()
+        if np.any(~np.isfinite(self.nu_class)) or np.any(self.nu_class <= 0):
+            raise ConfigError("attempt frequencies must be positive finite numbers.")
+        if np.any(~np.isfinite(self.kra_class)):
+            raise ConfigError("barriers must be finite numbers (eV).")
+        e = np.zeros(len(net.class_names)) if self.site_energy_eV is None else \
+            np.asarray(self.site_energy_eV, float)
+        if e.shape != (len(net.class_names),) or np.any(~np.isfinite(e)):
+            raise ConfigError("site energies need one finite value per site class.")
+        self.class_energy = e
+        J = shell_energies(net.shell_lengths, self.mobile_mobile)
+        # integer interaction energies: the engine's fields never drift (see kmc/_core/_engine.pyx)
+        self.shell_Jq = np.rint(J / QUANTUM_EV).astype(np.int64)
+        self.shell_J_blocker = shell_energies(net.shell_lengths, self.mobile_blocker)
+        self.field = np.asarray(self.field_V_per_A, float)
+        if self.field.shape != (3,) or np.any(~np.isfinite(self.field)):
+            raise ConfigError("field_V_per_A must be three finite numbers.")
+
+    @property
+    def interacting(self) -> bool:
+        return bool(np.any(self.shell_Jq != 0))
+
+    # ------------------------------------------------------------------ per-site / template arrays
+    def site_energies(self, occ: np.ndarray) -> np.ndarray:
+        """Static energy of an ion on each site: site-class energy plus its interaction with the
+        blockers in ``occ`` (blockers never move, so this is fixed for a run)."""
+        net = self.network
+        E = self.class_energy[net.site_class].copy()
+        if np.any(self.shell_J_blocker != 0) and np.any(occ == BLOCKER):
+            off, nbr, tmpl = net.csr(net.interactions)
+            J = self.shell_J_blocker[net.interaction_shell[tmpl]]
+            src = np.repeat(np.arange(net.n_sites), np.diff(off))
+            np.add.at(E, src, J * (occ[nbr] == BLOCKER))
+        return E
+
+    def _template_field_energy(self) -> np.ndarray:
+        return -self.charge_e * (self.network.hop_vectors @ self.field)
+
+    def _template_pair_Jq(self) -> np.ndarray:
+        """Quantized interaction between the two ends of each hop template (0 if out of range)."""
+        net = self.network
+        out = np.zeros(len(net.hops), dtype=np.int64)
+        if len(net.interactions) == 0:
+            return out
+        index = {(a, b, tuple(i)): k for k, (a, b, i) in enumerate(zip(
+            net.interactions.src.tolist(), net.interactions.dst.tolist(),
+            net.interactions.image.tolist()))}
+        for t, (a, b, i) in enumerate(zip(net.hops.src.tolist(), net.hops.dst.tolist(),
+                                          net.hops.image.tolist())):
+            k = index.get((a, b, tuple(i)))
+            if k is not None:
+                out[t] = self.shell_Jq[net.interaction_shell[k]]
+        return out
+
+    def _template_src_excluded(self) -> np.ndarray:
+        net = self.network
+        ex = {(a, b, tuple(i)) for a, b, i in zip(net.exclusions.src.tolist(),
+                                                  net.exclusions.dst.tolist(),
+                                                  net.exclusions.image.tolist())}
+        return np.array([(b, a, tuple(-np.array(i))) in ex for a, b, i in zip(
+            net.hops.src.tolist(), net.hops.dst.tolist(), net.hops.image.tolist())], dtype=np.uint8)
+
+    @staticmethod
+    def barrier(kra: np.ndarray, dE: np.ndarray) -> np.ndarray:
+        """Kinetically resolved barrier ``max(E_KRA + dE/2, dE, 0)``."""
+        return np.maximum(np.maximum(kra + 0.5 * dE, dE), 0.0)
+
+    def engine_spec(self, occ: np.ndarray, temperature_K: float) -> tuple[dict, bool]:
+        """Static arrays of the engine for this occupancy pattern of blockers, and whether every
+        rate is a per-template constant (no interactions, translation-invariant site energies)."""
+        net = self.network
+        hc = net.hop_class
+        vec = net.hop_vectors
+        E_site = self.site_energies(occ)
+        beta = 1.0 / (KB_EV_K * temperature_K)
+        t_dE = self._template_field_energy()
+        E_unit = self.class_energy[net.unit_class]
+        static = (not self.interacting) and np.array_equal(E_site, np.tile(E_unit, net.n_cells))
+        dE0 = t_dE + E_unit[net.hops.dst] - E_unit[net.hops.src]
+        rate0 = self.nu_class[hc] * np.exp(-beta * self.barrier(self.kra_class[hc], dE0))
+        ex_off, ex_nbr, _ = net.csr(net.exclusions)
+        if self.interacting:
+            in_off, in_nbr, in_t = net.csr(net.interactions)
+            in_Jq = self.shell_Jq[net.interaction_shell[in_t]]
+        else:
+            in_off, in_nbr, in_Jq = np.zeros(net.n_sites + 1, np.int64), np.zeros(0, np.int32), \
+                np.zeros(0, np.int64)
+        spec = net.events()
+        spec.update(
+            ev_mid=np.zeros(0, np.int32), mid_off=np.zeros(net.n_sites + 1, np.int64),
+            mid_ev=np.zeros(0, np.int32), mid_src=np.zeros(0, np.int32),
+            ex_off=ex_off, ex_nbr=ex_nbr, in_off=in_off, in_nbr=in_nbr,
+            in_Jq=np.ascontiguousarray(in_Jq, dtype=np.int64),
+            t_vec1=np.ascontiguousarray(vec), t_vec2=np.zeros_like(vec),
+            t_len1sq=np.einsum("ij,ij->i", vec, vec), t_len2sq=np.zeros(len(vec)),
+            t_kra=self.kra_class[hc], t_nu=self.nu_class[hc], t_dE=t_dE,
+            t_Jq=self._template_pair_Jq(), t_srcex=self._template_src_excluded(),
+            t_rate0=rate0, E_site=E_site, site_class=net.site_class.astype(np.int32),
+        )
+        return spec, bool(static)
+
+    # ------------------------------------------------------------------ numpy reference
+    def reference_rates(self, occ: np.ndarray, temperature_K: float) -> np.ndarray:
+        """Every event rate computed from scratch with numpy (independent of the engine)."""
+        net = self.network
+        beta = 1.0 / (KB_EV_K * temperature_K)
+        ev = net.events()
+        src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+        dst = ev["ev_dst"].astype(np.int64)
+        t = ev["ev_tmpl"].astype(np.int64)
+        hc = net.hop_class[t]
+        E = self.site_energies(occ)
+        h = self.fields(occ)
+        Jsd = self._template_pair_Jq()[t] * QUANTUM_EV
+        dE = E[dst] - E[src] + self._template_field_energy()[t] + h[dst] - h[src] - Jsd
+        rate = self.nu_class[hc] * np.exp(-beta * self.barrier(self.kra_class[hc], dE))
+        allowed = (occ[src] == ION) & (occ[dst] == EMPTY)
+        if len(net.exclusions):
+            ex_src, ex_dst = net._tile(net.exclusions)
+            count = np.bincount(ex_src, weights=(occ[ex_dst] != EMPTY), minlength=net.n_sites)
+            allowed &= (count[dst] - self._template_src_excluded()[t]) == 0
+        return np.where(allowed, rate, 0.0)
+
+    def fields(self, occ: np.ndarray) -> np.ndarray:
+        """Interaction field (eV) on every site from the mobile ions."""
+        net = self.network
+        h = np.zeros(net.n_sites)
+        if self.interacting:
+            off, nbr, tmpl = net.csr(net.interactions)
+            src = np.repeat(np.arange(net.n_sites), np.diff(off))
+            J = self.shell_Jq[net.interaction_shell[tmpl]] * QUANTUM_EV
+            np.add.at(h, src, J * (occ[nbr] == ION))
+        return h
+
+    def energy(self, occ: np.ndarray) -> float:
+        """Configurational energy (eV) of an occupancy (without the field term)."""
+        on = occ == ION
+        return float(np.sum(self.site_energies(occ)[on]) + 0.5 * np.sum(self.fields(occ)[on]))

@@ -1,0 +1,360 @@
+"""Site networks: the mobile-ion sites of a periodic supercell, the hops between them, hard-core
+exclusions and interaction neighbour shells.
+
+Everything is found once in the unit cell (pymatgen neighbour lists, spglib symmetry classes) as
+*templates* with integer image offsets, then tiled over the supercell with numpy.  Supercell site
+index = ``cell * n_unit + u`` with ``cell = (i * n2 + j) * n3 + k``; events are ordered by source
+site, which is what the engine's CSR layout needs.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from kmc.exceptions import StructureError
+
+_ROUND_A = 2  # hop/shell lengths are grouped at 0.01 Å
+
+
+@dataclass(frozen=True)
+class PairList:
+    """Unit-cell pairs ``u -> v`` with the image of v's cell relative to u's, and their length."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    image: np.ndarray
+    length: np.ndarray
+
+    @staticmethod
+    def empty() -> "PairList":
+        z = np.zeros(0, dtype=np.int64)
+        return PairList(z, z, np.zeros((0, 3), dtype=np.int64), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def _neighbour_pairs(frac: np.ndarray, lattice: np.ndarray, r_max: float) -> PairList:
+    """All ordered pairs of unit-cell sites (including periodic images) with 0 < d <= r_max."""
+    if r_max <= 0 or len(frac) == 0:
+        return PairList.empty()
+    s = Structure(lattice, ["H"] * len(frac), frac)
+    ci, pi, images, dist = s.get_neighbor_list(r_max + 1e-6)
+    keep = dist > 1e-6
+    ci, pi, images, dist = ci[keep], pi[keep], np.rint(images[keep]).astype(np.int64), dist[keep]
+    order = np.lexsort((images[:, 2], images[:, 1], images[:, 0], pi, ci))
+    return PairList(ci[order].astype(np.int64), pi[order].astype(np.int64), images[order], dist[order])
+
+
+def periodic_components(n: int, src: np.ndarray, dst: np.ndarray, image: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of a periodic graph and the periodic dimensionality of each.
+
+    The dimensionality of a component is the rank of the lattice spanned by its cycle translations
+    (0: finite cluster, 1: chains, 2: layers, 3: a 3D network).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n,)
+    dims : ndarray of int, shape (n_components,)
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
+    n_comp, labels = connected_components(graph, directed=False)
+    # unwrapped image of every node along a BFS tree; every non-tree edge closes a cycle
+    adj: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
+    for a, b, img in zip(src.tolist(), dst.tolist(), image.tolist()):
+        adj[a].append((b, img))
+    pos = np.zeros((n, 3), dtype=np.int64)
+    seen = np.zeros(n, dtype=bool)
+    for root in range(n):
+        if seen[root]:
+            continue
+        seen[root] = True
+        queue = deque([root])
+        while queue:
+            a = queue.popleft()
+            for b, img in adj[a]:
+                if not seen[b]:
+                    seen[b] = True
+                    pos[b] = pos[a] + img
+                    queue.append(b)
+    cycles = pos[src] + image - pos[dst]
+    dims = np.zeros(n_comp, dtype=np.int64)
+    for c in range(n_comp):
+        vecs = cycles[labels[src] == c]
+        vecs = vecs[np.any(vecs != 0, axis=1)]
+        dims[c] = np.linalg.matrix_rank(vecs.astype(float)) if len(vecs) else 0
+    return labels, dims
+
+
+def _symmetry_classes(structure: Structure, mobile_idx: np.ndarray, symprec: float) -> list[str]:
+    """Names of the symmetry-equivalence class (Wyckoff orbit) of each mobile site."""
+    try:
+        sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
+        orbit_of = {}
+        for k, (idx, wy) in enumerate(zip(sym.equivalent_indices, sym.wyckoff_symbols)):
+            for i in idx:
+                orbit_of[i] = (k, wy)
+        keys = [orbit_of[i] for i in mobile_idx]
+    except Exception:  # spglib cannot treat some disordered cells: fall back to one class per species
+        keys = [(0, "")] * len(mobile_idx)
+    names: dict[tuple[int, str], str] = {}
+    for k in keys:
+        if k not in names:
+            names[k] = f"{len(names) + 1}{'_' + k[1] if k[1] else ''}"
+    return [names[k] for k in keys]
+
+
+@dataclass
+class SiteNetwork:
+    """Mobile-ion sites of a periodic supercell with hops, exclusions and interaction shells.
+
+    Build it with :meth:`from_structure`, :meth:`from_atoms` or :func:`kmc.lattices` helpers; the
+    arrays are read-only in spirit (the engine takes them as they are).
+    """
+
+    species: str
+    unit_lattice: np.ndarray               # (3, 3) rows are lattice vectors, Å
+    unit_frac: np.ndarray                  # (n_unit, 3) fractional coordinates of mobile sites
+    unit_class: np.ndarray                 # (n_unit,) site-class index
+    class_names: list[str]
+    unit_occupancy: np.ndarray             # (n_unit,) mobile-species occupancy from the structure
+    supercell: tuple[int, int, int]
+    hops: PairList                         # hop templates
+    hop_class: np.ndarray                  # (n_templates,) hop-class index
+    hop_class_names: list[str]
+    hop_class_lengths: np.ndarray
+    exclusions: PairList
+    interactions: PairList
+    shell_lengths: np.ndarray              # distinct interaction distances (Å)
+    interaction_shell: np.ndarray          # (n_int_pairs,) shell index
+    structure: Structure | None = None     # unit cell with framework atoms, when known
+    dimensionality: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supercell = tuple(int(x) for x in self.supercell)
+        self._check_supercell()
+        _, dims = periodic_components(len(self.unit_frac), self.hops.src, self.hops.dst,
+                                      self.hops.image)
+        self.dimensionality = int(dims.max()) if len(dims) else 0
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_structure(
+        cls,
+        structure: Structure,
+        mobile: str = "Li",
+        supercell: tuple[int, int, int] = (1, 1, 1),
+        hop_cutoff_A: float = 3.0,
+        exclusion_distance_A: float = 0.0,
+        interaction_cutoff_A: float = 0.0,
+        site_labels: list[str] | None = None,
+        symprec: float = 0.01,
+    ) -> "SiteNetwork":
+        """Build the network of the sites of species ``mobile`` (partly occupied sites included).
+
+        Parameters
+        ----------
+        structure : pymatgen.core.Structure
+            Unit cell, possibly disordered (partial occupancies are kept as ``unit_occupancy``).
+        mobile : str
+            Element of the mobile ion.
+        supercell : 3 ints
+            Repetitions of the unit cell.
+        hop_cutoff_A : float
+            Sites closer than this are joined by a hop.
+        exclusion_distance_A : float
+            Sites closer than this cannot both be occupied (hard-core exclusion).
+        interaction_cutoff_A : float
+            Range of the pair-interaction neighbour shells.
+        site_labels : list of str, optional
+            Site-class name of each mobile site in structure order; by default the symmetry orbits
+            found by spglib.
+        """
+        mobile_idx = np.array([i for i, site in enumerate(structure)
+                               if any(el.symbol == mobile for el in site.species.elements)],
+                              dtype=np.int64)
+        if len(mobile_idx) == 0:
+            raise StructureError(f"the structure {structure.composition.reduced_formula} has no "
+                                 f"{mobile} sites; set the mobile species to one it contains.")
+        frac = np.mod(structure.frac_coords[mobile_idx], 1.0)
+        occupancy = np.array([structure[i].species.get_el_amt_dict().get(mobile, 0.0)
+                              for i in mobile_idx])
+        if site_labels is None:
+            names = _symmetry_classes(structure, mobile_idx, symprec)
+            names = [f"{mobile}{n}" for n in names]
+        else:
+            if len(site_labels) != len(mobile_idx):
+                raise StructureError("site_labels must name every mobile site of the structure.")
+            names = list(site_labels)
+        class_names = list(dict.fromkeys(names))
+        unit_class = np.array([class_names.index(n) for n in names], dtype=np.int64)
+        lattice = np.array(structure.lattice.matrix)
+
+        hops = _neighbour_pairs(frac, lattice, hop_cutoff_A)
+        if len(hops) == 0:
+            raise StructureError(f"no two {mobile} sites are within the hop cutoff of "
+                                 f"{hop_cutoff_A} Å; raise hop_cutoff_A.")
+        key = [(min(unit_class[a], unit_class[b]), max(unit_class[a], unit_class[b]),
+                round(float(d), _ROUND_A)) for a, b, d in zip(hops.src, hops.dst, hops.length)]
+        hop_keys = sorted(set(key), key=lambda k: (k[2], k[0], k[1]))
+        hop_class = np.array([hop_keys.index(k) for k in key], dtype=np.int64)
+        hop_class_names = [f"{class_names[a]}-{class_names[b]}@{d:.2f}" for a, b, d in hop_keys]
+        hop_class_lengths = np.array([k[2] for k in hop_keys])
+
+        excl = _neighbour_pairs(frac, lattice, exclusion_distance_A - 1e-6) \
+            if exclusion_distance_A > 0 else PairList.empty()
+        inter = _neighbour_pairs(frac, lattice, interaction_cutoff_A)
+        rounded = np.round(inter.length, _ROUND_A)
+        shells = np.unique(rounded)
+        shell = np.searchsorted(shells, rounded)
+        return cls(mobile, lattice, frac, unit_class, class_names, occupancy, tuple(supercell),
+                   hops, hop_class, hop_class_names, hop_class_lengths, excl, inter, shells,
+                   shell.astype(np.int64), structure)
+
+    @classmethod
+    def from_atoms(cls, atoms, mobile: str = "Li", **kwargs) -> "SiteNetwork":
+        """Build from an ASE ``Atoms`` object (see :meth:`from_structure` for the arguments)."""
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return cls.from_structure(AseAtomsAdaptor.get_structure(atoms), mobile, **kwargs)
+
+    def _check_supercell(self) -> None:
+        if len(self.supercell) != 3 or min(self.supercell) < 1:
+            raise StructureError(f"supercell must be three positive integers, got {self.supercell}.")
+        n = np.array(self.supercell)
+        for name, pairs in (("hop", self.hops), ("exclusion", self.exclusions),
+                            ("interaction", self.interactions)):
+            if len(pairs) == 0:
+                continue
+            self_image = (pairs.src == pairs.dst) & np.all(pairs.image % n == 0, axis=1)
+            if self_image.any():
+                axis = int(np.argmax(np.any(pairs.image[self_image] % n != pairs.image[self_image],
+                                            axis=0)))
+                raise StructureError(
+                    f"the supercell {self.supercell} is so small that a {name} pair joins a site to "
+                    f"its own periodic image; use more repetitions (at least "
+                    f"{int(np.abs(pairs.image[self_image]).max()) + 1}) along axis {axis}.")
+
+    # ------------------------------------------------------------------ supercell geometry
+    @property
+    def n_unit(self) -> int:
+        return len(self.unit_frac)
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod(self.supercell))
+
+    @property
+    def n_sites(self) -> int:
+        return self.n_cells * self.n_unit
+
+    @property
+    def lattice(self) -> np.ndarray:
+        """Supercell lattice vectors (rows), Å."""
+        return self.unit_lattice * np.array(self.supercell)[:, None]
+
+    @property
+    def volume_A3(self) -> float:
+        return float(abs(np.linalg.det(self.lattice)))
+
+    @cached_property
+    def _cells(self) -> np.ndarray:
+        n1, n2, n3 = self.supercell
+        return np.stack(np.meshgrid(np.arange(n1), np.arange(n2), np.arange(n3), indexing="ij"),
+                        axis=-1).reshape(-1, 3)
+
+    def _cell_index(self, ijk: np.ndarray) -> np.ndarray:
+        n1, n2, n3 = self.supercell
+        return (ijk[..., 0] * n2 + ijk[..., 1]) * n3 + ijk[..., 2]
+
+    def _tile(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
+        """Supercell (src, dst) site indices of unit-cell pairs, cell-major, src-sorted."""
+        n = np.array(self.supercell)
+        cells = self._cells
+        c = np.arange(self.n_cells)[:, None]
+        dcell = self._cell_index((cells[:, None, :] + pairs.image[None, :, :]) % n)
+        src = c * self.n_unit + pairs.src[None, :]
+        dst = dcell * self.n_unit + pairs.dst[None, :]
+        return src.ravel(), dst.ravel()
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """Cartesian positions (Å) of every supercell site, shape (n_sites, 3)."""
+        frac = (self._cells[:, None, :] + self.unit_frac[None, :, :]).reshape(-1, 3)
+        return frac @ self.unit_lattice
+
+    @cached_property
+    def site_class(self) -> np.ndarray:
+        return np.tile(self.unit_class, self.n_cells)
+
+    @cached_property
+    def hop_vectors(self) -> np.ndarray:
+        """Cartesian vector of each hop template (Å)."""
+        h = self.hops
+        return (self.unit_frac[h.dst] + h.image - self.unit_frac[h.src]) @ self.unit_lattice
+
+    @cached_property
+    def reverse_template(self) -> np.ndarray:
+        """Index of the template of the reverse hop (v -> u with the opposite image)."""
+        h = self.hops
+        index = {(a, b, tuple(i)): t for t, (a, b, i) in
+                 enumerate(zip(h.src.tolist(), h.dst.tolist(), h.image.tolist()))}
+        try:
+            return np.array([index[(b, a, tuple(-np.array(i)))] for a, b, i in
+                             zip(h.src.tolist(), h.dst.tolist(), h.image.tolist())], dtype=np.int64)
+        except KeyError as exc:  # cannot happen for a distance cutoff; guards explicit pair lists
+            raise StructureError("every hop needs its reverse hop in the network; add the missing "
+                                 "reverse pairs.") from exc
+
+    def csr(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Supercell CSR ``(offsets, neighbours, template)`` of a unit-cell pair list."""
+        src, dst = self._tile(pairs)
+        counts = np.bincount(src, minlength=self.n_sites)
+        off = np.zeros(self.n_sites + 1, dtype=np.int64)
+        np.cumsum(counts, out=off[1:])
+        tmpl = np.tile(np.arange(len(pairs)), self.n_cells)
+        return off, dst.astype(np.int32), tmpl.astype(np.int64)
+
+    def events(self) -> dict[str, np.ndarray]:
+        """Event catalogue of the supercell: CSR by source, destination, reverse and template."""
+        off, dst, tmpl = self.csr(self.hops)
+        n_t = len(self.hops)
+        n = np.array(self.supercell)
+        dcell = self._cell_index((self._cells[:, None, :] + self.hops.image[None, :, :]) % n)
+        rev = (dcell * n_t + self.reverse_template[None, :]).ravel()
+        return {"out_off": off, "ev_dst": dst, "ev_rev": rev.astype(np.int32),
+                "ev_tmpl": tmpl.astype(np.int32)}
+
+    # ------------------------------------------------------------------ analysis
+    def components(self, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Connected clusters of the supercell network (optionally without ``blocked`` sites) and
+        the periodic dimensionality of each, with images counted in supercells."""
+        src, dst = self._tile(self.hops)
+        n = np.array(self.supercell)
+        raw = self._cells[:, None, :] + self.hops.image[None, :, :]
+        image = np.floor_divide(raw, n).reshape(-1, 3)
+        keep = np.ones(len(src), dtype=bool)
+        if blocked is not None:
+            keep = ~blocked[src] & ~blocked[dst]
+        return periodic_components(self.n_sites, src[keep], dst[keep], image[keep])
+
+    def summary(self) -> dict:
+        """Sites per class, hops per class with lengths, exclusions and dimensionality (unit cell)."""
+        sites = {name: int(np.sum(self.unit_class == k)) for k, name in enumerate(self.class_names)}
+        hops = {name: {"length_A": float(self.hop_class_lengths[k]),
+                       "per_cell": int(np.sum(self.hop_class == k))}
+                for k, name in enumerate(self.hop_class_names)}
+        return {"sites_per_class": sites, "hops_per_class": hops,
+                "exclusion_pairs_per_cell": len(self.exclusions) // 2,
+                "interaction_shells_A": [float(x) for x in self.shell_lengths],
+                "dimensionality": self.dimensionality}
