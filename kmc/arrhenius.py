@@ -76,8 +76,11 @@ class ArrheniusFit:
     non_arrhenius : bool
         True when the curvature test rejects a single straight line at the 1 % level.
     non_arrhenius_detail : dict
-        Test name, curvature coefficient, its error and p-value, best kink temperature with the
-        activation energies below and above it, and a one-line ``explanation``.
+        ``test``, ``alpha``, ``n_temperatures``, ``curvature_eV2`` (coefficient ``c`` of
+        ``(1/kT)^2``) with ``curvature_err_eV2`` and ``curvature_p_value``, ``kink_T_K`` with
+        ``Ea_below_kink_eV``/``Ea_above_kink_eV`` and their errors (conditional on the kink
+        position), ``kink_ln_y`` (the two-segment fit's ``ln y``, or ``ln(y T)`` if
+        ``times_T``, at the kink), ``Ea_bootstrap_err_eV`` and a one-line ``explanation``.
     Ea_bootstrap_err_eV : float
         Bootstrap standard deviation of ``Ea`` (NaN unless ``n_bootstrap > 0``).
     n_bootstrap : int
@@ -390,7 +393,7 @@ def _wls(X: np.ndarray, z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _non_arrhenius_check(
-    x: np.ndarray, z: np.ndarray, w: np.ndarray, line: _Line
+    x: np.ndarray, z: np.ndarray, w: np.ndarray, line: _Line, errors_known: bool
 ) -> tuple[bool, dict[str, Any]]:
     """Curvature F-test plus a continuous two-segment (hinge) fit."""
     test = (
@@ -408,6 +411,9 @@ def _non_arrhenius_check(
         "kink_T_K": math.nan,
         "Ea_below_kink_eV": math.nan,
         "Ea_above_kink_eV": math.nan,
+        "Ea_below_kink_err_eV": math.nan,
+        "Ea_above_kink_err_eV": math.nan,
+        "kink_ln_y": math.nan,
         "explanation": "",
     }
     n = x.size
@@ -452,7 +458,17 @@ def _non_arrhenius_check(
     Atb = np.einsum("kni,n->ki", A, b)
     coefs = np.linalg.solve(AtA, Atb[..., None])[..., 0]
     res = b[None, :] - np.einsum("kni,ki->kn", A, coefs)
-    k = int(np.argmin(np.einsum("kn,kn->k", res, res)))
+    chi2_h = np.einsum("kn,kn->k", res, res)
+    k = int(np.argmin(chi2_h))
+    # Segment errors are conditional on the kink position (its own uncertainty is not included)
+    # and scaled like the main fit: max(1, chi2/dof) with y_err, chi2/dof without.
+    red = chi2_h[k] / dof_q
+    hscale = max(1.0, red) if errors_known else red
+    hcov = np.linalg.inv(AtA[k]) * hscale
+    detail["Ea_above_kink_err_eV"] = math.sqrt(max(hcov[1, 1], 0.0)) / sx
+    detail["Ea_below_kink_err_eV"] = (
+        math.sqrt(max(hcov[1, 1] + hcov[2, 2] + 2.0 * hcov[1, 2], 0.0)) / sx
+    )
     xk = line.x_bar + grid[k] * sx
     Ea_above = -coefs[k, 1] / sx  # high T side: x < x_k
     Ea_below = -(coefs[k, 1] + coefs[k, 2]) / sx  # low T side: x > x_k
@@ -460,6 +476,7 @@ def _non_arrhenius_check(
     detail["kink_T_K"] = float(T_k)
     detail["Ea_below_kink_eV"] = float(Ea_below)
     detail["Ea_above_kink_eV"] = float(Ea_above)
+    detail["kink_ln_y"] = float(coefs[k, 0] + coefs[k, 1] * grid[k])  # hinge term is 0 there
 
     if flagged:
         detail["explanation"] = (
@@ -575,7 +592,7 @@ def fit_arrhenius(
     lnA_err = math.sqrt(cov[0, 0]) if math.isfinite(cov[0, 0]) else math.nan
     A = math.exp(line.ln_A)
 
-    flagged, detail = _non_arrhenius_check(x, z, w, line)
+    flagged, detail = _non_arrhenius_check(x, z, w, line, errors_known=s is not None)
 
     Ea_boot, n_used, method = math.nan, 0, ""
     if n_bootstrap > 0:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .arrhenius import ArrheniusFit
+from .arrhenius import KB_EV_K, ArrheniusFit
 
 __all__ = ["plot_arrhenius", "plot_msd"]
 
@@ -31,7 +31,7 @@ _BASIS_LABELS = {
     "sigma": (r"$\sigma$", "S/cm"),
 }
 # Candidate tick temperatures (K) for the secondary top axis.
-_NICE_T = (100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800, 1000, 1200, 1500, 2000, 3000)
+_NICE_T = (100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1500, 2000, 3000)
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -81,8 +81,11 @@ def _normalise_fits(fits_or_points: Any, label: str | None) -> list[tuple[str, A
         for i, item in enumerate(fits_or_points):
             if isinstance(item, ArrheniusFit):
                 items.append((f"{item.basis.replace('_', ' ')} {i + 1}", item))
-            else:
+            elif isinstance(item, Sequence) and not isinstance(item, str):
                 items.append(tuple(item))
+            else:
+                items = []
+                break
     else:
         items = []
     if not items or not all(
@@ -106,6 +109,29 @@ def _safe_inv1000(v: np.ndarray) -> np.ndarray:
         return np.where(v > 0, 1000.0 / np.where(v > 0, v, 1.0), np.inf)
 
 
+def _draw_kink(ax: Axes, fit: ArrheniusFit, colour: Any) -> None:
+    """Dotted two-segment fit of a flagged fit, with a tick at the kink temperature."""
+    d = fit.non_arrhenius_detail
+    Tk, zk = d.get("kink_T_K", np.nan), d.get("kink_ln_y", np.nan)
+    if not (np.isfinite(Tk) and np.isfinite(zk)):
+        return
+    t_lo, t_hi = fit.T_range_K
+    xk = 1.0 / (KB_EV_K * Tk)
+    for T_end, Ea in ((t_lo, d["Ea_below_kink_eV"]), (t_hi, d["Ea_above_kink_eV"])):
+        Tg = _inv_T_grid(Tk, T_end, 50)
+        z = zk - Ea * (1.0 / (KB_EV_K * Tg) - xk)
+        y = np.exp(z) / Tg if fit.times_T else np.exp(z)
+        ax.plot(1000.0 / Tg, y, ":", color=colour, lw=1.6, zorder=2)
+    yk = np.exp(zk) / Tk if fit.times_T else np.exp(zk)
+    ax.plot([1000.0 / Tk], [yk], marker="|", ms=14, mew=1.6, color=colour, ls="none", zorder=4)
+    ax.annotate(
+        f"kink {Tk:.0f} K: $E_a$ = {d['Ea_below_kink_eV']:.2f} eV below,\n"
+        f"{d['Ea_above_kink_eV']:.2f} eV above",
+        (1000.0 / Tk, yk), xytext=(8, 10), textcoords="offset points", fontsize="small",
+        color=colour,
+    )
+
+
 def plot_arrhenius(
     fits_or_points: ArrheniusFit | Sequence[tuple[str, ArrheniusFit]] | Mapping[str, ArrheniusFit],
     path: str | Path | None = None,
@@ -121,8 +147,9 @@ def plot_arrhenius(
     positive on a log axis). The band is the confidence interval of the fitted mean at the fit's
     ``level`` (:meth:`ArrheniusFit.interval`). When 300 K lies outside the fitted range the line
     and band are extended (dashed, lighter) to ``1000/300`` and the extrapolated value is marked
-    with its interval. A top axis shows T in K. For ``times_T`` fits the quantity ``y`` itself
-    (e.g. sigma) is plotted, so its line curves slightly.
+    with its interval. Fits flagged ``non_arrhenius`` also get their two-segment fit (dotted)
+    with the kink marked and annotated. A top axis shows T in K. For ``times_T`` fits the
+    quantity ``y`` itself (e.g. sigma) is plotted, so its line curves slightly.
 
     Parameters
     ----------
@@ -150,7 +177,7 @@ def plot_arrhenius(
     colours = colormaps["tab10"]
     level = items[0][1].level
     x_all: list[float] = []
-    extrapolated = False
+    extrapolated = kinked = False
 
     for k, (lab, fit) in enumerate(items):
         c = colours(k % 10)
@@ -173,6 +200,10 @@ def plot_arrhenius(
         ax.plot(1000.0 / Tg, fit.predict(Tg), "-", color=c, lw=1.6, label=name, zorder=2)
         ax.fill_between(1000.0 / Tg, lo, hi, color=c, alpha=0.22, lw=0, zorder=1)
 
+        if fit.non_arrhenius:
+            _draw_kink(ax, fit, c)
+            kinked = True
+
         if not t_lo <= 300.0 <= t_hi:
             extrapolated = True
             edge = t_lo if 300.0 < t_lo else t_hi
@@ -189,7 +220,7 @@ def plot_arrhenius(
             ax.errorbar(
                 [1000.0 / 300.0], [y300], yerr=err300, fmt="D", mfc="white", mec=c, color=c,
                 ms=6, capsize=4, lw=1.2, zorder=4,
-                label=f"300 K: {y300:.2g} [{l300:.2g}, {h300:.2g}]{_unit_text(fit.basis)}",
+                label=f"300 K: {y300:#.2g} [{l300:#.2g}, {h300:#.2g}]{_unit_text(fit.basis)}",
             )
 
     ax.set_yscale("log")
@@ -208,6 +239,9 @@ def plot_arrhenius(
     if extrapolated:
         handles.append(Line2D([], [], color="0.3", ls="--", lw=1.3))
         labels.append("extrapolation")
+    if kinked:
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=1.6, marker="|", ms=8))
+        labels.append("two-segment fit | kink")
     ax.legend(handles, labels, fontsize="small", framealpha=0.9, loc="best")
 
     top = ax.secondary_xaxis("top", functions=(_safe_inv1000, _safe_inv1000))
@@ -263,7 +297,7 @@ def plot_msd(
     temps = sorted({float(c["temperature_K"]) for c in curves})
     cmap = colormaps["plasma"]
     colour = {
-        T: cmap(0.1 + 0.75 * (i / (len(temps) - 1) if len(temps) > 1 else 0.0))
+        T: cmap(0.05 + 0.75 * (i / (len(temps) - 1) if len(temps) > 1 else 0.0))
         for i, T in enumerate(temps)
     }
 

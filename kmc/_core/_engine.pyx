@@ -190,6 +190,11 @@ cdef class Engine:
         cdef Py_ssize_t e
         if self.occ[s] != 1:
             return 0.0
+        if self.static and not self.has_mid and not self.has_ex:
+            # constant rates: a branch-free sum over the empty destinations
+            for e in range(self.out_off[s], self.out_off[s + 1]):
+                tot += self.t_rate0[self.ev_tmpl[e]] * (self.occ[self.ev_dst[e]] == 0)
+            return tot
         for e in range(self.out_off[s], self.out_off[s + 1]):
             tot += self._rate(e, s)
         return tot
@@ -401,6 +406,16 @@ cdef class Engine:
     @property
     def site_totals(self):
         return np.asarray(self.tree.tree)[self.tree.cap:self.tree.cap + self.n_sites].copy()
+
+    @property
+    def nbytes(self):
+        """Bytes held by every array the engine uses (static spec, state, derived, sum tree)."""
+        total = sum(np.asarray(a).nbytes for a in self.spec.values())
+        total += sum(np.asarray(a).nbytes for a in self.state.values())
+        total += self._hq_array.nbytes + self._excnt_array.nbytes
+        total += np.asarray(self.tree.tree).nbytes + np.asarray(self.dirty).nbytes
+        total += np.asarray(self.is_dirty).nbytes
+        return int(total)
 
     def __reduce__(self):
         # the derived arrays are rebuilt exactly from occ; the bit generator pickles its state

@@ -34,13 +34,14 @@ cdef class SumTree:
         # Rounding can leave u at or beyond a subtree's sum: never step into an empty subtree.
         cdef Py_ssize_t j = 1
         cdef double left
+        cdef bint right
+        cdef double* t = &self.tree[0]
         while j < self.cap:
-            left = self.tree[2 * j]
-            if u < left or self.tree[2 * j + 1] <= 0.0:
-                j = 2 * j
-            else:
-                u -= left
-                j = 2 * j + 1
+            left = t[2 * j]
+            # branch-free descent: the direction is data, not a (mispredicted) branch
+            right = (u >= left) & (t[2 * j + 1] > 0.0)
+            u -= left * right
+            j = 2 * j + right
         rem[0] = u
         return j - self.cap
 

@@ -1,0 +1,277 @@
+"""Simulation configuration: TOML <-> frozen dataclasses.
+
+Unknown keys are errors (with the closest valid key suggested), every number is checked for type,
+finiteness and range at the boundary, and :meth:`Config.to_dict` gives back plain data that is saved
+with every result.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kmc.exceptions import ConfigError
+from kmc.lattices import LATTICES
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(sorted(valid))}."
+
+
+def _number(where: str, value: Any, *, integer: bool = False, positive: bool = False,
+            nonneg: bool = False) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where} must be {kind}, got {value!r}; write it without quotes.")
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
+        raise ConfigError(f"{where} must be a whole number, got {value!r}.")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}.")
+    if positive and not value > 0:
+        raise ConfigError(f"{where} must be greater than zero, got {value!r}.")
+    if nonneg and value < 0:
+        raise ConfigError(f"{where} must not be negative, got {value!r}.")
+    return int(value) if integer else float(value)
+
+
+def _check_keys(where: str, table: Any, allowed: list[str]) -> dict:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{where}] must be a table of keys, got {table!r}.")
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in [{where}]; {_suggest(key, allowed)}")
+    return table
+
+
+@dataclass(frozen=True)
+class LatticeConfig:
+    """Which sites: a teaching lattice (``builtin``) and its supercell."""
+
+    builtin: str = "sc"
+    supercell: tuple[int, int, int] = (8, 8, 8)
+    lattice_constant_A: float = 1.0
+    mobile: str = "Li"
+    site_labels: tuple[str, ...] | None = None
+    hop_cutoff_A: float | None = None
+    exclusion_distance_A: float = 0.0
+    interaction_cutoff_A: float | None = None
+
+    @classmethod
+    def parse(cls, t: dict) -> "LatticeConfig":
+        t = _check_keys("lattice", t, [f.name for f in fields(cls)])
+        kw: dict[str, Any] = {}
+        if "builtin" in t:
+            if t["builtin"] not in LATTICES:
+                raise ConfigError(f"[lattice] builtin = {t['builtin']!r} is not known; "
+                                  f"{_suggest(str(t['builtin']), list(LATTICES))}")
+            kw["builtin"] = t["builtin"]
+        if "supercell" in t:
+            sc = t["supercell"]
+            if not isinstance(sc, list) or len(sc) != 3:
+                raise ConfigError("[lattice] supercell must be a list of three integers, e.g. "
+                                  "[8, 8, 8].")
+            kw["supercell"] = tuple(_number("[lattice] supercell", x, integer=True, positive=True)
+                                    for x in sc)
+        for key in ("lattice_constant_A", "hop_cutoff_A", "interaction_cutoff_A"):
+            if key in t:
+                kw[key] = _number(f"[lattice] {key}", t[key], positive=True)
+        if "exclusion_distance_A" in t:
+            kw["exclusion_distance_A"] = _number("[lattice] exclusion_distance_A",
+                                                 t["exclusion_distance_A"], nonneg=True)
+        if "mobile" in t:
+            if not isinstance(t["mobile"], str):
+                raise ConfigError("[lattice] mobile must be an element symbol such as \"Li\".")
+            kw["mobile"] = t["mobile"]
+        if "site_labels" in t:
+            labels = t["site_labels"]
+            if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                raise ConfigError("[lattice] site_labels must be a list of strings, one per site "
+                                  "of the unit cell.")
+            kw["site_labels"] = tuple(labels)
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class OccupancyConfig:
+    """How many mobile ions: exactly one of ``vacancies``, ``ions`` or ``filling``."""
+
+    vacancies: int | None = None
+    ions: int | None = None
+    filling: float | None = None
+
+    @classmethod
+    def parse(cls, t: dict) -> "OccupancyConfig":
+        t = _check_keys("occupancy", t, [f.name for f in fields(cls)])
+        given = [k for k in ("vacancies", "ions", "filling") if k in t]
+        if len(given) != 1:
+            raise ConfigError("[occupancy] needs exactly one of vacancies = N, ions = N or "
+                              f"filling = 0..1 (got {', '.join(given) or 'none'}).")
+        key = given[0]
+        if key == "filling":
+            c = _number("[occupancy] filling", t[key])
+            if not 0.0 <= c <= 1.0:
+                raise ConfigError(f"[occupancy] filling must lie between 0 and 1, got {c}.")
+            return cls(filling=c)
+        return cls(**{key: _number(f"[occupancy] {key}", t[key], integer=True, nonneg=True)})
+
+    def n_ions(self, n_sites: int) -> int:
+        """Number of mobile ions on a lattice of ``n_sites`` free sites."""
+        if self.vacancies is not None:
+            n = n_sites - self.vacancies
+        elif self.ions is not None:
+            n = self.ions
+        else:
+            n = int(round(self.filling * n_sites))
+        if not 0 < n <= n_sites:
+            raise ConfigError(f"the occupancy gives {n} ions on {n_sites} sites; choose between 1 "
+                              f"and {n_sites} ions (or 0..{n_sites - 1} vacancies).")
+        return n
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Energy model: attempt frequency, barriers, site energies, interactions, field."""
+
+    attempt_frequency_THz: float = 10.0
+    barrier_eV: float | dict = 0.25
+    site_energies_eV: dict = field(default_factory=dict)
+    interactions_eV: dict = field(default_factory=dict)
+    field_V_per_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    charge_e: float = 1.0
+
+    @classmethod
+    def parse(cls, t: dict) -> "ModelConfig":
+        t = _check_keys("model", t, [f.name for f in fields(cls)])
+        kw: dict[str, Any] = {}
+        if "attempt_frequency_THz" in t:
+            kw["attempt_frequency_THz"] = _number("[model] attempt_frequency_THz",
+                                                  t["attempt_frequency_THz"], positive=True)
+        if "charge_e" in t:
+            kw["charge_e"] = _number("[model] charge_e", t["charge_e"])
+        if "barrier_eV" in t:
+            b = t["barrier_eV"]
+            if isinstance(b, dict):
+                kw["barrier_eV"] = {str(k): _number(f"[model.barrier_eV] {k}", v)
+                                    for k, v in b.items()}
+            else:
+                kw["barrier_eV"] = _number("[model] barrier_eV", b)
+        if "site_energies_eV" in t:
+            se = _check_keys("model.site_energies_eV", t["site_energies_eV"],
+                             list(t["site_energies_eV"]) if isinstance(t["site_energies_eV"], dict)
+                             else [])
+            kw["site_energies_eV"] = {str(k): _number(f"[model.site_energies_eV] {k}", v)
+                                      for k, v in se.items()}
+        if "interactions_eV" in t:
+            it = _check_keys("model.interactions_eV", t["interactions_eV"],
+                             ["mobile_mobile", "mobile_blocker"])
+            parsed = {}
+            for key, shells in it.items():
+                if not isinstance(shells, list) or not all(
+                        isinstance(s, list) and len(s) == 2 for s in shells):
+                    raise ConfigError(f"[model.interactions_eV] {key} must be a list of "
+                                      f"[r_max_A, J_eV] pairs, e.g. [[1.01, 0.05]].")
+                parsed[key] = [[_number(f"[model.interactions_eV] {key} r_max_A", r, positive=True),
+                                _number(f"[model.interactions_eV] {key} J_eV", j)] for r, j in shells]
+            kw["interactions_eV"] = parsed
+        if "field_V_per_A" in t:
+            f = t["field_V_per_A"]
+            if not isinstance(f, list) or len(f) != 3:
+                raise ConfigError("[model] field_V_per_A must be a list of three numbers "
+                                  "[Ex, Ey, Ez] in V/Å.")
+            kw["field_V_per_A"] = tuple(_number("[model] field_V_per_A", x) for x in f)
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Temperatures, run length, replicas and seed."""
+
+    temperatures_K: tuple[float, ...] = (600.0,)
+    hops_per_ion: float = 200.0
+    equilibration_hops_per_ion: float = 20.0
+    replicas: int = 8
+    seed: int = 0
+    msd_points: int = 20
+    check_rates: bool = False
+
+    @classmethod
+    def parse(cls, t: dict) -> "RunConfig":
+        t = _check_keys("run", t, [f.name for f in fields(cls)])
+        kw: dict[str, Any] = {}
+        if "temperatures_K" in t:
+            temps = t["temperatures_K"]
+            temps = temps if isinstance(temps, list) else [temps]
+            if not temps:
+                raise ConfigError("[run] temperatures_K is empty; give at least one temperature.")
+            kw["temperatures_K"] = tuple(_number("[run] temperatures_K", x, positive=True)
+                                         for x in temps)
+        if "hops_per_ion" in t:
+            kw["hops_per_ion"] = _number("[run] hops_per_ion", t["hops_per_ion"], positive=True)
+        if "equilibration_hops_per_ion" in t:
+            kw["equilibration_hops_per_ion"] = _number("[run] equilibration_hops_per_ion",
+                                                       t["equilibration_hops_per_ion"], nonneg=True)
+        if "replicas" in t:
+            kw["replicas"] = _number("[run] replicas", t["replicas"], integer=True, positive=True)
+        if "seed" in t:
+            kw["seed"] = _number("[run] seed", t["seed"], integer=True, nonneg=True)
+        if "msd_points" in t:
+            kw["msd_points"] = _number("[run] msd_points", t["msd_points"], integer=True,
+                                       positive=True)
+        if "check_rates" in t:
+            if not isinstance(t["check_rates"], bool):
+                raise ConfigError("[run] check_rates must be true or false.")
+            kw["check_rates"] = t["check_rates"]
+        return cls(**kw)
+
+
+SECTIONS = {"lattice": LatticeConfig, "occupancy": OccupancyConfig, "model": ModelConfig,
+            "run": RunConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole simulation: ``[lattice]``, ``[occupancy]``, ``[model]``, ``[run]``."""
+
+    lattice: LatticeConfig = field(default_factory=LatticeConfig)
+    occupancy: OccupancyConfig = field(default_factory=lambda: OccupancyConfig(vacancies=1))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        """Validate a nested dict (as parsed from TOML)."""
+        data = _check_keys("top level", data, list(SECTIONS))
+        if "occupancy" not in data:
+            raise ConfigError("the config has no [occupancy] table; add one with vacancies = N, "
+                              "ions = N or filling = 0..1.")
+        return cls(**{name: SECTIONS[name].parse(data.get(name, {})) for name in SECTIONS})
+
+    @classmethod
+    def from_toml(cls, text: str) -> "Config":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"the config is not valid TOML ({exc}); fix the syntax at that "
+                              f"line.") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Config":
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"no config file at {str(p)!r}; check the path.")
+        return cls.from_toml(p.read_text(encoding="utf-8"))
+
+    def to_dict(self) -> dict:
+        """Plain nested data (JSON/TOML-able), omitting unset optional values."""
+        def clean(x):
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items() if v is not None}
+            if isinstance(x, tuple):
+                return [clean(v) for v in x]
+            return x
+        return clean(asdict(self))

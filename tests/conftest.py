@@ -1,0 +1,25 @@
+"""Shared fixtures: small networks built through the public path."""
+import numpy as np
+import pytest
+
+from kmc.lattices import teaching_lattice
+from kmc.model import RateModel
+from kmc.network import SiteNetwork
+
+
+def lattice_network(name: str, supercell, a: float = 1.0, **kw) -> SiteNetwork:
+    tl = teaching_lattice(name, a)
+    kw.setdefault("hop_cutoff_A", 1.01 * tl.nn_distance_A)
+    kw.setdefault("site_labels", ["site"] * len(tl.structure))
+    return SiteNetwork.from_structure(tl.structure, "Li", supercell, **kw)
+
+
+@pytest.fixture
+def interacting_model():
+    """Simple cubic 6^3 with nn exclusion-free interactions of both signs and two site classes."""
+    tl = teaching_lattice("bcc", 1.0)
+    net = SiteNetwork.from_structure(tl.structure, "Li", (3, 3, 3),
+                                     hop_cutoff_A=1.01 * tl.nn_distance_A,
+                                     interaction_cutoff_A=1.01, site_labels=["A", "B"])
+    return RateModel(net, 1e13, [0.2], site_energy_eV=[0.0, 0.07],
+                     mobile_mobile=[(0.9, 0.04), (1.01, -0.015)], field_V_per_A=(0.01, 0.0, 0.0))

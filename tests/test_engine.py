@@ -1,0 +1,185 @@
+"""Engine invariants: incremental rates equal a full numpy recompute, conservation laws,
+detailed balance, reproducibility and bit-exact checkpoint/restore."""
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymatgen.core import Lattice, Structure
+
+from kmc.exceptions import NoEventsError
+from kmc.model import BLOCKER, ION, KB_EV_K, RateModel
+from kmc.network import SiteNetwork
+from kmc.simulation import Simulation
+
+from conftest import lattice_network
+
+
+def test_incremental_rates_equal_full_recompute(interacting_model):
+    sim = Simulation(interacting_model, 500.0, n_ions=20, seed=3)
+    for _ in range(400):
+        sim.run(1)
+        sim.check_rates()
+
+
+def test_incremental_rates_with_exclusions_blockers_and_site_disorder():
+    net = lattice_network("fcc", (3, 3, 3), exclusion_distance_A=0.75, interaction_cutoff_A=1.01)
+    model = RateModel(net, 1e13, 0.3, mobile_mobile=[(1.01, 0.03)],
+                      mobile_blocker=[(0.75, 0.1), (1.01, -0.05)])
+    blocked = np.zeros(net.n_sites, bool)
+    blocked[np.random.default_rng(0).choice(net.n_sites, 6, replace=False)] = True
+    sim = Simulation(model, 700.0, n_ions=8, blocked=blocked, seed=11)
+    assert not sim.engine.static  # blocker interactions make site energies vary
+    for _ in range(300):
+        sim.run(1)
+        sim.check_rates()
+        occ = sim.occupancy
+        assert np.all(occ[blocked] == BLOCKER)
+        # hard-core exclusion: no two occupied sites closer than the exclusion distance
+        off, nbr, _ = net.csr(net.exclusions)
+        for s in np.flatnonzero(occ == ION):
+            assert np.all(occ[nbr[off[s]:off[s + 1]]] == 0)
+
+
+def random_network(draw):
+    n = draw(st.integers(2, 7))
+    a = draw(st.floats(3.0, 5.0))
+    frac = np.array(draw(st.lists(st.tuples(*[st.floats(0, 0.999)] * 3), min_size=n, max_size=n)))
+    s = Structure(Lattice.cubic(a), ["Li"] * n, frac)
+    if np.min(s.distance_matrix + np.eye(n) * 99) < 0.3:
+        return None
+    cutoff = draw(st.floats(2.0, 3.5))
+    excl = draw(st.sampled_from([0.0, 1.2]))
+    try:
+        return SiteNetwork.from_structure(s, "Li", (2, 2, 2), hop_cutoff_A=cutoff,
+                                          exclusion_distance_A=excl, interaction_cutoff_A=3.0,
+                                          site_labels=[f"c{i % 2}" for i in range(n)])
+    except Exception:
+        return None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_networks_keep_invariants(data):
+    net = random_network(data.draw)
+    if net is None:
+        return
+    e = data.draw(st.lists(st.floats(-0.1, 0.1), min_size=2, max_size=2))
+    model = RateModel(net, 1e13, data.draw(st.floats(0.0, 0.4)),
+                      site_energy_eV=np.array(e[:len(net.class_names)]),
+                      mobile_mobile=[(3.0, data.draw(st.floats(-0.05, 0.05)))])
+    n_ions = data.draw(st.integers(1, max(1, net.n_sites // 2)))
+    try:
+        sim = Simulation(model, data.draw(st.floats(200, 2000)), n_ions=n_ions,
+                         seed=data.draw(st.integers(0, 2**32)))
+    except Exception:  # cannot place that many ions under the exclusions
+        return
+    ions_before = np.sort(sim.engine.state["ion_site"].copy())
+    assert len(ions_before) == n_ions
+    t_prev = sim.time
+    for _ in range(60):
+        occ_before = sim.occupancy.copy()
+        try:
+            sim.run(1)
+        except NoEventsError:
+            break
+        assert sim.time > t_prev
+        t_prev = sim.time
+        occ = sim.occupancy
+        st_ = sim.engine.state
+        assert np.sum(occ == ION) == n_ions                       # ion count conserved
+        assert np.array_equal(np.flatnonzero(occ == ION), np.sort(st_["ion_site"]))
+        assert np.array_equal(st_["ion_at"][st_["ion_site"]], np.arange(n_ions))  # identity
+        assert np.sum(occ != occ_before) == 2                     # one hop: one site left, one filled
+        off, nbr, _ = net.csr(net.exclusions)
+        for s in np.flatnonzero(occ == ION):
+            assert np.all(occ[nbr[off[s]:off[s + 1]]] == 0)
+        sim.check_rates()
+
+
+def test_detailed_balance_of_forward_and_backward_rates(interacting_model):
+    """Gamma(a->b) / Gamma(b->a) = exp(-(E_b - E_a)/kT) for every possible hop (field off)."""
+    model = RateModel(interacting_model.network, 1e13, [0.2], site_energy_eV=[0.0, 0.07],
+                      mobile_mobile=[(0.9, 0.04), (1.01, -0.015)])
+    T = 450.0
+    sim = Simulation(model, T, n_ions=25, seed=1)
+    net = model.network
+    ev = net.events()
+    src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+    rates = sim.engine.rates
+    occ = sim.occupancy.copy()
+    checked = 0
+    for e in np.flatnonzero(rates > 0)[:60]:
+        a, b = src[e], ev["ev_dst"][e]
+        after = occ.copy()
+        after[a], after[b] = 0, ION
+        back = model.reference_rates(after, T)[ev["ev_rev"][e]]
+        dE = model.energy(after) - model.energy(occ)
+        assert rates[e] / back == pytest.approx(np.exp(-dE / (KB_EV_K * T)), rel=1e-9)
+        checked += 1
+    assert checked > 20
+
+
+def test_detailed_balance_in_a_field():
+    net = lattice_network("sc", (4, 4, 4))
+    E = 0.02
+    model = RateModel(net, 1e13, 0.3, field_V_per_A=(E, 0.0, 0.0))
+    rates = model.reference_rates(np.where(np.arange(64) == 0, ION, 0).astype(np.int8), 300.0)
+    vec = net.hop_vectors[net.events()["ev_tmpl"][:6]]
+    r = rates[:6]
+    plus, minus = r[np.argmax(vec[:, 0])], r[np.argmin(vec[:, 0])]
+    # forward dE = -qEa, backward +qEa: ratio exp(qEa/kT) (Ea = E_KRA -/+ qEa/2)
+    assert plus / minus == pytest.approx(np.exp(E * 1.0 / (KB_EV_K * 300.0)), rel=1e-12)
+
+
+def test_same_seed_same_trajectory_and_different_seed_differs(interacting_model):
+    a = Simulation(interacting_model, 600.0, n_ions=30, seed=7)
+    b = Simulation(interacting_model, 600.0, n_ions=30, seed=7)
+    c = Simulation(interacting_model, 600.0, n_ions=30, seed=8)
+    for s in (a, b, c):
+        s.run(3000)
+    assert np.array_equal(a.displacements, b.displacements) and a.time == b.time
+    assert not np.array_equal(a.displacements, c.displacements)
+
+
+def test_checkpoint_restore_is_bit_exact(interacting_model):
+    ref = Simulation(interacting_model, 600.0, n_ions=30, seed=9)
+    ref.run(5000)
+    split = Simulation(interacting_model, 600.0, n_ions=30, seed=9)
+    split.run(2000)
+    restored = Simulation.restore(split.checkpoint())
+    del split
+    restored.run(3000)
+    for key in ("occ", "ion_at", "ion_site", "disp", "hops", "sumsq", "clock", "class_t"):
+        assert np.array_equal(ref.engine.state[key], restored.engine.state[key]), key
+    assert np.array_equal(ref.engine.site_totals, restored.engine.site_totals)
+
+
+def test_pickle_keeps_static_flag_and_rng_state():
+    net = lattice_network("square", (6, 6, 1))
+    sim = Simulation(RateModel(net, 1e13, 0.1), 300.0, n_ions=10, seed=1)
+    sim.run(10)
+    clone = pickle.loads(pickle.dumps(sim))
+    assert clone.engine.static and clone.engine.bit_generator.state == sim.engine.bit_generator.state
+
+
+def test_frozen_system_raises_no_events_error():
+    net = lattice_network("sc", (3, 3, 3))
+    full = Simulation(RateModel(net, 1e13, 0.2), 300.0, n_ions=27, seed=0)
+    with pytest.raises(NoEventsError, match="no hop can happen"):
+        full.run(1)
+    # rates underflow to exactly zero at a huge barrier
+    cold = Simulation(RateModel(net, 1e13, 50.0), 1.0, n_ions=5, seed=0)
+    with pytest.raises(NoEventsError):
+        cold.run(1)
+
+
+def test_time_and_hops_advance_only_by_hops():
+    net = lattice_network("sc", (4, 4, 4))
+    sim = Simulation(RateModel(net, 1e13, 0.2), 600.0, n_ions=10, seed=2)
+    sim.run(100)
+    assert sim.total_hops == 100 and sim.engine.state["hops"].sum() == 100
+    now = float(sim.engine.state["clock"][0])
+    assert sim.run(50, t_stop=now) == 0 and sim.engine.state["clock"][0] == now
+    assert sim.run(10**9, t_stop=now + 1e-9) < 10**9  # stops on the clock, not the hop budget

@@ -1,0 +1,57 @@
+"""The sum tree against numpy cumsum/searchsorted on random data."""
+import numpy as np
+import pytest
+
+from kmc._core._sumtree import SumTree
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 1000, 4097])
+def test_select_matches_searchsorted(n):
+    rng = np.random.default_rng(n)
+    w = rng.random(n) * (rng.random(n) < 0.7)  # some zero weights
+    if w.sum() == 0:
+        w[0] = 1.0
+    tree = SumTree(n)
+    for i, x in enumerate(w):
+        tree.update(i, x)
+    cum = np.cumsum(w)
+    assert tree.sum == pytest.approx(cum[-1], rel=1e-13)
+    for u in rng.random(2000) * cum[-1]:
+        leaf, rem = tree.select(u)
+        expect = int(np.searchsorted(cum, u, side="right"))
+        # ties at interval boundaries can differ by rounding only when u sits on a boundary
+        assert leaf == expect or abs(u - cum[min(expect, n - 1)]) < 1e-12
+        assert w[leaf] > 0
+        assert 0 <= rem <= w[leaf] * (1 + 1e-12)
+
+
+def test_updates_and_rebuild_are_identical():
+    rng = np.random.default_rng(5)
+    tree = SumTree(300)
+    for _ in range(5000):
+        tree.update(int(rng.integers(300)), float(rng.random() * (rng.random() < 0.8)))
+    before = tree.nodes()
+    tree.full_rebuild()
+    assert np.array_equal(before, tree.nodes())  # no drift: every node is exactly left + right
+
+
+def test_never_selects_zero_weight_leaf_at_the_top_edge():
+    tree = SumTree(5)
+    for i, x in enumerate([0.1, 0.2, 0.3, 0.0, 0.0]):
+        tree.update(i, x)
+    leaf, _ = tree.select(np.nextafter(tree.sum, 0))
+    assert leaf == 2
+    leaf, _ = tree.select(tree.sum * (1 + 1e-15))  # rounding past the end
+    assert leaf == 2
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError):
+        SumTree(0)
+    tree = SumTree(3)
+    with pytest.raises(IndexError):
+        tree.update(3, 1.0)
+    with pytest.raises(ValueError):
+        tree.update(0, -1.0)
+    with pytest.raises(ValueError):
+        tree.update(0, float("nan"))
