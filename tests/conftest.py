@@ -1,6 +1,11 @@
 """Shared fixtures: small networks built through the public path."""
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# property tests explore a fixed, reproducible set of examples (same on every machine and in CI)
+settings.register_profile("kmc", derandomize=True, print_blob=True)
+settings.load_profile("kmc")
 
 from kmc.lattices import teaching_lattice
 from kmc.model import RateModel

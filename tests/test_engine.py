@@ -59,7 +59,7 @@ def random_network(draw):
         return None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_networks_keep_invariants(data):
     net = random_network(data.draw)
