@@ -64,7 +64,7 @@ class RateModel:
 
     def __post_init__(self) -> None:
         net = self.network
-        n_hc = len(net.hop_class_names)
+        n_hc = len(net.event_class_names)
         self.nu_class = np.broadcast_to(np.asarray(self.attempt_frequency_Hz, float), (n_hc,)).copy()
         self.kra_class = np.broadcast_to(np.asarray(self.barrier_eV, float), (n_hc,)).copy()
         if np.any(~np.isfinite(self.nu_class)) or np.any(self.nu_class <= 0):
@@ -102,31 +102,35 @@ class RateModel:
         return E
 
     def _template_field_energy(self) -> np.ndarray:
-        return -self.charge_e * (self.network.hop_vectors @ self.field)
+        t = self.network.templates
+        return -self.charge_e * ((t.vec1 + t.vec2) @ self.field)
 
     def _template_pair_Jq(self) -> np.ndarray:
-        """Quantized interaction between the two ends of each hop template (0 if out of range)."""
+        """Quantized interaction between the source and destination of each template (0 if out
+        of range): the part of the destination's field that the leaving ion itself makes."""
         net = self.network
-        out = np.zeros(len(net.hops), dtype=np.int64)
+        t = net.templates
+        out = np.zeros(len(t), dtype=np.int64)
         if len(net.interactions) == 0:
             return out
         index = {(a, b, tuple(i)): k for k, (a, b, i) in enumerate(zip(
             net.interactions.src.tolist(), net.interactions.dst.tolist(),
             net.interactions.image.tolist()))}
-        for t, (a, b, i) in enumerate(zip(net.hops.src.tolist(), net.hops.dst.tolist(),
-                                          net.hops.image.tolist())):
-            k = index.get((a, b, tuple(i)))
-            if k is not None:
-                out[t] = self.shell_Jq[net.interaction_shell[k]]
+        for k, (a, b, i) in enumerate(zip(t.src.tolist(), t.dst.tolist(), t.dst_image.tolist())):
+            j = index.get((a, b, tuple(i)))
+            if j is not None:
+                out[k] = self.shell_Jq[net.interaction_shell[j]]
         return out
 
     def _template_src_excluded(self) -> np.ndarray:
+        """1 where the source lies within the exclusion distance of the destination."""
         net = self.network
+        t = net.templates
         ex = {(a, b, tuple(i)) for a, b, i in zip(net.exclusions.src.tolist(),
                                                   net.exclusions.dst.tolist(),
                                                   net.exclusions.image.tolist())}
         return np.array([(b, a, tuple(-np.array(i))) in ex for a, b, i in zip(
-            net.hops.src.tolist(), net.hops.dst.tolist(), net.hops.image.tolist())], dtype=np.uint8)
+            t.src.tolist(), t.dst.tolist(), t.dst_image.tolist())], dtype=np.uint8)
 
     @staticmethod
     def barrier(kra: np.ndarray, dE: np.ndarray) -> np.ndarray:
@@ -137,14 +141,14 @@ class RateModel:
         """Static arrays of the engine for this occupancy pattern of blockers, and whether every
         rate is a per-template constant (no interactions, translation-invariant site energies)."""
         net = self.network
-        hc = net.hop_class
-        vec = net.hop_vectors
+        tp = net.templates
+        hc = tp.klass
         E_site = self.site_energies(occ)
         beta = 1.0 / (KB_EV_K * temperature_K)
         t_dE = self._template_field_energy()
         E_unit = self.class_energy[net.unit_class]
         static = (not self.interacting) and np.array_equal(E_site, np.tile(E_unit, net.n_cells))
-        dE0 = t_dE + E_unit[net.hops.dst] - E_unit[net.hops.src]
+        dE0 = t_dE + E_unit[tp.dst] - E_unit[tp.src]
         rate0 = self.nu_class[hc] * np.exp(-beta * self.barrier(self.kra_class[hc], dE0))
         ex_off, ex_nbr, _ = net.csr(net.exclusions)
         if self.interacting:
@@ -153,14 +157,15 @@ class RateModel:
         else:
             in_off, in_nbr, in_Jq = np.zeros(net.n_sites + 1, np.int64), np.zeros(0, np.int32), \
                 np.zeros(0, np.int64)
-        spec = net.events()
+        ev = net.events()
+        spec = {k: ev[k] for k in ("out_off", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src")}
+        spec["layout"] = np.array([net.n_unit, len(tp)], dtype=np.int64)
         spec.update(
-            ev_mid=np.zeros(0, np.int32), mid_off=np.zeros(net.n_sites + 1, np.int64),
-            mid_ev=np.zeros(0, np.int32), mid_src=np.zeros(0, np.int32),
             ex_off=ex_off, ex_nbr=ex_nbr, in_off=in_off, in_nbr=in_nbr,
             in_Jq=np.ascontiguousarray(in_Jq, dtype=np.int64),
-            t_vec1=np.ascontiguousarray(vec), t_vec2=np.zeros_like(vec),
-            t_len1sq=np.einsum("ij,ij->i", vec, vec), t_len2sq=np.zeros(len(vec)),
+            t_vec1=np.ascontiguousarray(tp.vec1), t_vec2=np.ascontiguousarray(tp.vec2),
+            t_len1sq=np.einsum("ij,ij->i", tp.vec1, tp.vec1),
+            t_len2sq=np.einsum("ij,ij->i", tp.vec2, tp.vec2),
             t_kra=self.kra_class[hc], t_nu=self.nu_class[hc], t_dE=t_dE,
             t_Jq=self._template_pair_Jq(), t_srcex=self._template_src_excluded(),
             t_rate0=rate0, E_site=E_site, site_class=net.site_class.astype(np.int32),
@@ -176,13 +181,16 @@ class RateModel:
         src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
         dst = ev["ev_dst"].astype(np.int64)
         t = ev["ev_tmpl"].astype(np.int64)
-        hc = net.hop_class[t]
+        hc = net.templates.klass[t]
         E = self.site_energies(occ)
         h = self.fields(occ)
         Jsd = self._template_pair_Jq()[t] * QUANTUM_EV
         dE = E[dst] - E[src] + self._template_field_energy()[t] + h[dst] - h[src] - Jsd
         rate = self.nu_class[hc] * np.exp(-beta * self.barrier(self.kra_class[hc], dE))
         allowed = (occ[src] == ION) & (occ[dst] == EMPTY)
+        mid = ev["ev_mid"]
+        if len(mid):
+            allowed &= (mid < 0) | (occ[np.maximum(mid, 0)] == ION)
         if len(net.exclusions):
             ex_src, ex_dst = net._tile(net.exclusions)
             count = np.bincount(ex_src, weights=(occ[ex_dst] != EMPTY), minlength=net.n_sites)

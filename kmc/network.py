@@ -9,7 +9,7 @@ ordered by source site, which is what the engine's CSR layout needs.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -39,6 +39,50 @@ class PairList:
 
     def __len__(self) -> int:
         return len(self.src)
+
+
+@dataclass(frozen=True)
+class KnockoffList:
+    """Interstitialcy templates: the ion on ``src`` pushes the ion on ``mid`` on to ``dst``.
+
+    Images are those of mid's and dst's cells relative to src's cell; ``klass`` indexes
+    ``names``."""
+
+    src: np.ndarray
+    mid: np.ndarray
+    mid_image: np.ndarray
+    dst: np.ndarray
+    dst_image: np.ndarray
+    klass: np.ndarray
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+@dataclass(frozen=True)
+class Templates:
+    """All event templates of the unit cell (hops and knock-offs), sorted by source site; this
+    is the order of the events of every cell in the engine."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    dst_image: np.ndarray
+    mid: np.ndarray            # -1 for a plain hop
+    mid_image: np.ndarray
+    vec1: np.ndarray           # src -> mid (plain hop: src -> dst), Å
+    vec2: np.ndarray           # mid -> dst (plain hop: 0), Å
+    klass: np.ndarray          # index into SiteNetwork.event_class_names
+    reverse: np.ndarray        # template of the reverse event
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    @property
+    def as_pairs(self) -> PairList:
+        """Source-destination pairs (what occupancy changes), as a PairList."""
+        d = self.vec1 + self.vec2
+        return PairList(self.src, self.dst, self.dst_image, np.linalg.norm(d, axis=1))
 
 
 def _neighbour_pairs(frac: np.ndarray, lattice: np.ndarray, r_max: float) -> PairList:
@@ -138,6 +182,7 @@ class SiteNetwork:
     shell_lengths: np.ndarray              # distinct interaction distances (Å)
     interaction_shell: np.ndarray          # (n_int_pairs,) shell index
     structure: Structure | None = None     # unit cell with framework atoms, when known
+    knockoffs: "KnockoffList | None" = None  # interstitialcy (knock-off) templates
     dimensionality: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -196,9 +241,47 @@ class SiteNetwork:
             if len(site_labels) != len(mobile_idx):
                 raise StructureError("site_labels must name every mobile site of the structure.")
             names = list(site_labels)
-        class_names = list(dict.fromkeys(names))
-        unit_class = np.array([class_names.index(n) for n in names], dtype=np.int64)
-        lattice = np.array(structure.lattice.matrix)
+        return cls.from_sites(np.array(structure.lattice.matrix), frac, names, occupancy,
+                              mobile, supercell, hop_cutoff_A, exclusion_distance_A,
+                              interaction_cutoff_A, structure)
+
+    @classmethod
+    def from_sites(
+        cls,
+        lattice: np.ndarray,
+        frac: np.ndarray,
+        labels: list[str],
+        occupancy: np.ndarray | None = None,
+        mobile: str = "Li",
+        supercell: tuple[int, int, int] = (1, 1, 1),
+        hop_cutoff_A: float = 3.0,
+        exclusion_distance_A: float = 0.0,
+        interaction_cutoff_A: float = 0.0,
+        structure: Structure | None = None,
+    ) -> "SiteNetwork":
+        """Build from an explicit list of mobile-ion sites (empty interstitial sites included).
+
+        Parameters
+        ----------
+        lattice : (3, 3) array
+            Unit-cell vectors (rows), Å.
+        frac : (n, 3) array
+            Fractional coordinates of the mobile-ion sites.
+        labels : list of str
+            Site-class name of each site.
+        occupancy : (n,) array, optional
+            Mean occupancy of each site in the source structure (0 for empty interstitials).
+        Other parameters as in :meth:`from_structure`.
+        """
+        frac = np.mod(np.asarray(frac, float), 1.0)
+        if frac.ndim != 2 or frac.shape[1] != 3 or len(frac) == 0:
+            raise StructureError("give at least one mobile site as fractional coordinates (n, 3).")
+        if len(labels) != len(frac):
+            raise StructureError("every mobile site needs a site-class label.")
+        occupancy = np.zeros(len(frac)) if occupancy is None else np.asarray(occupancy, float)
+        lattice = np.asarray(lattice, float)
+        class_names = list(dict.fromkeys(labels))
+        unit_class = np.array([class_names.index(n) for n in labels], dtype=np.int64)
 
         hops = _neighbour_pairs(frac, lattice, hop_cutoff_A)
         if len(hops) == 0:
@@ -317,22 +400,103 @@ class SiteNetwork:
 
     @cached_property
     def hop_vectors(self) -> np.ndarray:
-        """Cartesian vector of each hop template (Å)."""
+        """Cartesian vector of each plain-hop template (Å)."""
         h = self.hops
         return (self.unit_frac[h.dst] + h.image - self.unit_frac[h.src]) @ self.unit_lattice
 
+    @property
+    def event_class_names(self) -> list[str]:
+        """Hop classes, then knock-off classes: the classes barriers are given for."""
+        return self.hop_class_names + (self.knockoffs.names if self.knockoffs else [])
+
+    def with_interstitialcy(self, interstitial: list[str], lattice: list[str],
+                            max_angle_deg: float = 30.0) -> "SiteNetwork":
+        """A copy with interstitialcy (knock-off) events added.
+
+        An ion on an ``interstitial``-class site a pushes the ion on a neighbouring
+        ``lattice``-class site b on to an interstitial site c (a != c), in one event, when the
+        two hop vectors a->b and b->c deviate by at most ``max_angle_deg`` (a near-collinear
+        push).  Triples that would put two ions on excluded sites are left out.
+        """
+        unknown = [c for c in list(interstitial) + list(lattice) if c not in self.class_names]
+        if unknown:
+            raise StructureError(f"interstitialcy names the site class {unknown[0]!r}, which this "
+                                 f"network lacks; use one of {', '.join(self.class_names)}.")
+        inter = np.isin(self.unit_class, [self.class_names.index(c) for c in interstitial])
+        latt = np.isin(self.unit_class, [self.class_names.index(c) for c in lattice])
+        h, v = self.hops, self.hop_vectors
+        cos_min = np.cos(np.radians(max_angle_deg))
+        ex = {(a, b, tuple(i)) for a, b, i in zip(self.exclusions.src.tolist(),
+                                                  self.exclusions.dst.tolist(),
+                                                  self.exclusions.image.tolist())}
+        rows, keys = [], []
+        for t1 in np.flatnonzero(inter[h.src] & latt[h.dst]):
+            for t2 in np.flatnonzero((h.src == h.dst[t1]) & inter[h.dst]):
+                img = h.image[t1] + h.image[t2]
+                if h.dst[t2] == h.src[t1] and not img.any():
+                    continue  # pushed straight back onto the pusher's site
+                c = v[t1] @ v[t2] / (np.linalg.norm(v[t1]) * np.linalg.norm(v[t2]))
+                if c < cos_min - 1e-9:
+                    continue
+                # the ion left on b and the one arriving on c must not be excluded neighbours
+                if (int(h.src[t2]), int(h.dst[t2]), tuple(h.image[t2].tolist())) in ex:
+                    continue
+                rows.append((h.src[t1], h.dst[t1], h.image[t1], h.dst[t2], img))
+                keys.append((self.class_names[self.unit_class[h.src[t1]]],
+                             self.class_names[self.unit_class[h.dst[t1]]],
+                             self.class_names[self.unit_class[h.dst[t2]]],
+                             round(float(np.linalg.norm(v[t1])), _ROUND_A),
+                             round(float(np.linalg.norm(v[t2])), _ROUND_A)))
+        if not rows:
+            raise StructureError("no interstitial-lattice-interstitial triple within the hop cutoff "
+                                 "is close enough to collinear; raise max_angle_deg or the hop "
+                                 "cutoff.")
+        canon = {k: tuple(sorted([(k[0], k[3]), (k[2], k[4])])) + (k[1],) for k in keys}
+        names = sorted({f"knockoff:{c[0][0]}-{c[2]}-{c[1][0]}@{c[0][1]:.2f}+{c[1][1]:.2f}"
+                        for c in canon.values()})
+        klass = np.array([names.index(f"knockoff:{canon[k][0][0]}-{canon[k][2]}-{canon[k][1][0]}"
+                                      f"@{canon[k][0][1]:.2f}+{canon[k][1][1]:.2f}")
+                          for k in keys], dtype=np.int64)
+        ko = KnockoffList(np.array([r[0] for r in rows], np.int64),
+                          np.array([r[1] for r in rows], np.int64),
+                          np.array([r[2] for r in rows], np.int64).reshape(-1, 3),
+                          np.array([r[3] for r in rows], np.int64),
+                          np.array([r[4] for r in rows], np.int64).reshape(-1, 3), klass, names)
+        return replace(self, knockoffs=ko)
+
     @cached_property
-    def reverse_template(self) -> np.ndarray:
-        """Index of the template of the reverse hop (v -> u with the opposite image)."""
-        h = self.hops
-        index = {(a, b, tuple(i)): t for t, (a, b, i) in
-                 enumerate(zip(h.src.tolist(), h.dst.tolist(), h.image.tolist()))}
-        try:
-            return np.array([index[(b, a, tuple(-np.array(i)))] for a, b, i in
-                             zip(h.src.tolist(), h.dst.tolist(), h.image.tolist())], dtype=np.int64)
-        except KeyError as exc:  # cannot happen for a distance cutoff; guards explicit pair lists
-            raise StructureError("every hop needs its reverse hop in the network; add the missing "
-                                 "reverse pairs.") from exc
+    def templates(self) -> Templates:
+        """Plain hops and knock-offs merged and sorted by source site (stable: hops first)."""
+        h, v = self.hops, self.hop_vectors
+        n_h = len(h)
+        src, dst, dimg = [h.src], [h.dst], [h.image]
+        mid, mimg = [np.full(n_h, -1)], [np.zeros((n_h, 3), np.int64)]
+        v1, v2 = [v], [np.zeros_like(v)]
+        klass = [self.hop_class]
+        ko = self.knockoffs
+        if ko is not None and len(ko):
+            fm = self.unit_frac[ko.mid] + ko.mid_image - self.unit_frac[ko.src]
+            fd = self.unit_frac[ko.dst] + ko.dst_image - self.unit_frac[ko.mid] - ko.mid_image
+            src.append(ko.src), dst.append(ko.dst), dimg.append(ko.dst_image)
+            mid.append(ko.mid), mimg.append(ko.mid_image)
+            v1.append(fm @ self.unit_lattice), v2.append(fd @ self.unit_lattice)
+            klass.append(ko.klass + len(self.hop_class_names))
+        cat = [np.concatenate(x) for x in (src, dst, dimg, mid, mimg, v1, v2, klass)]
+        order = np.argsort(cat[0], kind="stable")
+        src, dst, dimg, mid, mimg, v1, v2, klass = (x[order] for x in cat)
+        # reverse of (a, m, c) is (c, m, a) with the images seen from c's cell
+        index = {(a, b, tuple(i), m, tuple(j)): t for t, (a, b, i, m, j) in enumerate(zip(
+            src.tolist(), dst.tolist(), dimg.tolist(), mid.tolist(), mimg.tolist()))}
+        rev = []
+        for a, b, i, m, j in zip(src.tolist(), dst.tolist(), dimg.tolist(), mid.tolist(),
+                                 mimg.tolist()):
+            i, j = np.array(i), np.array(j)
+            key = (b, a, tuple(-i), m, tuple(j - i) if m >= 0 else (0, 0, 0))
+            if key not in index:  # cannot happen for distance cutoffs; guards explicit lists
+                raise StructureError("every event needs its reverse event in the network; add the "
+                                     "missing reverse pairs.")
+            rev.append(index[key])
+        return Templates(src, dst, dimg, mid, mimg, v1, v2, klass, np.array(rev, np.int64))
 
     def csr(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Supercell CSR ``(offsets, neighbours, template)`` of a unit-cell pair list."""
@@ -344,14 +508,38 @@ class SiteNetwork:
         return off, dst.astype(np.int32), tmpl.astype(np.int64)
 
     def events(self) -> dict[str, np.ndarray]:
-        """Event catalogue of the supercell: CSR by source, destination, reverse and template."""
-        off, dst, tmpl = self.csr(self.hops)
-        n_t = len(self.hops)
+        """Event catalogue of the supercell, by source site (CSR): destination, middle site
+        (knock-offs; -1 for plain hops), reverse event and template of every event, and the CSR
+        of the events by middle site."""
+        t = self.templates
+        off, dst, tmpl = self.csr(t.as_pairs)
+        n_t = len(t)
         n = np.array(self.supercell)
-        dcell = self._cell_index((self._cells[:, None, :] + self.hops.image[None, :, :]) % n)
-        rev = (dcell * n_t + self.reverse_template[None, :]).ravel()
-        return {"out_off": off, "ev_dst": dst, "ev_rev": rev.astype(np.int32),
-                "ev_tmpl": tmpl.astype(np.int32)}
+        dcell = self._cell_index((self._cells[:, None, :] + t.dst_image[None, :, :]) % n)
+        rev = (dcell * n_t + t.reverse[None, :]).ravel()
+        src_site = np.repeat(np.arange(self.n_sites), np.diff(off))
+        if np.any(dst == src_site):
+            raise StructureError(f"the supercell {self.supercell} is so small that an event joins a "
+                                 f"site to its own periodic image; use more repetitions.")
+        out = {"out_off": off, "ev_dst": dst, "ev_rev": rev.astype(np.int32),
+               "ev_tmpl": tmpl.astype(np.int32)}
+        if np.any(t.mid >= 0):
+            mcell = self._cell_index((self._cells[:, None, :] + t.mid_image[None, :, :]) % n)
+            mid = np.where(t.mid[None, :] >= 0, mcell * self.n_unit + t.mid[None, :], -1).ravel()
+            src = src_site
+            has = np.flatnonzero(mid >= 0)
+            if np.any(mid[has] == src[has]) or np.any(mid[has] == dst[has]):
+                raise StructureError(f"the supercell {self.supercell} is too small for the "
+                                     f"knock-off events; use more repetitions.")
+            order = has[np.argsort(mid[has], kind="stable")]
+            mid_off = np.zeros(self.n_sites + 1, dtype=np.int64)
+            np.cumsum(np.bincount(mid[has], minlength=self.n_sites), out=mid_off[1:])
+            out.update(ev_mid=mid.astype(np.int32), mid_off=mid_off,
+                       mid_ev=order.astype(np.int32), mid_src=src[order].astype(np.int32))
+        else:
+            out.update(ev_mid=np.zeros(0, np.int32), mid_off=np.zeros(self.n_sites + 1, np.int64),
+                       mid_ev=np.zeros(0, np.int32), mid_src=np.zeros(0, np.int32))
+        return out
 
     # ------------------------------------------------------------------ analysis
     def components(self, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -183,3 +183,57 @@ def test_time_and_hops_advance_only_by_hops():
     now = float(sim.engine.state["clock"][0])
     assert sim.run(50, t_stop=now) == 0 and sim.engine.state["clock"][0] == now
     assert sim.run(10**9, t_stop=now + 1e-9) < 10**9  # stops on the clock, not the hop budget
+
+
+def knockoff_model(**kw):
+    """bcc with the cube corners as lattice sites (L) and the body centres as interstitials (I):
+    an interstitial pushes a corner ion along <111> onto the next body centre."""
+    net = lattice_network("bcc", (3, 3, 3), site_labels=["L", "I"], hop_cutoff_A=0.87, **kw)
+    net = net.with_interstitialcy(["I"], ["L"], max_angle_deg=5.0)
+    barriers = {name: (0.15 if name.startswith("knockoff") else 0.35)
+                for name in net.event_class_names}
+    return RateModel(net, 1e13, [barriers[n] for n in net.event_class_names],
+                     site_energy_eV=[0.0, 0.3], **kw.get("model", {}))
+
+
+def test_knockoff_events_move_two_ions_and_match_reference():
+    model = knockoff_model()
+    net = model.network
+    assert any(n.startswith("knockoff:I-L-I") for n in net.event_class_names)
+    assert len(net.knockoffs) == 8 * 1  # 8 <111> pushes from each body centre
+    occ = np.zeros(net.n_sites, np.int8)
+    occ[net.site_class == 0] = ION                     # corners full
+    occ[np.flatnonzero(net.site_class == 1)[:3]] = ION  # three interstitials
+    sim = Simulation(model, 900.0, occupancy=occ, seed=4)
+    st_ = sim.engine.state
+    pushes = 0
+    for _ in range(400):
+        before = st_["disp"].copy()
+        sim.run(1)
+        sim.check_rates()
+        moved = np.flatnonzero(np.any(st_["disp"] != before, axis=1))
+        assert len(moved) in (1, 2)
+        pushes += len(moved) == 2
+        assert np.sum(sim.occupancy == ION) == 27 + 3
+    assert pushes > 50  # the cheap knock-off dominates
+
+
+def test_knockoff_detailed_balance():
+    model = knockoff_model()
+    net = model.network
+    occ = np.zeros(net.n_sites, np.int8)
+    occ[net.site_class == 0] = ION
+    occ[np.flatnonzero(net.site_class == 1)[:2]] = ION
+    T = 700.0
+    ev = net.events()
+    rates = model.reference_rates(occ, T)
+    src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+    ko = np.flatnonzero((ev["ev_mid"] >= 0) & (rates > 0))
+    assert len(ko) > 0
+    for e in ko:
+        after = occ.copy()
+        after[src[e]], after[ev["ev_dst"][e]] = 0, ION
+        back = model.reference_rates(after, T)[ev["ev_rev"][e]]
+        assert ev["ev_mid"][ev["ev_rev"][e]] == ev["ev_mid"][e]
+        dE = model.energy(after) - model.energy(occ)
+        assert rates[e] / back == pytest.approx(np.exp(-dE / (KB_EV_K * T)), rel=1e-9)

@@ -29,7 +29,7 @@ STATUS_NO_EVENTS = 1
 STATUS_TIME = 2
 
 SPEC_KEYS = (
-    "out_off", "ev_dst", "ev_rev", "ev_tmpl", "ev_mid", "mid_off", "mid_ev", "mid_src",
+    "out_off", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src", "layout",
     "ex_off", "ex_nbr", "in_off", "in_nbr", "in_Jq", "t_vec1", "t_vec2", "t_len1sq", "t_len2sq",
     "t_kra", "t_nu", "t_dE", "t_Jq", "t_srcex", "t_rate0", "E_site", "site_class",
 )
@@ -42,7 +42,10 @@ STATE_KEYS = (
 cdef class Engine:
     # static network: events grouped by source site
     cdef const int64_t[::1] out_off
-    cdef const int32_t[::1] ev_dst, ev_rev, ev_tmpl, ev_mid
+    cdef const int32_t[::1] ev_dst, ev_mid
+    # events are stored cell by cell in template order, so an event's template is implicit:
+    # t = e - (s // n_unit) * n_tmpl (no per-event template array to miss in cache)
+    cdef Py_ssize_t n_unit, n_tmpl
     cdef const int64_t[::1] mid_off
     cdef const int32_t[::1] mid_ev, mid_src
     cdef const int64_t[::1] ex_off
@@ -95,8 +98,10 @@ cdef class Engine:
         self.static = static
         self.out_off = spec["out_off"]
         self.ev_dst = spec["ev_dst"]
-        self.ev_rev = spec["ev_rev"]
-        self.ev_tmpl = spec["ev_tmpl"]
+        self.n_unit = int(spec["layout"][0])
+        self.n_tmpl = int(spec["layout"][1])
+        if self.n_unit < 1 or self.n_tmpl < 0:
+            raise ValueError("engine layout needs n_unit >= 1 and n_tmpl >= 0")
         self.ev_mid = spec["ev_mid"]
         self.mid_off = spec["mid_off"]
         self.mid_ev = spec["mid_ev"]
@@ -188,20 +193,26 @@ cdef class Engine:
     cdef inline double _site_total(self, Py_ssize_t s) noexcept nogil:
         cdef double tot = 0.0
         cdef Py_ssize_t e
+        cdef Py_ssize_t base = self._tmpl_base(s)
         if self.occ[s] != 1:
             return 0.0
         if self.static and not self.has_mid and not self.has_ex:
             # constant rates: a branch-free sum over the empty destinations
             for e in range(self.out_off[s], self.out_off[s + 1]):
-                tot += self.t_rate0[self.ev_tmpl[e]] * (self.occ[self.ev_dst[e]] == 0)
+                tot += self.t_rate0[e - base] * (self.occ[self.ev_dst[e]] == 0)
             return tot
         for e in range(self.out_off[s], self.out_off[s + 1]):
-            tot += self._rate(e, s)
+            tot += self._rate(e, s, e - base)
         return tot
 
-    cdef inline double _rate(self, Py_ssize_t e, Py_ssize_t s) noexcept nogil:
+    cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
+        # event index minus template index for every event of site s
+        if self.n_unit == 1:
+            return s * self.n_tmpl
+        return (s // self.n_unit) * self.n_tmpl
+
+    cdef inline double _rate(self, Py_ssize_t e, Py_ssize_t s, Py_ssize_t t) noexcept nogil:
         cdef Py_ssize_t d = self.ev_dst[e]
-        cdef Py_ssize_t t = self.ev_tmpl[e]
         cdef Py_ssize_t m
         cdef double dE, ea
         if self.occ[s] != 1 or self.occ[d] != 0:
@@ -273,7 +284,7 @@ cdef class Engine:
 
     cdef void _execute(self, Py_ssize_t e, Py_ssize_t s) noexcept nogil:
         cdef Py_ssize_t d = self.ev_dst[e]
-        cdef Py_ssize_t t = self.ev_tmpl[e]
+        cdef Py_ssize_t t = e - self._tmpl_base(s)
         cdef Py_ssize_t m = self.ev_mid[e] if self.has_mid else -1
         cdef Py_ssize_t k, ion, ion2
         cdef double now = self.clock[0]
@@ -318,7 +329,7 @@ cdef class Engine:
 
     cdef int _run(self, int64_t max_hops, double t_stop, int64_t* done) noexcept nogil:
         cdef double total, u, rem, dt, y, tnew, r
-        cdef Py_ssize_t s, e, chosen, last
+        cdef Py_ssize_t s, e, chosen, last, base
         cdef int64_t n = 0
         cdef int status = 0
         while n < max_hops:
@@ -343,8 +354,9 @@ cdef class Engine:
             s = self.tree.find(u, &rem)
             chosen = -1
             last = -1
+            base = self._tmpl_base(s)
             for e in range(self.out_off[s], self.out_off[s + 1]):
-                r = self._rate(e, s)
+                r = self._rate(e, s, e - base)
                 if r > 0.0:
                     last = e
                     if rem < r:
@@ -382,10 +394,11 @@ cdef class Engine:
         """Rate of every event in the current state (computed now, by the engine's own code)."""
         out = np.zeros(self.n_events)
         cdef double[::1] o = out
-        cdef Py_ssize_t s, e
+        cdef Py_ssize_t s, e, base
         for s in range(self.n_sites):
+            base = self._tmpl_base(s)
             for e in range(self.out_off[s], self.out_off[s + 1]):
-                o[e] = self._rate(e, s)
+                o[e] = self._rate(e, s, e - base)
         return out
 
     @property
