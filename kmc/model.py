@@ -150,18 +150,20 @@ class RateModel:
         static = (not self.interacting) and np.array_equal(E_site, np.tile(E_unit, net.n_cells))
         dE0 = t_dE + E_unit[tp.dst] - E_unit[tp.src]
         rate0 = self.nu_class[hc] * np.exp(-beta * self.barrier(self.kra_class[hc], dE0))
-        ex_off, ex_nbr, _ = net.csr(net.exclusions)
+        _, ex_nbr, _ = net.csr(net.exclusions)
         if self.interacting:
-            in_off, in_nbr, in_t = net.csr(net.interactions)
+            _, in_nbr, in_t = net.csr(net.interactions)
             in_Jq = self.shell_Jq[net.interaction_shell[in_t]]
+            uoff_in = net.unit_offsets(net.interactions)
         else:
-            in_off, in_nbr, in_Jq = np.zeros(net.n_sites + 1, np.int64), np.zeros(0, np.int32), \
-                np.zeros(0, np.int64)
+            in_nbr, in_Jq = np.zeros(0, np.int32), np.zeros(0, np.int64)
+            uoff_in = np.zeros(net.n_unit + 1, np.int64)
         ev = net.events()
-        spec = {k: ev[k] for k in ("out_off", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src")}
-        spec["layout"] = np.array([net.n_unit, len(tp)], dtype=np.int64)
+        spec = {k: ev[k] for k in ("ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src")}
+        spec["layout"] = np.array([net.n_unit, len(tp), net.n_sites], dtype=np.int64)
         spec.update(
-            ex_off=ex_off, ex_nbr=ex_nbr, in_off=in_off, in_nbr=in_nbr,
+            uoff_out=net.unit_offsets(tp.as_pairs), uoff_ex=net.unit_offsets(net.exclusions),
+            ex_nbr=ex_nbr, uoff_in=uoff_in, in_nbr=in_nbr,
             in_Jq=np.ascontiguousarray(in_Jq, dtype=np.int64),
             t_vec1=np.ascontiguousarray(tp.vec1), t_vec2=np.ascontiguousarray(tp.vec2),
             t_len1sq=np.einsum("ij,ij->i", tp.vec1, tp.vec1),

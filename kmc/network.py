@@ -498,6 +498,14 @@ class SiteNetwork:
             rev.append(index[key])
         return Templates(src, dst, dimg, mid, mimg, v1, v2, klass, np.array(rev, np.int64))
 
+    def unit_offsets(self, pairs: PairList) -> np.ndarray:
+        """Offsets of each unit-cell site's pairs within one cell's block (pairs are src-sorted);
+        with :meth:`csr`'s cell-major tiling, site (cell, u) owns entries
+        ``cell * len(pairs) + off[u] .. off[u + 1]``."""
+        off = np.zeros(self.n_unit + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pairs.src, minlength=self.n_unit), out=off[1:])
+        return off
+
     def csr(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Supercell CSR ``(offsets, neighbours, template)`` of a unit-cell pair list."""
         src, dst = self._tile(pairs)

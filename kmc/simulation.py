@@ -160,7 +160,8 @@ class Simulation:
         """Assert the engine's incremental rates equal a full numpy recompute (debug mode)."""
         ref = self.model.reference_rates(self.engine.state["occ"], self.temperature_K)
         np.testing.assert_allclose(self.engine.rates, ref, rtol=rtol, atol=0.0)
-        src = np.repeat(np.arange(self.model.network.n_sites), np.diff(self.engine.spec["out_off"]))
+        net = self.model.network
+        src = np.repeat(np.arange(net.n_sites), np.diff(net.events()["out_off"]))
         totals = np.bincount(src, weights=ref, minlength=self.model.network.n_sites)
         np.testing.assert_allclose(self.engine.site_totals, totals, rtol=1e-12, atol=1e-300)
 

@@ -1,6 +1,6 @@
 """Rejection-free (residence-time / BKL) kinetic Monte Carlo engine.
 
-The event catalogue is fixed: events are grouped by source site (CSR ``out_off``), an impossible
+The event catalogue is fixed: events are grouped by source site (CSR ``uoff_out``), an impossible
 event has rate 0.  A binary :class:`SumTree` over sites holds each site's total outgoing rate; a hop
 is drawn by descending the tree (O(log N)) and scanning the few events of the chosen site, whose
 rates are evaluated on the spot.  After a hop only the sites whose outgoing rates can depend on the
@@ -29,8 +29,8 @@ STATUS_NO_EVENTS = 1
 STATUS_TIME = 2
 
 SPEC_KEYS = (
-    "out_off", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src", "layout",
-    "ex_off", "ex_nbr", "in_off", "in_nbr", "in_Jq", "t_vec1", "t_vec2", "t_len1sq", "t_len2sq",
+    "uoff_out", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src", "layout",
+    "uoff_ex", "ex_nbr", "uoff_in", "in_nbr", "in_Jq", "t_vec1", "t_vec2", "t_len1sq", "t_len2sq",
     "t_kra", "t_nu", "t_dE", "t_Jq", "t_srcex", "t_rate0", "E_site", "site_class",
 )
 STATE_KEYS = (
@@ -41,16 +41,18 @@ STATE_KEYS = (
 
 cdef class Engine:
     # static network: events grouped by source site
-    cdef const int64_t[::1] out_off
+    # Events, exclusion and interaction neighbours are tiled cell by cell in unit-cell order, so
+    # the CSR range of site s = (cell, u) is cell * per_cell + uoff[u] .. uoff[u + 1]: tiny offset
+    # tables instead of per-site offset arrays (no cache miss, no memory per site).
+    cdef const int64_t[::1] uoff_out, uoff_ex, uoff_in
+    cdef Py_ssize_t pc_out, pc_ex, pc_in
     cdef const int32_t[::1] ev_dst, ev_mid
     # events are stored cell by cell in template order, so an event's template is implicit:
     # t = e - (s // n_unit) * n_tmpl (no per-event template array to miss in cache)
     cdef Py_ssize_t n_unit, n_tmpl
     cdef const int64_t[::1] mid_off
     cdef const int32_t[::1] mid_ev, mid_src
-    cdef const int64_t[::1] ex_off
     cdef const int32_t[::1] ex_nbr
-    cdef const int64_t[::1] in_off
     cdef const int32_t[::1] in_nbr
     cdef const int64_t[::1] in_Jq
     # event templates (one per hop of the unit cell)
@@ -96,7 +98,7 @@ cdef class Engine:
         self.state = state
         self.beta = beta
         self.static = static
-        self.out_off = spec["out_off"]
+        self.uoff_out = spec["uoff_out"]
         self.ev_dst = spec["ev_dst"]
         self.n_unit = int(spec["layout"][0])
         self.n_tmpl = int(spec["layout"][1])
@@ -106,9 +108,9 @@ cdef class Engine:
         self.mid_off = spec["mid_off"]
         self.mid_ev = spec["mid_ev"]
         self.mid_src = spec["mid_src"]
-        self.ex_off = spec["ex_off"]
+        self.uoff_ex = spec["uoff_ex"]
         self.ex_nbr = spec["ex_nbr"]
-        self.in_off = spec["in_off"]
+        self.uoff_in = spec["uoff_in"]
         self.in_nbr = spec["in_nbr"]
         self.in_Jq = spec["in_Jq"]
         self.t_vec1 = spec["t_vec1"]
@@ -123,7 +125,15 @@ cdef class Engine:
         self.t_rate0 = spec["t_rate0"]
         self.E_site = spec["E_site"]
         self.site_class = spec["site_class"]
-        self.n_sites = self.out_off.shape[0] - 1
+        self.n_sites = int(spec["layout"][2])
+        for key in ("uoff_out", "uoff_ex", "uoff_in"):
+            if spec[key].shape[0] != self.n_unit + 1:
+                raise ValueError(f"{key} needs n_unit + 1 entries")
+        self.pc_out = self.uoff_out[self.n_unit]
+        self.pc_ex = self.uoff_ex[self.n_unit]
+        self.pc_in = self.uoff_in[self.n_unit]
+        if self.pc_out != self.n_tmpl:
+            raise ValueError("uoff_out must cover every template")
         self.n_events = self.ev_dst.shape[0]
         self.has_mid = self.ev_mid.shape[0] == self.n_events and self.n_events > 0
         self.has_ex = self.ex_nbr.shape[0] > 0
@@ -159,11 +169,10 @@ cdef class Engine:
 
     def _dirty_bound(self):
         # Sites whose total can change in one hop: sources of every refreshed event.
-        deg = np.diff(np.asarray(self.out_off))
-        mo = int(deg.max()) if deg.size else 0
+        mo = int(np.diff(np.asarray(self.uoff_out)).max())
         mm = int(np.diff(np.asarray(self.mid_off)).max()) if self.has_mid else 0
-        me = int(np.diff(np.asarray(self.ex_off)).max()) if self.has_ex else 0
-        mi = int(np.diff(np.asarray(self.in_off)).max()) if self.has_int else 0
+        me = int(np.diff(np.asarray(self.uoff_ex)).max()) if self.has_ex else 0
+        mi = int(np.diff(np.asarray(self.uoff_in)).max()) if self.has_int else 0
         return min(self.n_sites, 2 * (1 + mo + mm + me * mo + mi * (1 + mo)) + 8)
 
     # ------------------------------------------------------------------ derived state
@@ -176,19 +185,35 @@ cdef class Engine:
             for s in range(self.n_sites):
                 cnt = 0
                 if self.has_ex:
-                    for k in range(self.ex_off[s], self.ex_off[s + 1]):
+                    for k in range(self._lo(self.uoff_ex, self.pc_ex, s), self._hi(self.uoff_ex, self.pc_ex, s)):
                         if self.occ[self.ex_nbr[k]] != 0:
                             cnt += 1
                 self.excnt[s] = cnt
                 acc = 0
                 if self.has_int:
-                    for k in range(self.in_off[s], self.in_off[s + 1]):
+                    for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
                         if self.occ[self.in_nbr[k]] == 1:
                             acc += self.in_Jq[k]
                 self.hq[s] = acc
             for s in range(self.n_sites):
                 self.tree.tree[self.tree.cap + s] = self._site_total(s)
             self.tree.rebuild()
+
+    cdef inline Py_ssize_t _lo(self, const int64_t[::1] uoff, Py_ssize_t per_cell,
+                               Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t c
+        if self.n_unit == 1:
+            return s * per_cell
+        c = s // self.n_unit
+        return c * per_cell + uoff[s - c * self.n_unit]
+
+    cdef inline Py_ssize_t _hi(self, const int64_t[::1] uoff, Py_ssize_t per_cell,
+                               Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t c
+        if self.n_unit == 1:
+            return (s + 1) * per_cell
+        c = s // self.n_unit
+        return c * per_cell + uoff[s - c * self.n_unit + 1]
 
     cdef inline double _site_total(self, Py_ssize_t s) noexcept nogil:
         cdef double tot = 0.0
@@ -198,10 +223,10 @@ cdef class Engine:
             return 0.0
         if self.static and not self.has_mid and not self.has_ex:
             # constant rates: a branch-free sum over the empty destinations
-            for e in range(self.out_off[s], self.out_off[s + 1]):
+            for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
                 tot += self.t_rate0[e - base] * (self.occ[self.ev_dst[e]] == 0)
             return tot
-        for e in range(self.out_off[s], self.out_off[s + 1]):
+        for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
             tot += self._rate(e, s, e - base)
         return tot
 
@@ -246,22 +271,24 @@ cdef class Engine:
         # a and every site with an event into a (the reverse of each event out of a)
         cdef Py_ssize_t e
         self._mark(a)
-        for e in range(self.out_off[a], self.out_off[a + 1]):
+        for e in range(self._lo(self.uoff_out, self.pc_out, a), self._hi(self.uoff_out, self.pc_out, a)):
             self._mark(self.ev_dst[e])
 
     cdef void _touch(self, Py_ssize_t x) noexcept nogil:
         # mark every site whose outgoing rates depend on the occupancy of site x
-        cdef Py_ssize_t k, e
+        cdef Py_ssize_t k, e, n
         self._mark_with_sources(x)
         if self.has_mid:
             for k in range(self.mid_off[x], self.mid_off[x + 1]):
                 self._mark(self.mid_src[k])
         if self.has_ex:
-            for k in range(self.ex_off[x], self.ex_off[x + 1]):
-                for e in range(self.out_off[self.ex_nbr[k]], self.out_off[self.ex_nbr[k] + 1]):
+            for k in range(self._lo(self.uoff_ex, self.pc_ex, x), self._hi(self.uoff_ex, self.pc_ex, x)):
+                n = self.ex_nbr[k]
+                for e in range(self._lo(self.uoff_out, self.pc_out, n),
+                               self._hi(self.uoff_out, self.pc_out, n)):
                     self._mark(self.ev_dst[e])
         if self.has_int:
-            for k in range(self.in_off[x], self.in_off[x + 1]):
+            for k in range(self._lo(self.uoff_in, self.pc_in, x), self._hi(self.uoff_in, self.pc_in, x)):
                 self._mark_with_sources(self.in_nbr[k])
 
     cdef void _flush(self) noexcept nogil:
@@ -314,14 +341,14 @@ cdef class Engine:
         self._class_move(self.site_class[s], -1, now)
         self._class_move(self.site_class[d], 1, now)
         if self.has_ex:
-            for k in range(self.ex_off[s], self.ex_off[s + 1]):
+            for k in range(self._lo(self.uoff_ex, self.pc_ex, s), self._hi(self.uoff_ex, self.pc_ex, s)):
                 self.excnt[self.ex_nbr[k]] -= 1
-            for k in range(self.ex_off[d], self.ex_off[d + 1]):
+            for k in range(self._lo(self.uoff_ex, self.pc_ex, d), self._hi(self.uoff_ex, self.pc_ex, d)):
                 self.excnt[self.ex_nbr[k]] += 1
         if self.has_int:
-            for k in range(self.in_off[s], self.in_off[s + 1]):
+            for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
                 self.hq[self.in_nbr[k]] -= self.in_Jq[k]
-            for k in range(self.in_off[d], self.in_off[d + 1]):
+            for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
                 self.hq[self.in_nbr[k]] += self.in_Jq[k]
         self._touch(s)
         self._touch(d)
@@ -355,7 +382,7 @@ cdef class Engine:
             chosen = -1
             last = -1
             base = self._tmpl_base(s)
-            for e in range(self.out_off[s], self.out_off[s + 1]):
+            for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
                 r = self._rate(e, s, e - base)
                 if r > 0.0:
                     last = e
@@ -397,7 +424,7 @@ cdef class Engine:
         cdef Py_ssize_t s, e, base
         for s in range(self.n_sites):
             base = self._tmpl_base(s)
-            for e in range(self.out_off[s], self.out_off[s + 1]):
+            for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
                 o[e] = self._rate(e, s, e - base)
         return out
 

@@ -1,0 +1,97 @@
+"""Site networks: classes from symmetry, hop classes, dimensionality, exclusions, ASE input."""
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from kmc.exceptions import StructureError
+from kmc.lattices import LATTICES, teaching_lattice
+from kmc.network import SiteNetwork
+
+from conftest import lattice_network
+
+
+@pytest.mark.parametrize("name", LATTICES)
+def test_teaching_lattices_coordination_and_dimensionality(name):
+    tl = teaching_lattice(name, 2.0)
+    net = lattice_network(name, (4, 4, 4) if tl.dimensionality == 3 else (6, 6, 1), a=2.0)
+    ev = net.events()
+    deg = np.diff(ev["out_off"])
+    assert np.all(deg == tl.coordination)
+    assert net.dimensionality == tl.dimensionality
+    lengths = np.linalg.norm(net.hop_vectors, axis=1)
+    assert np.allclose(lengths, tl.nn_distance_A)
+    # every event's reverse goes back: dst(rev(e)) = src(e)
+    src = np.repeat(np.arange(net.n_sites), deg)
+    assert np.array_equal(ev["ev_dst"][ev["ev_rev"]], src)
+
+
+def test_positions_and_hop_vectors_agree_with_minimum_image():
+    net = lattice_network("fcc", (3, 3, 3), a=4.0)
+    ev = net.events()
+    src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+    vec = net.templates.vec1[ev["ev_tmpl"]]
+    L = net.lattice
+    d = net.positions[ev["ev_dst"]] - net.positions[src]
+    frac = d @ np.linalg.inv(L)
+    d = (frac - np.round(frac)) @ L
+    assert np.allclose(d, vec, atol=1e-9)
+
+
+def test_symmetry_classes_from_spglib():
+    # Li on 1a and 3c of a cubic cell with O at 1b: two Wyckoff orbits
+    s = Structure(Lattice.cubic(4.0), ["Li", "Li", "Li", "Li", "O"],
+                  [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0.5, 0.5]])
+    net = SiteNetwork.from_structure(s, "Li", (2, 2, 2), hop_cutoff_A=2.9)
+    assert len(net.class_names) == 2
+    assert sorted(np.bincount(net.unit_class).tolist()) == [1, 3]
+    assert all(name.startswith("Li") for name in net.class_names)
+    assert len(net.hop_class_names) == 2  # corner-face at 2.83 Å, face-face at 2.83 Å
+
+
+def test_from_ase_atoms_matches_pymatgen():
+    from ase.build import bulk
+
+    atoms = bulk("Li", "bcc", a=3.5, cubic=True)
+    net = SiteNetwork.from_atoms(atoms, "Li", supercell=(3, 3, 3), hop_cutoff_A=3.1)
+    assert net.n_sites == 54 and net.dimensionality == 3
+    assert np.all(np.diff(net.events()["out_off"]) == 8)
+
+
+def test_layered_and_chain_dimensionality_in_3d_cells():
+    lat = Lattice.tetragonal(3.0, 10.0)
+    layer = Structure(lat, ["Li"], [[0, 0, 0]])
+    assert SiteNetwork.from_structure(layer, "Li", (3, 3, 2), hop_cutoff_A=3.1).dimensionality == 2
+    chain = Structure(Lattice.orthorhombic(3.0, 8.0, 9.0), ["Li"], [[0, 0, 0]])
+    assert SiteNetwork.from_structure(chain, "Li", (3, 2, 2), hop_cutoff_A=3.1).dimensionality == 1
+    # a dimer per cell, far from its images: a finite cluster
+    dimer = Structure(Lattice.cubic(8.0), ["Li", "Li"], [[0, 0, 0], [0.25, 0, 0]])
+    assert SiteNetwork.from_structure(dimer, "Li", (2, 2, 2), hop_cutoff_A=2.1).dimensionality == 0
+
+
+def test_exclusion_and_interaction_shells():
+    net = lattice_network("sc", (4, 4, 4), exclusion_distance_A=1.5, interaction_cutoff_A=1.8)
+    assert len(net.exclusions) == 6 + 12  # nn and 2nd-nn closer than 1.5 Å
+    assert np.allclose(net.shell_lengths, [1.0, 1.41, 1.73])
+
+
+def test_bad_networks_say_what_to_change():
+    tl = teaching_lattice("sc", 1.0)
+    with pytest.raises(StructureError, match="raise hop_cutoff_A"):
+        SiteNetwork.from_structure(tl.structure, "Li", (3, 3, 3), hop_cutoff_A=0.5)
+    with pytest.raises(StructureError, match="has no Na sites"):
+        SiteNetwork.from_structure(tl.structure, "Na", (3, 3, 3))
+    with pytest.raises(StructureError, match="own periodic image"):
+        SiteNetwork.from_structure(tl.structure, "Li", (1, 3, 3), hop_cutoff_A=1.01)
+
+
+def test_percolating_components_with_blockers():
+    net = lattice_network("square", (8, 8, 1))
+    labels, dims = net.components()
+    assert len(dims) == 1 and dims[0] == 2
+    blocked = np.zeros(net.n_sites, bool)
+    # block a full column of sites: the square lattice becomes 1D strips
+    x = np.round(net.positions[:, 0]).astype(int)
+    blocked[x == 0] = True
+    labels, dims = net.components(blocked)
+    free = labels[~blocked]
+    assert dims[np.unique(free)].max() == 1
