@@ -35,7 +35,7 @@ def case(L: int, n_ions: str, interactions: bool, hops: int) -> dict:
     sim = Simulation(model, 600.0, n_ions=n, seed=1)
     sim.run(min(hops // 10, 200_000))  # warm-up: caches, page faults
     best = 0.0
-    for _ in range(3):  # best of three: the least disturbed by other load on the machine
+    for _ in range(5):  # best of five: the least disturbed by other load on the machine
         t0 = time.perf_counter()
         sim.run(hops)
         best = max(best, hops / (time.perf_counter() - t0))
