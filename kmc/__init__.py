@@ -1,2 +1,25 @@
-"""kmc: rejection-free kinetic Monte Carlo of ion hopping in solid electrolytes."""
+"""kmc: rejection-free kinetic Monte Carlo of ion hopping in solid electrolytes.
+
+Public API (imported lazily, so ``import kmc`` stays cheap):
+
+* :func:`fit_arrhenius`, :func:`fit_arrhenius_replicas`, :class:`ArrheniusFit` — Arrhenius fits
+  with uncertainties for numbers from anywhere (kMC, MD, experiments);
+* :class:`Config`, :func:`run_config`, :class:`RunResult` — run a configuration from Python;
+* :func:`plot_arrhenius`, :func:`plot_msd` — the figures of ``kmc run --out``.
+"""
 __version__ = "0.1.0"
+
+_LAZY = {
+    "fit_arrhenius": "kmc.arrhenius", "fit_arrhenius_replicas": "kmc.arrhenius",
+    "ArrheniusFit": "kmc.arrhenius", "Config": "kmc.config", "run_config": "kmc.runner",
+    "RunResult": "kmc.runner", "plot_arrhenius": "kmc.plots", "plot_msd": "kmc.plots",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kmc' has no attribute {name!r}")

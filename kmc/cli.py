@@ -1,4 +1,7 @@
-"""Command line: ``kmc run CONFIG.toml [--json] [--out DIR]``.
+"""Command line: ``kmc run CONFIG.toml [--json] [--out DIR [--loglog]]``.
+
+``--out DIR`` writes ``result.json``, ``results.csv``, ``arrhenius.png`` (two or more
+temperatures) and ``msd.png`` (see :mod:`kmc.output`).
 
 Every deliberate error is a :class:`KMCError`: the CLI prints its one sentence and exits 2.
 """
@@ -76,7 +79,62 @@ def _table(result) -> str:
     net = result.network
     rows.append(f"{net['n_ions']} ions on {net['n_sites']} sites, network dimensionality "
                 f"{net['dimensionality']}, {result.results[0]['replicas']} replicas per temperature")
+    rows.extend(_convergence_lines(result))
+    rows.extend(_field_lines(result))
+    rows.extend(_arrhenius_lines(result))
     return "\n".join(rows)
+
+
+def _g(v, fmt: str = ".3g") -> str:
+    return "n/a" if v is None or v != v else format(v, fmt)
+
+
+def _convergence_lines(result) -> list[str]:
+    run = result.config.run
+    if run.target_rel_err is None:
+        return []
+    out = [f"convergence (target: relative standard error of {' and '.join(run.converge_on)} "
+           f"<= {run.target_rel_err:g}):"]
+    for r in result.results:
+        state = "converged" if r["converged"] else "NOT converged"
+        out.append(f"  {r['temperature_K']:g} K: {state} after {r['hops_per_ion_used']:g} hops/ion "
+                   f"({r['time_origins']} blocks, {r['stop_reason']}); rel. err D* "
+                   f"{_g(r['rel_err_D_tracer'])}, D_J {_g(r['rel_err_D_jump'])}")
+    return out
+
+
+def _field_lines(result) -> list[str]:
+    if "sigma_field_S_cm" not in result.results[0]:
+        return []
+    out = ["field route (drift velocity) vs Nernst-Einstein (drift removed):"]
+    for r in result.results:
+        out.append(f"  {r['temperature_K']:g} K: sigma_field = {_g(r['sigma_field_S_cm'])} ± "
+                   f"{_g(r['sigma_field_err_S_cm'], '.2g')} S/cm, sigma_NE = "
+                   f"{_g(r['sigma_S_cm'])} ± {_g(r['sigma_err_S_cm'], '.2g')} S/cm, "
+                   f"max |qE.dr|/kT = {_g(r['field_work_max_over_kT'], '.2g')}")
+    return out
+
+
+def _arrhenius_lines(result) -> list[str]:
+    a = result.arrhenius
+    if a is None:
+        return [f"Arrhenius: {n}" for n in result.notes] or ["Arrhenius: no fit."]
+    lo, hi = a["Ea_ci_eV"]
+    s_lo, s_hi = a["sigma_300K_ci_S_cm"]
+    out = [f"Arrhenius ({a['basis']}, {a['n_points']} temperatures {a['T_min_K']:g}-"
+           f"{a['T_max_K']:g} K): Ea = {_g(a['Ea_eV'], '.4f')} ± {_g(a['Ea_err_eV'], '.4f')} eV "
+           f"({a['level']:.0%} CI {_g(lo, '.4f')}-{_g(hi, '.4f')}), D0 = "
+           f"{_g(a['prefactor_cm2_s'])} cm2/s, reduced chi2 = {_g(a['reduced_chi2'], '.2f')}",
+           f"  sigma(300 K) = {_g(a['sigma_300K_S_cm'])} S/cm ({a['level']:.0%} CI "
+           f"{_g(s_lo)}-{_g(s_hi)})" + (", extrapolated" if a["extrapolated_to_300K"] else "")]
+    d = a["non_arrhenius_detail"]
+    out.append(("  NON-ARRHENIUS: " if a["non_arrhenius"] else "  ") + d.get("explanation", ""))
+    if result.arrhenius_axes:
+        out.append("  per axis (D*): " + ", ".join(
+            f"{ax} {_g(v['Ea_eV'], '.4f')} ± {_g(v['Ea_err_eV'], '.4f')} eV"
+            for ax, v in result.arrhenius_axes.items()))
+    out.extend(f"  note: {n}" for n in result.notes)
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,9 +145,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     show_progress = not args.json and not args.quiet and sys.stderr.isatty()
     result = run_config(config, progress=show_progress)
     data = result.to_dict()
-    text = json.dumps(data, indent=2)
     if out is not None:
-        atomic_write(out / "result.json", text + "\n")
+        from kmc.output import write_outputs
+
+        write_outputs(result, out, loglog=args.loglog)
     if args.json:
         print(json.dumps(data))
     else:
@@ -107,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="path to a TOML config, or a bundled example name")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.add_argument("--out", metavar="DIR", help="write result files into DIR")
+    r.add_argument("--loglog", action="store_true",
+                   help="draw msd.png (with --out) on logarithmic axes")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
     return p

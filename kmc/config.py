@@ -186,9 +186,25 @@ class ModelConfig:
         return cls(**kw)
 
 
+ARRHENIUS_BASES = ("D_tracer", "D_jump", "sigma_T")
+CONVERGE_QUANTITIES = ("D_tracer", "D_jump")
+#: ``max_hops_per_ion`` when ``target_rel_err`` is set without it: this many times ``hops_per_ion``.
+DEFAULT_MAX_HOPS_FACTOR = 16
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Temperatures, run length, replicas and seed."""
+    """Temperatures, run length, replicas, seed, convergence control and the Arrhenius basis.
+
+    The measurement of each replica is a sequence of consecutive, non-overlapping blocks (time
+    origins) of ``hops_per_ion / time_origins`` hops per ion each; D*, D_J and f of a replica are
+    ratio estimates over its blocks (sum of squared block displacements / (2 d N * total time)).
+    With ``target_rel_err`` the run is extended in rounds that double the number of blocks (the
+    same simulations continue, nothing is rerun) until the replica standard error of every
+    quantity in ``converge_on`` relative to its mean is at most ``target_rel_err``, or the
+    measured hops per ion would exceed ``max_hops_per_ion`` (default
+    ``DEFAULT_MAX_HOPS_FACTOR * hops_per_ion``).
+    """
 
     temperatures_K: tuple[float, ...] = (600.0,)
     hops_per_ion: float = 200.0
@@ -197,6 +213,25 @@ class RunConfig:
     seed: int = 0
     msd_points: int = 20
     check_rates: bool = False
+    time_origins: int = 1
+    target_rel_err: float | None = None
+    max_hops_per_ion: float | None = None
+    converge_on: tuple[str, ...] = ("D_tracer",)
+    arrhenius_basis: str = "sigma_T"
+
+    @property
+    def block_hops_per_ion(self) -> float:
+        """Length of one measurement block (time origin spacing), hops per ion."""
+        return self.hops_per_ion / self.time_origins
+
+    @property
+    def max_blocks(self) -> int:
+        """Largest number of blocks per replica the convergence loop may reach."""
+        if self.target_rel_err is None:
+            return self.time_origins
+        limit = self.max_hops_per_ion if self.max_hops_per_ion is not None \
+            else DEFAULT_MAX_HOPS_FACTOR * self.hops_per_ion
+        return max(self.time_origins, int(math.floor(limit / self.block_hops_per_ion + 1e-9)))
 
     @classmethod
     def parse(cls, t: dict) -> "RunConfig":
@@ -225,7 +260,55 @@ class RunConfig:
             if not isinstance(t["check_rates"], bool):
                 raise ConfigError("[run] check_rates must be true or false.")
             kw["check_rates"] = t["check_rates"]
-        return cls(**kw)
+        if "time_origins" in t:
+            kw["time_origins"] = _number("[run] time_origins", t["time_origins"], integer=True,
+                                         positive=True)
+        if "target_rel_err" in t:
+            r = _number("[run] target_rel_err", t["target_rel_err"])
+            if not 0.0 < r < 1.0:
+                raise ConfigError(f"[run] target_rel_err must lie strictly between 0 and 1 (a "
+                                  f"relative standard error such as 0.05), got {r}.")
+            kw["target_rel_err"] = r
+        if "max_hops_per_ion" in t:
+            kw["max_hops_per_ion"] = _number("[run] max_hops_per_ion", t["max_hops_per_ion"],
+                                             positive=True)
+        if "converge_on" in t:
+            q = t["converge_on"]
+            q = [q] if isinstance(q, str) else q
+            if not isinstance(q, list) or not q or not all(isinstance(x, str) for x in q):
+                raise ConfigError("[run] converge_on must be a list of quantity names, e.g. "
+                                  "[\"D_tracer\", \"D_jump\"].")
+            for x in q:
+                if x not in CONVERGE_QUANTITIES:
+                    raise ConfigError(f"[run] converge_on names {x!r}, which is not a converged "
+                                      f"quantity; {_suggest(x, list(CONVERGE_QUANTITIES))}")
+            kw["converge_on"] = tuple(dict.fromkeys(q))
+        if "arrhenius_basis" in t:
+            b = t["arrhenius_basis"]
+            if b not in ARRHENIUS_BASES:
+                raise ConfigError(f"[run] arrhenius_basis = {b!r} is not known; "
+                                  f"{_suggest(str(b), list(ARRHENIUS_BASES))}")
+            kw["arrhenius_basis"] = b
+        cfg = cls(**kw)
+        if cfg.block_hops_per_ion < 1.0:
+            raise ConfigError(f"[run] time_origins = {cfg.time_origins} splits hops_per_ion = "
+                              f"{cfg.hops_per_ion:g} into blocks of less than one hop per ion; "
+                              f"lower time_origins or raise hops_per_ion.")
+        if cfg.target_rel_err is None:
+            # (converge_on at its default is what to_dict() writes back: let it round-trip)
+            for key in ("max_hops_per_ion", "converge_on"):
+                if key in t and getattr(cfg, key) != getattr(cls, key, None):
+                    raise ConfigError(f"[run] {key} only acts together with target_rel_err; set "
+                                      f"target_rel_err = 0.05 (say) or remove {key}.")
+        else:
+            if cfg.replicas < 2:
+                raise ConfigError("[run] target_rel_err needs a replica standard error, so at "
+                                  "least 2 replicas; set replicas = 4 or more.")
+            if cfg.max_hops_per_ion is not None and cfg.max_hops_per_ion < cfg.hops_per_ion:
+                raise ConfigError(f"[run] max_hops_per_ion = {cfg.max_hops_per_ion:g} is below "
+                                  f"hops_per_ion = {cfg.hops_per_ion:g}; make it at least "
+                                  f"hops_per_ion.")
+        return cfg
 
 
 SECTIONS = {"lattice": LatticeConfig, "occupancy": OccupancyConfig, "model": ModelConfig,

@@ -127,8 +127,10 @@ def _draw_kink(ax: Axes, fit: ArrheniusFit, colour: Any) -> None:
     ax.annotate(
         f"kink {Tk:.0f} K: $E_a$ = {d['Ea_below_kink_eV']:.2f} eV below,\n"
         f"{d['Ea_above_kink_eV']:.2f} eV above",
-        (1000.0 / Tk, yk), xytext=(8, 10), textcoords="offset points", fontsize="small",
-        color=colour,
+        # below-left of the kink: an Arrhenius line falls from upper left to lower right, so
+        # that corner is free of data, and the legend usually sits upper right
+        (1000.0 / Tk, yk), xytext=(-12, -14), textcoords="offset points", fontsize="small",
+        color=colour, ha="right", va="top",
     )
 
 
@@ -262,6 +264,7 @@ def plot_msd(
     path: str | Path | None = None,
     *,
     loglog: bool = False,
+    panels: bool | None = None,
 ) -> Figure:
     """Mean squared displacement against time, one colour per temperature.
 
@@ -275,6 +278,11 @@ def plot_msd(
         Where to save the figure (dpi 150, tight bounding box).
     loglog : bool, default False
         Logarithmic axes; points with ``t <= 0`` or non-positive MSD are left out.
+    panels : bool, optional
+        One panel per temperature (each with its own axes) instead of one shared axes. By
+        default panels are used on linear axes when the time spans of the temperatures differ
+        by more than a factor of 3, since the fast curves would otherwise be squeezed against
+        the y axis; log-log axes share one panel.
 
     Returns
     -------
@@ -300,13 +308,28 @@ def plot_msd(
         T: cmap(0.05 + 0.75 * (i / (len(temps) - 1) if len(temps) > 1 else 0.0))
         for i, T in enumerate(temps)
     }
+    if panels is None:
+        spans = [float(np.nanmax(np.asarray(c["t_s"], dtype=float))) for c in curves]
+        spans = [x for x in spans if np.isfinite(x) and x > 0]
+        panels = (not loglog and len(temps) > 1 and bool(spans)
+                  and max(spans) > 3.0 * min(spans))
 
-    fig = _new_figure((6.4, 4.8))
-    ax = fig.add_subplot()
+    if panels:
+        ncols = 2 if len(temps) == 4 else min(3, len(temps))
+        nrows = -(-len(temps) // ncols)
+        fig = _new_figure((3.4 * ncols + 0.6, 2.9 * nrows + 0.6))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        ax_of = {T: axes.flat[i] for i, T in enumerate(temps)}
+        for extra in list(axes.flat)[len(temps):]:
+            extra.set_visible(False)
+    else:
+        fig = _new_figure((6.4, 4.8))
+        ax0 = fig.add_subplot()
+        ax_of = {T: ax0 for T in temps}
     labelled: set[float] = set()
     any_collective = False
 
-    def draw(t: np.ndarray, m: Any, err: Any, c: Any, ls: str, lab: str | None) -> None:
+    def draw(ax: Axes, t: np.ndarray, m: Any, err: Any, c: Any, ls: str, lab: str | None) -> None:
         m = np.asarray(m, dtype=float)
         if m.shape != t.shape:
             raise ValueError(
@@ -326,33 +349,36 @@ def plot_msd(
     for cur in curves:
         T = float(cur["temperature_K"])
         c = colour[T]
+        ax = ax_of[T]
         t = np.asarray(cur["t_s"], dtype=float)
         lab = None if T in labelled else f"{T:g} K"
         labelled.add(T)
-        draw(t, cur["msd_tracer_A2"], cur.get("msd_tracer_err_A2"), c, "-", lab)
+        draw(ax, t, cur["msd_tracer_A2"], cur.get("msd_tracer_err_A2"), c, "-", lab)
         if cur.get("msd_collective_A2") is not None:
             any_collective = True
-            draw(t, cur["msd_collective_A2"], cur.get("msd_collective_err_A2"), c, "--", None)
+            draw(ax, t, cur["msd_collective_A2"], cur.get("msd_collective_err_A2"), c, "--", None)
 
-    if loglog:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    else:
-        ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4), useMathText=True)
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-    ax.set_xlabel("$t$ (s)")
-    ax.set_ylabel(r"MSD (Å$^2$)")
-    ax.grid(True, alpha=0.3)
-
-    handles, labels = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], color="0.2", ls="-", lw=1.6))
-    labels.append("tracer")
+    style_handles = [Line2D([], [], color="0.2", ls="-", lw=1.6)]
+    style_labels = ["tracer"]
     if any_collective:
-        handles.append(Line2D([], [], color="0.2", ls="--", lw=1.6))
-        labels.append("collective")
-    ax.legend(handles, labels, fontsize="small", framealpha=0.9, loc="upper left",
-              ncol=2 if len(handles) > 6 else 1)
+        style_handles.append(Line2D([], [], color="0.2", ls="--", lw=1.6))
+        style_labels.append("collective")
+    for ax in dict.fromkeys(ax_of.values()):
+        if loglog:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4), useMathText=True)
+            ax.set_xlim(left=0)
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("$t$ (s)")
+        ax.set_ylabel(r"MSD (Å$^2$)")
+        ax.grid(True, alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles + style_handles, labels + style_labels, fontsize="small",
+                  framealpha=0.9, loc="upper left", ncol=2 if len(handles) + 2 > 6 else 1)
+    if panels:
+        fig.tight_layout()
 
     _save(fig, path)
     return fig

@@ -1,0 +1,376 @@
+"""Issue 3: time origins, convergence control, the field route, the Arrhenius object of
+`kmc run`, result files (CSV, JSON, figures) and RunResult.to_dataframe."""
+import csv
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import kmc
+from kmc.cli import main
+from kmc.config import Config
+from kmc.exceptions import ConfigError
+from kmc.runner import RunResult, build_system, flatten, replica_seeds, run_config, run_replica
+from kmc.transport import (A3_TO_CM3, E_CHARGE_C, KB_J_K, ReplicaSample, block_sums,
+                           replica_values)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+BASE = """
+[lattice]
+builtin = "sc"
+supercell = [5, 5, 5]
+
+[occupancy]
+ions = 6
+
+[model]
+attempt_frequency_THz = 10.0
+barrier_eV = 0.25
+
+[run]
+temperatures_K = [400.0, 500.0, 650.0]
+hops_per_ion = 20
+equilibration_hops_per_ion = 2
+replicas = 4
+seed = 7
+msd_points = 5
+"""
+
+ARRHENIUS_KEYS = {"Ea_eV", "Ea_err_eV", "Ea_ci_eV", "prefactor_cm2_s", "prefactor_err_cm2_s",
+                  "sigma_300K_S_cm", "sigma_300K_ci_S_cm", "reduced_chi2", "basis",
+                  "non_arrhenius", "non_arrhenius_detail", "level", "covariance", "fits",
+                  "extrapolated_to_300K", "Ea_bootstrap_err_eV"}
+RUN_KEYS = {"time_origins", "block_hops_per_ion", "hops_per_ion_used", "converged", "stop_reason",
+            "rel_err_D_tracer", "rel_err_D_jump", "convergence_rounds"}
+
+
+def cfg(text=BASE, **run) -> Config:
+    c = Config.from_toml(text)
+    d = c.to_dict()
+    d["run"].update(run)
+    return Config.from_dict(d)
+
+
+def cli_json(tmp_path, capsys, text, *extra):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    code = main(["run", str(path), "--json", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------ config
+@pytest.mark.parametrize("line,needle", [
+    ("target_rel_err = 0.0", "strictly between 0 and 1"),
+    ("target_rel_err = 1.5", "strictly between 0 and 1"),
+    ("target_rel_err = nan", "finite"),
+    ("target_rel_err = '0.05'", "must be a number"),
+    ("target_rel_error = 0.05", "did you mean 'target_rel_err'"),
+    ("max_hops_per_ion = 100", "only acts together with target_rel_err"),
+    ("converge_on = ['D_jump']", "only acts together with target_rel_err"),
+    ("target_rel_err = 0.05\nmax_hops_per_ion = 10", "below hops_per_ion"),
+    ("target_rel_err = 0.05\nmax_hops_per_ion = inf", "finite"),
+    ("target_rel_err = 0.05\nconverge_on = ['D_trace']", "did you mean 'D_tracer'"),
+    ("target_rel_err = 0.05\nconverge_on = []", "list of quantity names"),
+    ("arrhenius_basis = 'sigma'", "did you mean 'sigma_T'"),
+    ("arrhenius_basis = 3", "is not known"),
+    ("time_origins = 0", "greater than zero"),
+    ("time_origins = 2.5", "whole number"),
+    ("time_origins = 50", "less than one hop per ion"),
+])
+def test_new_run_keys_are_validated(tmp_path, capsys, line, needle):
+    code, out, err = cli_json(tmp_path, capsys, BASE.replace("[run]", f"[run]\n{line}"))
+    assert code == 2, err
+    assert needle in err and "Traceback" not in err and out == ""
+    assert err.count("\n") == 1
+
+
+def test_target_needs_two_replicas_and_round_trip():
+    with pytest.raises(ConfigError, match="at least 2 replicas"):
+        cfg(replicas=1, target_rel_err=0.1)
+    c = cfg(target_rel_err=0.1, max_hops_per_ion=80, converge_on=["D_tracer", "D_jump"],
+            arrhenius_basis="D_jump", time_origins=2)
+    assert Config.from_dict(c.to_dict()) == c
+    assert c.run.block_hops_per_ion == 10 and c.run.max_blocks == 8
+    assert cfg(target_rel_err=0.1).run.max_blocks == 16  # default: 16 x hops_per_ion
+    assert Config.from_dict(cfg().to_dict()) == cfg()
+
+
+# ------------------------------------------------------------------------------ JSON / table
+def test_json_has_arrhenius_object_and_run_keys(tmp_path, capsys):
+    code, out, _ = cli_json(tmp_path, capsys, BASE)
+    assert code == 0
+    data = json.loads(out)
+    arr = data["arrhenius"]
+    assert ARRHENIUS_KEYS <= set(arr)
+    assert arr["basis"] == "sigma_T" and isinstance(arr["non_arrhenius"], bool)
+    assert "explanation" in arr["non_arrhenius_detail"]
+    lo, hi = arr["sigma_300K_ci_S_cm"]
+    assert 0 < lo < arr["sigma_300K_S_cm"] < hi
+    assert arr["Ea_ci_eV"][0] < arr["Ea_eV"] < arr["Ea_ci_eV"][1]
+    assert 0.1 < arr["Ea_eV"] < 0.4 and arr["Ea_err_eV"] > 0
+    assert set(arr["fits"]) == {"D_tracer", "D_jump", "sigma_T"}
+    assert set(data["arrhenius_axes"]) == {"xx", "yy", "zz"}
+    for ax in data["arrhenius_axes"].values():
+        assert {"Ea_eV", "Ea_err_eV", "prefactor_cm2_s"} <= set(ax)
+    for r in data["results"]:
+        assert RUN_KEYS <= set(r)
+        assert r["converged"] is None and r["time_origins"] == 1
+        assert "sigma_field_S_cm" not in r  # no field, no field route
+
+
+def test_sigma_T_prefactor_is_the_nernst_einstein_D_J_prefactor():
+    res = run_config(cfg(temperatures_K=[400.0, 600.0]))
+    a = res.arrhenius
+    n = res.network["n_ions"] / (res.network["volume_A3"] * A3_TO_CM3)
+    assert a["prefactor_cm2_s"] * n * E_CHARGE_C ** 2 / KB_J_K == pytest.approx(
+        a["prefactor_K_S_cm"], rel=1e-12)
+    # sigma T is proportional to D_J at fixed density: the two fits have the same Ea
+    assert a["fits"]["sigma_T"]["Ea_eV"] == pytest.approx(a["fits"]["D_jump"]["Ea_eV"], rel=1e-9)
+
+
+def test_basis_choice_and_fit_objects():
+    res = run_config(cfg(arrhenius_basis="D_tracer"))
+    assert res.arrhenius["basis"] == "D_tracer"
+    fit = res.arrhenius_fit()
+    assert isinstance(fit, kmc.ArrheniusFit) and fit.basis == "D_tracer"
+    assert res.arrhenius["Ea_eV"] == fit.Ea_eV
+    assert "sigma_T" in res.fits and res.arrhenius_fit("D_tracer_xx").basis == "D_tracer_xx"
+    with pytest.raises(KeyError, match="no 'nope' Arrhenius fit"):
+        res.arrhenius_fit("nope")
+    # sigma at 300 K does not depend on the basis: it always comes from the sigma T fit
+    other = run_config(cfg(arrhenius_basis="D_jump"))
+    assert other.arrhenius["sigma_300K_S_cm"] == res.arrhenius["sigma_300K_S_cm"]
+
+
+def test_one_temperature_has_no_fit_and_says_so(tmp_path, capsys):
+    one = BASE.replace("[400.0, 500.0, 650.0]", "[500.0]")
+    code, out, _ = cli_json(tmp_path, capsys, one)
+    data = json.loads(out)
+    assert data["arrhenius"] is None and data["arrhenius_axes"] is None
+    assert any("at least 2 different temperatures" in n for n in data["notes"])
+    (tmp_path / "c.toml").write_text(one)
+    assert main(["run", str(tmp_path / "c.toml"), "--quiet"]) == 0
+    assert "Arrhenius: no Arrhenius fit: it needs at least 2" in capsys.readouterr().out
+
+
+def test_table_reports_fit_convergence_and_field(tmp_path, capsys):
+    text = BASE.replace("[run]", "[run]\ntarget_rel_err = 0.5").replace(
+        "barrier_eV = 0.25", "barrier_eV = 0.25\nfield_V_per_A = [0.002, 0.0, 0.0]")
+    (tmp_path / "c.toml").write_text(text)
+    assert main(["run", str(tmp_path / "c.toml"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Arrhenius (sigma_T, 3 temperatures 400-650 K): Ea = " in out
+    assert "sigma(300 K) = " in out and "extrapolated" in out
+    assert "convergence (target" in out and "converged after" in out
+    assert "field route" in out and "sigma_field" in out
+
+
+def test_two_dimensional_network_has_no_zz_axis_fit():
+    text = BASE.replace('"sc"', '"square"').replace("[5, 5, 5]", "[8, 8, 1]")
+    res = run_config(cfg(text))
+    assert set(res.arrhenius_axes) == {"xx", "yy"}
+
+
+# ------------------------------------------------------------------------------ files
+def test_out_dir_files_csv_rows_and_every_key(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text(BASE)
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path / "c.toml"), "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "result.json").read_text())
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3
+    keys = set().union(*(flatten(r) for r in data["results"]))
+    assert set(rows[0]) == keys  # every key of the JSON result, flattened, and nothing else
+    assert "occupation_per_class.site" in keys
+    for row, r in zip(rows, data["results"]):
+        assert float(row["D_tracer_cm2_s"]) == r["D_tracer_cm2_s"]  # full precision
+        assert float(row["temperature_K"]) == r["temperature_K"]
+    for name in ("arrhenius.png", "msd.png"):
+        blob = (out / name).read_bytes()
+        assert blob[:8] == PNG_MAGIC and len(blob) > 10_000
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    # --loglog redraws msd.png on log axes
+    before = (out / "msd.png").read_bytes()
+    assert main(["run", str(tmp_path / "c.toml"), "--out", str(out), "--quiet",
+                 "--loglog"]) == 0
+    assert (out / "msd.png").read_bytes() != before
+    # a later single-temperature run into the same directory drops the stale Arrhenius figure
+    (tmp_path / "one.toml").write_text(BASE.replace("[400.0, 500.0, 650.0]", "[500.0]"))
+    assert main(["run", str(tmp_path / "one.toml"), "--out", str(out), "--quiet"]) == 0
+    assert not (out / "arrhenius.png").exists() and (out / "msd.png").exists()
+    with open(out / "results.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 1
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    import kmc.plots
+    from kmc.output import write_outputs
+
+    res = run_config(cfg(temperatures_K=[400.0, 600.0]))
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(kmc.plots, "plot_msd", boom)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_outputs(res, out)
+    assert list(out.iterdir()) == []
+
+
+def test_msd_curves_start_at_origin_with_errors():
+    res = run_config(cfg(time_origins=4))
+    for c in res.msd:
+        assert c["t_s"][0] == 0.0 and c["msd_tracer_A2"][0] == 0.0
+        assert len(c["t_s"]) == 6 and np.all(np.diff(c["t_s"]) > 0)
+        assert c["msd_tracer_err_A2"].shape == c["t_s"].shape
+
+
+# ------------------------------------------------------------------------------ dataframe
+def test_to_dataframe_and_missing_pandas(monkeypatch):
+    res = run_config(cfg())
+    df = res.to_dataframe()
+    assert list(df["temperature_K"]) == [400.0, 500.0, 650.0]
+    assert set(df.columns) == set(flatten(res.to_dict()["results"][0]))
+    assert df["D_tracer_cm2_s"].dtype == float and "occupation_per_class.site" in df.columns
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="needs pandas.*to_rows"):
+        res.to_dataframe()
+    assert len(res.to_rows()) == 3
+
+
+def test_flatten():
+    assert flatten({"a": 1, "b": {"c": 2, "d": [3, 4]}}) == {"a": 1, "b.c": 2, "b.d.0": 3,
+                                                             "b.d.1": 4}
+
+
+# ------------------------------------------------------------------------------ time origins
+def test_time_origins_are_blocks_of_one_trajectory():
+    c = cfg(time_origins=4, temperatures_K=[500.0])
+    system = build_system(c)
+    seed = replica_seeds(c.run.seed, 1, 1)[0][0]
+    rep = run_replica(system, 500.0, seed, c.run)
+    s = rep.sample
+    assert s.n_blocks == 4
+    assert s.hops == 4 * math.ceil(5 * 6)  # 20/4 = 5 hops per ion per block, 6 ions
+    v = replica_values([s], 3, system.network.volume_A3, 500.0)
+    expect = s.block_r2_axis.sum() * 1e-16 / (2 * 3 * 6 * s.block_time_s.sum())
+    assert v["D_tracer_cm2_s"][0] == pytest.approx(expect, rel=1e-12)
+    assert v["D_jump_cm2_s"][0] == pytest.approx(
+        (s.block_collective ** 2).sum() * 1e-16 / (2 * 3 * 6 * s.time_s), rel=1e-12)
+
+
+def _sample(t, r2, col, n=1):
+    k = len(t)
+    return ReplicaSample(n, np.asarray(t, float), np.asarray(r2, float), np.asarray(col, float),
+                         np.ones(k), np.ones(k, np.int64), np.ones(1))
+
+
+def test_concat_weights_occupation_by_time():
+    a = ReplicaSample(2, np.array([1.0]), np.ones((1, 3)), np.ones((1, 3)), np.ones(1),
+                      np.array([3]), np.array([1.0, 1.0]))
+    b = ReplicaSample(2, np.array([3.0]), np.ones((1, 3)), np.ones((1, 3)), np.ones(1),
+                      np.array([5]), np.array([2.0, 0.0]))
+    c = ReplicaSample.concat([a, b])
+    assert c.n_blocks == 2 and c.hops == 8 and c.time_s == 4.0
+    np.testing.assert_allclose(c.class_occupation, [1.75, 0.25])
+
+
+# ------------------------------------------------------------------------------ drift removal
+def test_pure_drift_is_removed_exactly():
+    v = np.array([3.0, -1.0, 0.5])  # Å/s per ion, no fluctuation at all
+    n = 4
+    samples = []
+    for t in ([1.0, 2.0], [0.5, 1.5, 1.0]):
+        t = np.array(t)
+        col = n * v * t[:, None]
+        r2 = n * (v * t[:, None]) ** 2
+        samples.append(_sample(t, r2, col, n))
+    r2_b, col2_b = block_sums(samples, (0.01, 0.0, 0.0))
+    for r, c in zip(r2_b, col2_b):
+        np.testing.assert_allclose(r, 0.0, atol=1e-12)
+        np.testing.assert_allclose(c, 0.0, atol=1e-12)
+    raw = replica_values(samples, 3, 100.0, 300.0)
+    assert raw["D_jump_cm2_s"].min() > 0  # without the field the drift would count as diffusion
+
+
+def test_drift_removal_is_unbiased_for_random_increments():
+    """Independent ions, Gaussian increments with drift: the corrected sums estimate the
+    zero-field values without bias, even with few, unequal blocks."""
+    rng = np.random.default_rng(1)
+    n, D, v = 3, 2.0, np.array([5.0, 0.0, 0.0])
+    t_blocks = np.array([0.5, 1.0, 2.0])
+    dj, ds = [], []
+    for _ in range(4000):
+        samples = []
+        for _r in range(2):
+            dr = v * t_blocks[:, None, None] + rng.standard_normal((3, n, 3)) * np.sqrt(
+                2 * D * t_blocks)[:, None, None]
+            samples.append(_sample(t_blocks, (dr ** 2).sum(axis=1), dr.sum(axis=1), n))
+        r2_b, col2_b = block_sums(samples, (1.0, 0.0, 0.0))
+        T = 2 * t_blocks.sum()
+        dj.append(sum(c.sum() for c in col2_b) / (2 * 3 * n * T))
+        ds.append(sum(r.sum() for r in r2_b) / (2 * 3 * n * T))
+    for est in (dj, ds):
+        m, se = np.mean(est), np.std(est, ddof=1) / np.sqrt(len(est))
+        assert abs(m - D) < 4 * se, (m, se)
+    # the uncorrected subtraction would be visibly low: 1 - sum t^2 / T^2 = 0.857 here
+    se_dj = np.std(dj, ddof=1) / np.sqrt(len(dj))
+    shrink = 1 - 2 * np.sum(t_blocks ** 2) / T ** 2
+    assert abs(np.mean(dj) * shrink - D) > 6 * se_dj
+
+
+def test_field_route_keys_sign_and_charge():
+    field = BASE.replace("barrier_eV = 0.25", "barrier_eV = 0.25\nfield_V_per_A = [0.0, 0.0, "
+                                              "-0.003]")
+    res = run_config(cfg(field, temperatures_K=[600.0], replicas=6, hops_per_ion=60))
+    r = res.results[0]
+    assert r["sigma_field_S_cm"] > 0 and r["sigma_field_err_S_cm"] > 0
+    assert r["drift_velocity_cm_s"] > 0  # along the field for a positive ion
+    assert r["field_work_max_over_kT"] == pytest.approx(0.003 / (8.617333262e-5 * 600), rel=1e-9)
+    neg = field.replace("barrier_eV = 0.25", "barrier_eV = 0.25\ncharge_e = -2.0")
+    r2 = run_config(cfg(neg, temperatures_K=[600.0], replicas=6, hops_per_ion=60)).results[0]
+    assert r2["drift_velocity_cm_s"] < 0 and r2["sigma_field_S_cm"] > 0
+
+
+# ------------------------------------------------------------------------------ convergence
+def test_convergence_stops_at_target():
+    res = run_config(cfg(target_rel_err=0.9, temperatures_K=[500.0]))
+    r = res.results[0]
+    assert r["converged"] is True and r["stop_reason"] == "target_rel_err reached"
+    assert r["hops_per_ion_used"] == 20 and r["convergence_rounds"] == 1
+    assert r["rel_err_D_tracer"] <= 0.9
+
+
+def test_convergence_stops_at_max_hops_and_says_so():
+    res = run_config(cfg(target_rel_err=1e-4, max_hops_per_ion=80, temperatures_K=[500.0],
+                         converge_on=["D_tracer", "D_jump"]))
+    r = res.results[0]
+    assert r["converged"] is False and r["stop_reason"] == "max_hops_per_ion reached"
+    assert r["hops_per_ion_used"] == 80 and r["time_origins"] == 4
+    assert r["convergence_rounds"] == 3  # 1 -> 2 -> 4 blocks
+    assert r["rel_err_D_tracer"] > 1e-4
+    assert r["hops"] == 4 * 80 * 6  # replicas x hops per ion x ions: nothing rerun
+
+
+def test_convergence_lowers_the_error_and_is_reproducible():
+    long_ = run_config(cfg(target_rel_err=0.03, max_hops_per_ion=5120,
+                           temperatures_K=[500.0])).results[0]
+    # 6 ions x 4 replicas: one block gives about 0.82 / sqrt(24) = 17 % relative error
+    assert long_["converged"] is True and long_["rel_err_D_tracer"] <= 0.03
+    assert 20 < long_["hops_per_ion_used"] < 5120
+
+    def strip(result: RunResult):
+        d = result.to_dict()
+        for r in d["results"]:
+            del r["wall_s"], r["hops_per_s"]
+        return d
+    a = strip(run_config(cfg(target_rel_err=0.08)))
+    b = strip(run_config(cfg(target_rel_err=0.08)))
+    c = strip(run_config(cfg(target_rel_err=0.08, seed=8)))
+    assert a == b and a != c
+    assert json.dumps(a, allow_nan=False)
