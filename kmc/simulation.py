@@ -17,33 +17,66 @@ from kmc.model import BLOCKER, EMPTY, ION, KB_EV_K, RateModel
 
 def place_ions(model: RateModel, n_ions: int, blocked: np.ndarray, rng: np.random.Generator
                ) -> np.ndarray:
-    """Random occupancy with ``n_ions`` ions on unblocked sites, respecting hard-core exclusions
-    (random sequential placement in a random site order)."""
+    """Random occupancy with ``n_ions`` ions on unblocked sites, respecting hard-core exclusions:
+    random sequential placement, then (if that jams below ``n_ions``) a local search that adds
+    ions by rearranging neighbourhoods, which reaches any content below close packing."""
     net = model.network
     occ = np.zeros(net.n_sites, dtype=np.int8)
     occ[blocked] = BLOCKER
-    free = np.flatnonzero(~blocked)
-    if n_ions > len(free):
-        raise ConfigError(f"{n_ions} ions do not fit on {len(free)} free sites; lower the ion "
-                          f"count or enlarge the supercell.")
+    open_sites = np.flatnonzero(~blocked)
+    if n_ions > len(open_sites):
+        raise ConfigError(f"{n_ions} ions do not fit on {len(open_sites)} free sites; lower the "
+                          f"ion count or enlarge the supercell.")
     if len(net.exclusions) == 0:
-        occ[rng.choice(free, size=n_ions, replace=False)] = ION
+        occ[rng.choice(open_sites, size=n_ions, replace=False)] = ION
         return occ
     ex_off, ex_nbr, _ = net.csr(net.exclusions)
-    excluded = np.zeros(net.n_sites, dtype=bool)
-    for s in np.flatnonzero(blocked):
-        excluded[ex_nbr[ex_off[s]:ex_off[s + 1]]] = True
+    nbrs = [ex_nbr[ex_off[i]:ex_off[i + 1]] for i in range(net.n_sites)]
+    count = np.zeros(net.n_sites, dtype=np.int64)   # occupied (ion or blocker) excluded neighbours
+    for b in np.flatnonzero(blocked):
+        count[nbrs[b]] += 1
+
+    def put(site: int) -> None:
+        occ[site] = ION
+        count[nbrs[site]] += 1
+
+    def take(site: int) -> None:
+        occ[site] = EMPTY
+        count[nbrs[site]] -= 1
+
+    def free(site: int) -> bool:
+        return occ[site] == EMPTY and count[site] == 0
+
     placed = 0
-    for s in rng.permutation(free):
+    for site in rng.permutation(open_sites):  # random sequential
         if placed == n_ions:
-            break
-        if not excluded[s]:
-            occ[s] = ION
-            excluded[ex_nbr[ex_off[s]:ex_off[s + 1]]] = True
+            return occ
+        if free(site):
+            put(site)
             placed += 1
-    if placed < n_ions:
-        raise ConfigError(f"only {placed} of {n_ions} ions could be placed without two on "
-                          f"excluded neighbour sites; lower the ion count or the exclusion distance.")
+    # Jammed below the target: local search over valid configurations.  Remove a random ion; if
+    # its neighbourhood then admits two ions that do not exclude each other, place both (+1);
+    # otherwise put one back at a random admissible spot (a random walk that unjams).
+    for _ in range(400 * n_ions + 1000):
+        if placed == n_ions:
+            return occ
+        s = int(open_sites[rng.integers(len(open_sites))])
+        if occ[s] != ION:
+            continue
+        take(s)
+        cand = [c for c in np.concatenate(([s], nbrs[s])).tolist() if free(c)]
+        rng.shuffle(cand)
+        pair = next(((a, b) for i, a in enumerate(cand) for b in cand[i + 1:]
+                     if b not in set(nbrs[a].tolist())), None)
+        if pair is not None:
+            put(pair[0])
+            put(pair[1])
+            placed += 1
+        else:
+            put(cand[rng.integers(len(cand))])  # s itself is always admissible
+    raise ConfigError(f"only {placed} of {n_ions} ions could be placed without two on excluded "
+                      f"neighbour sites (of {len(open_sites)} free sites); lower the ion count or "
+                      f"the exclusion distance.")
     return occ
 
 

@@ -237,3 +237,24 @@ def test_knockoff_detailed_balance():
         assert ev["ev_mid"][ev["ev_rev"][e]] == ev["ev_mid"][e]
         dE = model.energy(after) - model.energy(occ)
         assert rates[e] / back == pytest.approx(np.exp(-dE / (KB_EV_K * T)), rel=1e-9)
+
+
+def test_placement_beats_random_sequential_jamming_on_llzo():
+    """Random sequential placement jams near 52 Li per cubic-LLZO cell; 56 must still be placed
+    without two Li on excluded (24d-96h, split 96h) pairs."""
+    from kmc.frameworks import load_framework
+
+    fw = load_framework("llzo-cubic")
+    net = SiteNetwork.from_sites(fw.structure.lattice.matrix, fw.mobile_frac, fw.mobile_labels,
+                                 fw.mobile_occupancy, "Li", (1, 1, 1), fw.hop_cutoff_A,
+                                 fw.exclusion_distance_A)
+    model = RateModel(net, 1e13, 0.3)
+    for seed in range(3):
+        sim = Simulation(model, 600.0, n_ions=56, seed=seed)
+        occ = sim.occupancy
+        off, nbr, _ = net.csr(net.exclusions)
+        assert np.sum(occ == ION) == 56
+        for s in np.flatnonzero(occ == ION):
+            assert np.all(occ[nbr[off[s]:off[s + 1]]] == 0)
+    with pytest.raises(Exception, match="could be placed"):
+        Simulation(model, 600.0, n_ions=64, seed=0)  # above close packing (60 per cell)
