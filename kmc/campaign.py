@@ -373,11 +373,9 @@ class LocalExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
-            else "spawn"
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["kmc.campaign", "kmc.runner"])
+        # spawn, not forkserver: Python 3.11's forkserver ignores the parent's sys.path, so run
+        # from a source checkout it would import the uncompiled tree instead of the installed kmc
+        ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
                                    initializer=_watch_parent, initargs=(os.getpid(),))
         try:

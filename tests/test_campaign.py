@@ -367,7 +367,8 @@ seed = 99
 def _start(path: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "kmc.campaign_cli", "campaign", str(path), "--out", str(out),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=out.parent)  # not the repo root: `-m` would import the uncompiled source tree
 
 
 def _wait_for_start(proc: subprocess.Popen, timeout: float = 60.0) -> bool:
