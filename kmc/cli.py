@@ -1,4 +1,5 @@
-"""Command line: ``kmc run CONFIG.toml [--json] [--out DIR [--loglog]]``.
+"""Command line: ``kmc run CONFIG.toml [--json] [--out DIR [--loglog]]`` and
+``kmc info NAME_OR_CIF_OR_CONFIG [--json] [--supercell A B C] [--dopant EL:SITE:X ...]``.
 
 ``--out DIR`` writes ``result.json``, ``results.csv``, ``arrhenius.png`` (two or more
 temperatures) and ``msd.png`` (see :mod:`kmc.output`).
@@ -79,6 +80,20 @@ def _table(result) -> str:
     net = result.network
     rows.append(f"{net['n_ions']} ions on {net['n_sites']} sites, network dimensionality "
                 f"{net['dimensionality']}, {result.results[0]['replicas']} replicas per temperature")
+    if result.formula and net.get("source") != "teaching":
+        rows.append(f"formula {result.formula} ({result.mobile_ions_per_formula_unit:.4g} "
+                    f"{net.get('mobile', 'mobile ions')} per formula unit)")
+    for r in result.results:
+        perc = r.get("percolation")
+        if perc and perc["blocked_sites"]:
+            rows.append(f"  {r['temperature_K']:g} K: {perc['blocked_sites']} blocked sites per "
+                        f"replica, {perc['spanning_fraction']:.3f} of the free sites in spanning "
+                        f"clusters, dimensionality {perc['dimensionality_mean']:g} (min "
+                        f"{perc['dimensionality_min']})")
+    for r in result.results:
+        if "knockoff_event_fraction" in r:
+            rows.append(f"  {r['temperature_K']:g} K: knock-offs are "
+                        f"{r['knockoff_event_fraction']:.1%} of the events")
     rows.extend(_convergence_lines(result))
     rows.extend(_field_lines(result))
     rows.extend(_arrhenius_lines(result))
@@ -158,6 +173,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    from kmc.info import config_for, info_text, system_info
+
+    src = args.source
+    p = Path(src)
+    config = config_for(src, supercell=args.supercell, dopants=args.dopant or (),
+                        mobile=args.mobile, hop_cutoff_A=args.hop_cutoff,
+                        exclusion_distance_A=args.exclusion, symprec=args.symprec,
+                        interstitialcy=args.interstitialcy)
+    info = system_info(config, from_config=p.suffix.lower() == ".toml")
+    if args.json:
+        from kmc.runner import _jsonable
+
+        print(json.dumps(_jsonable(info)))
+    else:
+        print(info_text(info))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="kmc", description="Rejection-free kinetic Monte Carlo of ion hopping.")
     p.add_argument("--version", action="version", version=f"kmc {__version__}")
@@ -170,6 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw msd.png (with --out) on logarithmic axes")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
+    i = sub.add_parser("info", help="describe a framework, teaching lattice, CIF or config: "
+                                    "sites, hops, exclusions, dimensionality, formula")
+    i.add_argument("source", help="framework name (llzo-cubic, llzo-tetragonal, lgps), teaching "
+                                  "lattice name, CIF path or TOML config")
+    i.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    i.add_argument("--supercell", nargs=3, type=int, metavar=("A", "B", "C"),
+                   help="repetitions of the unit cell (default: 8 8 8 for a teaching lattice; "
+                        "the smallest supercell >= 20 Å wide along every axis otherwise)")
+    i.add_argument("--dopant", action="append", metavar="EL:SITE:X[:CHARGE]",
+                   help="a dopant per formula unit, e.g. Ta:Zr:0.6 or Ga:Li1:0.25 (repeatable)")
+    i.add_argument("--mobile", metavar="EL", help="mobile species of a CIF (default Li)")
+    i.add_argument("--hop-cutoff", type=float, metavar="A", help="hop cutoff, Å")
+    i.add_argument("--exclusion", type=float, metavar="A", help="exclusion distance, Å")
+    i.add_argument("--symprec", type=float, help="symmetry tolerance for a CIF's site classes")
+    i.add_argument("--interstitialcy", metavar="I:L[:ANGLE]",
+                   help="add knock-off events from interstitial classes I through lattice "
+                        "classes L (comma-separated), e.g. Li1:Li3:30 for LGPS")
+    i.set_defaults(func=cmd_info)
     return p
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,28 +47,90 @@ def _check_keys(where: str, table: Any, allowed: list[str]) -> dict:
     return table
 
 
+#: ``[lattice]`` defaults of a CIF source (documented in docs/frameworks_section.md)
+CIF_HOP_CUTOFF_A = 3.0
+CIF_EXCLUSION_DISTANCE_A = 0.0
+CIF_SYMPREC = 0.01
+TEACHING_SUPERCELL = (8, 8, 8)
+#: a framework or CIF without ``supercell`` gets the smallest supercell whose three widths (distances
+#: between opposite faces) are all at least this long: one conventional cell is too small for
+#: garnets (c-LLZO 1x1x1 diffuses 2.5x slower than 2x2x2 or 3x3x3; see docs/frameworks_section.md)
+AUTO_SUPERCELL_MIN_WIDTH_A = 20.0
+TEACHING_ONLY = ("lattice_constant_A", "site_labels")
+
+
+def _framework_names() -> list[str]:
+    from kmc.frameworks import framework_names
+
+    return framework_names()
+
+
 @dataclass(frozen=True)
 class LatticeConfig:
-    """Which sites: a teaching lattice (``builtin``) and its supercell."""
+    """Which sites: a teaching lattice or a builtin framework (``builtin``), or a CIF file
+    (``cif``), and the supercell.
 
-    builtin: str = "sc"
-    supercell: tuple[int, int, int] = (8, 8, 8)
-    lattice_constant_A: float = 1.0
-    mobile: str = "Li"
+    Optional values left at None take the source's default: a framework's data file, or for a
+    CIF ``CIF_HOP_CUTOFF_A`` / ``CIF_EXCLUSION_DISTANCE_A`` / ``CIF_SYMPREC``.  ``supercell``
+    defaults to 8x8x8 for a teaching lattice; for a framework or CIF None means the smallest
+    supercell at least ``AUTO_SUPERCELL_MIN_WIDTH_A`` wide along every axis (see
+    :func:`auto_supercell`).
+    """
+
+    builtin: str | None = "sc"
+    supercell: tuple[int, int, int] | None = TEACHING_SUPERCELL
+    lattice_constant_A: float | None = None
+    mobile: str | None = None
     site_labels: tuple[str, ...] | None = None
     hop_cutoff_A: float | None = None
-    exclusion_distance_A: float = 0.0
+    exclusion_distance_A: float | None = None
     interaction_cutoff_A: float | None = None
+    cif: str | None = None
+    symprec: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"teaching"``, ``"framework"`` or ``"cif"``."""
+        if self.cif is not None:
+            return "cif"
+        return "teaching" if self.builtin in LATTICES else "framework"
+
+    @property
+    def source_name(self) -> str:
+        return self.cif if self.cif is not None else str(self.builtin)
 
     @classmethod
-    def parse(cls, t: dict) -> "LatticeConfig":
+    def parse(cls, t: dict, base_dir: str | Path | None = None) -> "LatticeConfig":
         t = _check_keys("lattice", t, [f.name for f in fields(cls)])
         kw: dict[str, Any] = {}
-        if "builtin" in t:
-            if t["builtin"] not in LATTICES:
+        if "builtin" in t and "cif" in t:
+            raise ConfigError("[lattice] has both builtin and cif; keep exactly one of them.")
+        if "cif" in t:
+            if not isinstance(t["cif"], str) or not t["cif"]:
+                raise ConfigError("[lattice] cif must be the path of a CIF file, e.g. "
+                                  "cif = \"garnet.cif\".")
+            path = Path(t["cif"]).expanduser()
+            if not path.is_absolute():
+                path = Path(base_dir if base_dir is not None else ".") / path
+            path = path.absolute()
+            if not path.is_file():
+                raise ConfigError(f"no CIF file at {str(path)!r}; check [lattice] cif (a relative "
+                                  f"path is read from the config file's directory).")
+            kw["cif"], kw["builtin"] = str(path), None
+        elif "builtin" in t:
+            names = list(LATTICES) + _framework_names()
+            if t["builtin"] not in names:
                 raise ConfigError(f"[lattice] builtin = {t['builtin']!r} is not known; "
-                                  f"{_suggest(str(t['builtin']), list(LATTICES))}")
+                                  f"{_suggest(str(t['builtin']), names)}")
             kw["builtin"] = t["builtin"]
+        kind = cls(**{k: v for k, v in kw.items()}).kind
+        if kind != "teaching":
+            for key in TEACHING_ONLY:
+                if key in t:
+                    raise ConfigError(f"[lattice] {key} applies to teaching lattices only; remove "
+                                      f"it for {kw.get('builtin') or 'a CIF'}.")
+        if "symprec" in t and kind != "cif":
+            raise ConfigError("[lattice] symprec applies to a CIF source only; remove it.")
         if "supercell" in t:
             sc = t["supercell"]
             if not isinstance(sc, list) or len(sc) != 3:
@@ -76,37 +138,74 @@ class LatticeConfig:
                                   "[8, 8, 8].")
             kw["supercell"] = tuple(_number("[lattice] supercell", x, integer=True, positive=True)
                                     for x in sc)
-        for key in ("lattice_constant_A", "hop_cutoff_A", "interaction_cutoff_A"):
+        else:
+            kw["supercell"] = TEACHING_SUPERCELL if kind == "teaching" else None
+        for key in ("lattice_constant_A", "hop_cutoff_A", "interaction_cutoff_A", "symprec"):
             if key in t:
                 kw[key] = _number(f"[lattice] {key}", t[key], positive=True)
         if "exclusion_distance_A" in t:
             kw["exclusion_distance_A"] = _number("[lattice] exclusion_distance_A",
                                                  t["exclusion_distance_A"], nonneg=True)
         if "mobile" in t:
-            if not isinstance(t["mobile"], str):
+            if not isinstance(t["mobile"], str) or not t["mobile"]:
                 raise ConfigError("[lattice] mobile must be an element symbol such as \"Li\".")
             kw["mobile"] = t["mobile"]
+            if kind == "framework":
+                from kmc.frameworks import load_framework
+
+                fw = load_framework(kw["builtin"])
+                if t["mobile"] != fw.mobile:
+                    raise ConfigError(f"[lattice] mobile = {t['mobile']!r} does not match "
+                                      f"{fw.name}, whose mobile ion is {fw.mobile}; remove mobile "
+                                      f"or set it to {fw.mobile!r}.")
         if "site_labels" in t:
             labels = t["site_labels"]
             if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
                 raise ConfigError("[lattice] site_labels must be a list of strings, one per site "
                                   "of the unit cell.")
             kw["site_labels"] = tuple(labels)
+        if kind == "teaching":  # explicit values, so that a saved config says what was run
+            kw.setdefault("lattice_constant_A", 1.0)
+            kw.setdefault("mobile", "Li")
+            kw.setdefault("exclusion_distance_A", 0.0)
+        elif kind == "cif":
+            kw.setdefault("mobile", "Li")
         return cls(**kw)
+
+
+def auto_supercell(lattice, min_width_A: float = AUTO_SUPERCELL_MIN_WIDTH_A
+                   ) -> tuple[int, int, int]:
+    """Smallest repetitions of a cell (rows = lattice vectors, Å) such that every width of the
+    supercell (distance between opposite faces) is at least ``min_width_A``."""
+    import numpy as np
+
+    L = np.asarray(lattice, float)
+    vol = abs(float(np.linalg.det(L)))
+    widths = [vol / float(np.linalg.norm(np.cross(L[j], L[k])))
+              for j, k in ((1, 2), (2, 0), (0, 1))]
+    return tuple(max(1, int(math.ceil(min_width_A / w - 1e-9))) for w in widths)
 
 
 @dataclass(frozen=True)
 class OccupancyConfig:
-    """How many mobile ions: exactly one of ``vacancies``, ``ions`` or ``filling``."""
+    """How many mobile ions: exactly one of ``vacancies``, ``ions`` or ``filling``; for a
+    framework or a CIF none of them (the default) means the structure's own ion count (after
+    dopant charge compensation)."""
 
     vacancies: int | None = None
     ions: int | None = None
     filling: float | None = None
 
+    @property
+    def is_default(self) -> bool:
+        return self.vacancies is None and self.ions is None and self.filling is None
+
     @classmethod
     def parse(cls, t: dict) -> "OccupancyConfig":
         t = _check_keys("occupancy", t, [f.name for f in fields(cls)])
         given = [k for k in ("vacancies", "ions", "filling") if k in t]
+        if not given:
+            return cls()
         if len(given) != 1:
             raise ConfigError("[occupancy] needs exactly one of vacancies = N, ions = N or "
                               f"filling = 0..1 (got {', '.join(given) or 'none'}).")
@@ -118,9 +217,15 @@ class OccupancyConfig:
             return cls(filling=c)
         return cls(**{key: _number(f"[occupancy] {key}", t[key], integer=True, nonneg=True)})
 
-    def n_ions(self, n_sites: int) -> int:
-        """Number of mobile ions on a lattice of ``n_sites`` free sites."""
-        if self.vacancies is not None:
+    def n_ions(self, n_sites: int, default: int | None = None) -> int:
+        """Number of mobile ions on a lattice of ``n_sites`` free sites (``default`` when no
+        value is set)."""
+        if self.is_default:
+            if default is None:
+                raise ConfigError("[occupancy] needs exactly one of vacancies = N, ions = N or "
+                                  "filling = 0..1 (got none).")
+            n = default
+        elif self.vacancies is not None:
             n = n_sites - self.vacancies
         elif self.ions is not None:
             n = self.ions
@@ -133,15 +238,48 @@ class OccupancyConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Energy model: attempt frequency, barriers, site energies, interactions, field."""
+class InterstitialcyConfig:
+    """``[model.interstitialcy]``: knock-off events from ``interstitial`` site classes through
+    ``lattice`` site classes (see :meth:`kmc.network.SiteNetwork.with_interstitialcy`)."""
 
-    attempt_frequency_THz: float = 10.0
-    barrier_eV: float | dict = 0.25
+    interstitial: tuple[str, ...]
+    lattice: tuple[str, ...]
+    max_angle_deg: float = 30.0
+
+    @classmethod
+    def parse(cls, t: dict) -> "InterstitialcyConfig":
+        t = _check_keys("model.interstitialcy", t, [f.name for f in fields(cls)])
+        kw: dict[str, Any] = {}
+        for key in ("interstitial", "lattice"):
+            v = t.get(key)
+            if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+                raise ConfigError(f"[model.interstitialcy] {key} must be a non-empty list of site "
+                                  f"class names, e.g. {key} = [\"{'I' if key == 'interstitial' else 'L'}\"].")
+            kw[key] = tuple(v)
+        if "max_angle_deg" in t:
+            a = _number("[model.interstitialcy] max_angle_deg", t["max_angle_deg"])
+            if not 0.0 <= a < 180.0:
+                raise ConfigError(f"[model.interstitialcy] max_angle_deg must lie in [0, 180), got "
+                                  f"{a}.")
+            kw["max_angle_deg"] = a
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Energy model: attempt frequency, barriers, site energies, interactions, field.
+
+    Values left unset (None, empty tables) take the source's defaults: 10 THz and 0.25 eV for a
+    teaching lattice, the data file for a framework (tables given here override the named
+    entries only), nothing for a CIF (``barrier_eV`` is then required)."""
+
+    attempt_frequency_THz: float | None = None
+    barrier_eV: float | dict | None = None
     site_energies_eV: dict = field(default_factory=dict)
     interactions_eV: dict = field(default_factory=dict)
     field_V_per_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
     charge_e: float = 1.0
+    interstitialcy: InterstitialcyConfig | None = None
 
     @classmethod
     def parse(cls, t: dict) -> "ModelConfig":
@@ -183,7 +321,58 @@ class ModelConfig:
                 raise ConfigError("[model] field_V_per_A must be a list of three numbers "
                                   "[Ex, Ey, Ez] in V/Å.")
             kw["field_V_per_A"] = tuple(_number("[model] field_V_per_A", x) for x in f)
+        if "interstitialcy" in t:
+            kw["interstitialcy"] = InterstitialcyConfig.parse(t["interstitialcy"])
         return cls(**kw)
+
+
+#: keys of one ``[dopants]`` entry: required, then optional
+DOPANT_KEYS = ("site", "per_formula_unit", "charge", "energy_shift_eV", "shift_radius_A")
+
+
+def parse_dopants(t: Any) -> dict[str, dict]:
+    """``[dopants]``: element -> {site, per_formula_unit, charge?, energy_shift_eV?,
+    shift_radius_A?}, validated; only the keys given are kept (so the table round-trips)."""
+    if not isinstance(t, dict):
+        raise ConfigError("[dopants] must be a table such as Ga = { site = \"Li\", "
+                          "per_formula_unit = 0.25 }.")
+    from pymatgen.core.periodic_table import Element
+
+    out: dict[str, dict] = {}
+    for el, spec in t.items():
+        if not Element.is_valid_symbol(el):
+            raise ConfigError(f"[dopants] {el!r} is not a chemical element; use a symbol such as "
+                              f"\"Ga\" as the key.")
+        where = f"[dopants] {el}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be an inline table, e.g. {el} = {{ site = \"Li\", "
+                              f"per_formula_unit = 0.25 }}.")
+        _check_keys(f"dopants.{el}", spec, list(DOPANT_KEYS))
+        for key in ("site", "per_formula_unit"):
+            if key not in spec:
+                raise ConfigError(f"{where} needs {key} (e.g. {el} = {{ site = \"Zr\", "
+                                  f"per_formula_unit = 0.5 }}).")
+        if not isinstance(spec["site"], str) or not spec["site"]:
+            raise ConfigError(f"{where} site must name a host element or site label, e.g. "
+                              f"site = \"Zr\".")
+        d: dict[str, Any] = {"site": spec["site"],
+                             "per_formula_unit": _number(f"{where} per_formula_unit",
+                                                         spec["per_formula_unit"], nonneg=True)}
+        if "charge" in spec:
+            q = _number(f"{where} charge", spec["charge"], integer=True)
+            if q == 0:
+                raise ConfigError(f"{where} charge must be a non-zero integer (the dopant's "
+                                  f"oxidation state).")
+            d["charge"] = q
+        if ("energy_shift_eV" in spec) != ("shift_radius_A" in spec):
+            raise ConfigError(f"{where} needs energy_shift_eV and shift_radius_A together (the "
+                              f"shift applies to mobile sites within the radius of a dopant).")
+        if "energy_shift_eV" in spec:
+            d["energy_shift_eV"] = _number(f"{where} energy_shift_eV", spec["energy_shift_eV"])
+            d["shift_radius_A"] = _number(f"{where} shift_radius_A", spec["shift_radius_A"],
+                                          positive=True)
+        out[str(el)] = d
+    return out
 
 
 ARRHENIUS_BASES = ("D_tracer", "D_jump", "sigma_T")
@@ -313,41 +502,68 @@ class RunConfig:
 
 SECTIONS = {"lattice": LatticeConfig, "occupancy": OccupancyConfig, "model": ModelConfig,
             "run": RunConfig}
+TOP_LEVEL = list(SECTIONS) + ["dopants"]
 
 
 @dataclass(frozen=True)
 class Config:
-    """A whole simulation: ``[lattice]``, ``[occupancy]``, ``[model]``, ``[run]``."""
+    """A whole simulation: ``[lattice]``, ``[occupancy]``, ``[model]``, ``[run]`` and, for a
+    framework, ``[dopants]``."""
 
-    lattice: LatticeConfig = field(default_factory=LatticeConfig)
+    lattice: LatticeConfig = field(default_factory=lambda: LatticeConfig(
+        lattice_constant_A=1.0, mobile="Li", exclusion_distance_A=0.0))
     occupancy: OccupancyConfig = field(default_factory=lambda: OccupancyConfig(vacancies=1))
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(attempt_frequency_THz=10.0,
+                                                                   barrier_eV=0.25))
     run: RunConfig = field(default_factory=RunConfig)
+    dopants: dict | None = None
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        """Validate a nested dict (as parsed from TOML)."""
-        data = _check_keys("top level", data, list(SECTIONS))
-        if "occupancy" not in data:
+    def from_dict(cls, data: dict, base_dir: str | Path | None = None) -> "Config":
+        """Validate a nested dict (as parsed from TOML); a relative ``[lattice] cif`` path is
+        read from ``base_dir`` (default: the working directory)."""
+        data = _check_keys("top level", data, TOP_LEVEL)
+        lattice = LatticeConfig.parse(data.get("lattice", {}), base_dir)
+        kind = lattice.kind
+        if kind == "teaching" and "occupancy" not in data:
             raise ConfigError("the config has no [occupancy] table; add one with vacancies = N, "
                               "ions = N or filling = 0..1.")
-        return cls(**{name: SECTIONS[name].parse(data.get(name, {})) for name in SECTIONS})
+        occupancy = OccupancyConfig.parse(data.get("occupancy", {}))
+        if kind == "teaching" and occupancy.is_default:
+            raise ConfigError("[occupancy] needs exactly one of vacancies = N, ions = N or "
+                              "filling = 0..1 (got none).")
+        model = ModelConfig.parse(data.get("model", {}))
+        if kind == "teaching":  # explicit defaults: the saved config says what was run
+            model = replace(model,
+                            attempt_frequency_THz=model.attempt_frequency_THz
+                            if model.attempt_frequency_THz is not None else 10.0,
+                            barrier_eV=model.barrier_eV if model.barrier_eV is not None else 0.25)
+        dopants = None
+        if "dopants" in data:
+            dopants = parse_dopants(data["dopants"])
+            if dopants and kind != "framework":
+                raise ConfigError(f"[dopants] needs a builtin framework "
+                                  f"({', '.join(_framework_names())}), not "
+                                  f"{'a CIF' if kind == 'cif' else 'a teaching lattice'}; remove "
+                                  f"[dopants] or change [lattice] builtin.")
+            dopants = dopants or None
+        return cls(lattice, occupancy, model, RunConfig.parse(data.get("run", {})), dopants)
 
     @classmethod
-    def from_toml(cls, text: str) -> "Config":
+    def from_toml(cls, text: str, base_dir: str | Path | None = None) -> "Config":
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"the config is not valid TOML ({exc}); fix the syntax at that "
                               f"line.") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, base_dir)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Config":
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"no config file at {str(p)!r}; check the path.")
-        return cls.from_toml(p.read_text(encoding="utf-8"))
+        return cls.from_toml(p.read_text(encoding="utf-8"), base_dir=p.parent)
 
     def to_dict(self) -> dict:
         """Plain nested data (JSON/TOML-able), omitting unset optional values."""

@@ -55,6 +55,16 @@ def charge_of(element: str, given: int | None = None) -> int:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """The atoms of one dopant in the supercell: ``counts`` per host orbit label, and whether
+    those are mobile-ion sites (the dopant then blocks them)."""
+
+    element: str
+    counts: dict[str, int]
+    on_mobile_sites: bool
+
+
+@dataclass(frozen=True)
 class DopedCell:
     """What a set of dopants does to one supercell."""
 
@@ -63,6 +73,7 @@ class DopedCell:
     framework_dopants: dict[str, int]  # dopants on framework sites: element -> count
     formula: str                      # per formula unit, e.g. "Li6.25Ga0.25La3Zr2O12"
     mobile_per_formula_unit: float
+    placements: tuple[Placement, ...] = ()  # one per dopant with a non-zero count, in order
 
 
 def _host_labels(fw: Framework, site: str) -> list[str]:
@@ -83,8 +94,12 @@ def _host_element(fw: Framework, label: str) -> str:
     return sp
 
 
-def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int) -> DopedCell:
+def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int,
+                  n_mobile: int | None = None) -> DopedCell:
     """Mobile-ion count, blockers and formula of ``n_cells`` conventional cells with ``dopants``.
+
+    ``n_mobile`` (optional) replaces the charge-compensated mobile-ion count (an explicit
+    ``[occupancy]``); the formula then reports that count.
 
     Raises
     ------
@@ -92,6 +107,7 @@ def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int) -> DopedCe
         For an unknown host site, a content that does not fit on its sites, or one that would
         need a negative number of mobile ions.
     """
+    n_mobile_given = n_mobile
     z = fw.formula_units_per_cell * n_cells
     q_ion = CHARGES.get(fw.mobile, 1)
     comp = Composition(fw.formula_unit).get_el_amt_dict()
@@ -100,6 +116,7 @@ def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int) -> DopedCe
     framework: dict[str, int] = {}
     mobile_labels = set(fw.mobile_labels)
     dopant_amount: dict[str, float] = {}
+    placements: list[Placement] = []
     for d in dopants:
         if not (np.isfinite(d.per_formula_unit) and d.per_formula_unit >= 0):
             raise ConfigError(f"the content of {d.element} must be a non-negative number, got "
@@ -123,10 +140,12 @@ def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int) -> DopedCe
             share = np.floor(count * sizes / sizes.sum()).astype(int)
             share[: count - share.sum()] += 1
             for lab, k in zip(labels, share):
-                if k > sizes[labels.index(lab)]:
+                if k + blocked.get(lab, 0) > sizes[labels.index(lab)]:
                     raise ConfigError(f"{count} {d.element} do not fit on the {lab} sites; lower "
                                       f"its content.")
                 blocked[lab] = blocked.get(lab, 0) + int(k)
+            placements.append(Placement(d.element, {lab: int(k) for lab, k in zip(labels, share)
+                                                    if k}, True))
         else:
             host_count = comp.get(host, 0) * z
             if count > host_count:
@@ -134,11 +153,16 @@ def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int) -> DopedCe
                                   f"{comp.get(host, 0):g} {host} available; lower its content.")
             framework[d.element] = framework.get(d.element, 0) + count
             comp[host] = comp.get(host, 0) - count / z
+            sizes = np.array([_orbit_size(fw, lab) for lab in labels], float) * n_cells
+            share = np.floor(count * sizes / sizes.sum()).astype(int)
+            share[: count - share.sum()] += 1
+            placements.append(Placement(d.element, {lab: int(k) for lab, k in zip(labels, share)
+                                                    if k}, False))
         dopant_amount[(host, d.element)] = dopant_amount.get((host, d.element), 0.0) + count / z
-    if abs(n_mobile - round(n_mobile)) > 1e-6:
+    if n_mobile_given is None and abs(n_mobile - round(n_mobile)) > 1e-6:
         raise ConfigError("the dopant contents leave a fractional number of mobile ions in the "
                           "supercell; enlarge the supercell or adjust the contents.")
-    n_mobile = int(round(n_mobile))
+    n_mobile = int(round(n_mobile)) if n_mobile_given is None else int(n_mobile_given)
     if n_mobile <= 0:
         raise ConfigError(f"these dopant contents would need {n_mobile} {fw.mobile} in the "
                           f"supercell; lower the dopant contents.")
@@ -148,7 +172,12 @@ def apply_dopants(fw: Framework, dopants: list[Dopant], n_cells: int) -> DopedCe
         parts.append((el, amt))
         parts += [(dop, a) for (host, dop), a in dopant_amount.items() if host == el]
     formula = "".join(f"{el}{_fmt(amt)}" for el, amt in parts if amt > 1e-12)
-    return DopedCell(n_mobile, blocked, framework, formula, n_mobile / z)
+    return DopedCell(n_mobile, blocked, framework, formula, n_mobile / z, tuple(placements))
+
+
+def _orbit_size(fw: Framework, label: str) -> int:
+    """Sites of the orbit ``label`` in the conventional cell (framework orbits included)."""
+    return sum(1 for site in fw.structure if site.properties.get("label") == label)
 
 
 def _fmt(x: float) -> str:

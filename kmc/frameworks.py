@@ -62,6 +62,7 @@ class Framework:
         return None
 
 
+@lru_cache(maxsize=None)
 def _data_files() -> dict[str, str]:
     """Builtin name -> file name of every framework data file."""
     out = {}

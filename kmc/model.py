@@ -51,6 +51,9 @@ class RateModel:
         Uniform electric field; adds ``-q E . dr`` to every hop's dE.
     charge_e : float
         Charge of the mobile ion in units of e.
+    site_energy_offset_eV : array per supercell site, optional
+        Extra static energy of an ion on each site (e.g. the local perturbation near a placed
+        dopant); it breaks translation invariance, so the engine then evaluates every rate.
     """
 
     network: SiteNetwork
@@ -61,6 +64,7 @@ class RateModel:
     mobile_blocker: list = field(default_factory=list)
     field_V_per_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
     charge_e: float = 1.0
+    site_energy_offset_eV: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         net = self.network
@@ -83,6 +87,12 @@ class RateModel:
         self.field = np.asarray(self.field_V_per_A, float)
         if self.field.shape != (3,) or np.any(~np.isfinite(self.field)):
             raise ConfigError("field_V_per_A must be three finite numbers.")
+        if self.site_energy_offset_eV is not None:
+            off = np.asarray(self.site_energy_offset_eV, float)
+            if off.shape != (net.n_sites,) or np.any(~np.isfinite(off)):
+                raise ConfigError("site_energy_offset_eV needs one finite value per supercell "
+                                  "site.")
+            self.site_energy_offset_eV = off
 
     @property
     def interacting(self) -> bool:
@@ -94,6 +104,8 @@ class RateModel:
         blockers in ``occ`` (blockers never move, so this is fixed for a run)."""
         net = self.network
         E = self.class_energy[net.site_class].copy()
+        if self.site_energy_offset_eV is not None:
+            E += self.site_energy_offset_eV
         if np.any(self.shell_J_blocker != 0) and np.any(occ == BLOCKER):
             off, nbr, tmpl = net.csr(net.interactions)
             J = self.shell_J_blocker[net.interaction_shell[tmpl]]

@@ -285,8 +285,12 @@ class SiteNetwork:
 
         hops = _neighbour_pairs(frac, lattice, hop_cutoff_A)
         if len(hops) == 0:
+            reach = float(np.linalg.norm(lattice, axis=1).max()) + 1e-3
+            shortest = _neighbour_pairs(frac, lattice, reach).length
+            hint = f" (the shortest {mobile}-{mobile} distance is {shortest.min():.2f} Å)" \
+                if len(shortest) else ""
             raise StructureError(f"no two {mobile} sites are within the hop cutoff of "
-                                 f"{hop_cutoff_A} Å; raise hop_cutoff_A.")
+                                 f"{hop_cutoff_A:g} Å{hint}; raise hop_cutoff_A.")
         key = [(min(unit_class[a], unit_class[b]), max(unit_class[a], unit_class[b]),
                 round(float(d), _ROUND_A)) for a, b, d in zip(hops.src, hops.dst, hops.length)]
         hop_keys = sorted(set(key), key=lambda k: (k[2], k[0], k[1]))
