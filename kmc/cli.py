@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add knock-off events from interstitial classes I through lattice "
                         "classes L (comma-separated), e.g. Li1:Li3:30 for LGPS")
     i.set_defaults(func=cmd_info)
+    from kmc.campaign_cli import add_parsers  # `kmc campaign` and `kmc report`
+
+    add_parsers(sub)
     return p
 
 
