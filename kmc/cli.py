@@ -67,16 +67,19 @@ def _prepare_out(out: str | None) -> Path | None:
 
 
 def _table(result) -> str:
-    head = (f"{'T (K)':>8} {'D* (cm2/s)':>22} {'D_J (cm2/s)':>22} {'Haven':>6} {'f':>14} "
-            f"{'sigma (S/cm)':>22} {'hops/s':>9}")
+    head = (f"{'T (K)':>7} {'D* (cm2/s)':>20} {'D_J (cm2/s)':>20} {'Haven':>13} {'f':>15} "
+            f"{'sigma (S/cm)':>20} {'hops/s':>8}")
     rows = [head, "-" * len(head)]
+
+    def pm(v, e, fmt=".3e", efmt=".2e"):
+        return f"{v:{fmt}} ± {e:{efmt}}" if e == e else f"{v:{fmt}}"
     for r in result.results:
-        def pm(v, e):
-            return f"{v:10.3e} ± {e:9.2e}" if e == e else f"{v:10.3e}"
-        rows.append(f"{r['temperature_K']:8.1f} {pm(r['D_tracer_cm2_s'], r['D_tracer_err_cm2_s']):>22} "
-                    f"{pm(r['D_jump_cm2_s'], r['D_jump_err_cm2_s']):>22} {r['haven_ratio']:6.3f} "
-                    f"{r['correlation_factor']:6.4f}±{r['correlation_factor_err']:.4f} "
-                    f"{pm(r['sigma_S_cm'], r['sigma_err_S_cm']):>22} {r['hops_per_s']:9.3g}")
+        rows.append(f"{r['temperature_K']:7.1f} "
+                    f"{pm(r['D_tracer_cm2_s'], r['D_tracer_err_cm2_s']):>20} "
+                    f"{pm(r['D_jump_cm2_s'], r['D_jump_err_cm2_s']):>20} "
+                    f"{pm(r['haven_ratio'], r['haven_ratio_err'], '.3f', '.3f'):>13} "
+                    f"{pm(r['correlation_factor'], r['correlation_factor_err'], '.4f', '.4f'):>15} "
+                    f"{pm(r['sigma_S_cm'], r['sigma_err_S_cm']):>20} {r['hops_per_s']:8.3g}")
     net = result.network
     rows.append(f"{net['n_ions']} ions on {net['n_sites']} sites, network dimensionality "
                 f"{net['dimensionality']}, {result.results[0]['replicas']} replicas per temperature")
