@@ -79,7 +79,7 @@ from kmc.store import (STORE_NAME, Store, atomic_write_bytes, atomic_write_text,
                        campaign_lock, clean_stale_temps, dumps)
 
 __all__ = ["Campaign", "Point", "CampaignReport", "LocalExecutor", "DaskExecutor",
-           "CheckpointDir", "GroupFit", "execute_point", "canonical_json", "parse_dotted", "run_key",
+           "CheckpointDir", "RunCheckpointFile", "PointTask", "GroupFit", "execute_point", "canonical_json", "parse_dotted", "run_key",
            "derive_seed", "TEMPERATURE_KEY", "SEED_KEY", "BASES"]
 
 TOP_KEYS = ("base", "campaign", "grid", "zip", "analysis")
@@ -204,12 +204,21 @@ def _check_plain(value: Any, where: str) -> None:
                       f"booleans, lists or tables.")
 
 
+def _is_dopants(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, dict) and "site" in v and "per_formula_unit" in v for v in value.values())
+
+
 def _plain_fmt(value: Any) -> str:
-    """A value for labels: strings bare, numbers short."""
+    """A value for labels: strings bare, numbers short, a ``[dopants]`` table as
+    ``Ga 0.25 on Li1`` (``none`` when empty)."""
     if isinstance(value, str):
         return value
     if isinstance(value, float):
         return f"{value:g}"
+    if _is_dopants(value):
+        return ", ".join(f"{el} {_plain_fmt(v['per_formula_unit'])} on {v['site']}"
+                         for el, v in value.items()) or "none"
     return _fmt(value)
 
 
@@ -280,6 +289,7 @@ class CampaignReport:
     skipped: int = 0            # already in the store (resume)
     errors: list = field(default_factory=list)     # (point index, sentence): stored 'error' rows
     crashed: list = field(default_factory=list)    # (point index, message): not stored, retried
+    resumed: list = field(default_factory=list)    # (point index, hops reused, hops of the run)
     other_versions: dict = field(default_factory=dict)   # version -> rows of this campaign
     written: list = field(default_factory=list)    # exported files
     elapsed_s: float = 0.0
@@ -297,6 +307,12 @@ class CampaignReport:
         if self.crashed:
             parts.append(f"{len(self.crashed)} crashed and will be retried on the next run "
                          f"(first: point {self.crashed[0][0] + 1}: {self.crashed[0][1]})")
+        if self.resumed:
+            reused = sum(r[1] for r in self.resumed)
+            total = sum(r[2] for r in self.resumed)
+            parts.append(f"{len(self.resumed)} resumed from checkpoints ({reused / total:.0%} of "
+                         f"their hops reused)" if total else
+                         f"{len(self.resumed)} resumed from checkpoints")
         text = ", ".join(parts) + f" in {self.elapsed_s:.1f} s."
         if self.other_versions:
             vs = ", ".join(f"{n} by kmc {v}" for v, n in sorted(self.other_versions.items()))
@@ -315,23 +331,51 @@ class GroupFit:
 
 
 # ============================================================================== the worker side
-def execute_point(config_json: str) -> dict:
+def execute_point(config_json: str, *, checkpoint_dir: str | None = None,
+                  checkpoint_every: float | None = None) -> dict:
     """Run one point (in a worker): config JSON text in, plain data out. A :class:`KMCError`
     (e.g. a frozen system) is a deterministic result and comes back as ``status = 'error'``;
-    anything else propagates, so the point is not stored and is retried next time."""
+    anything else propagates, so the point is not stored and is retried next time.
+
+    With ``checkpoint_dir`` (a campaign directory) and ``checkpoint_every`` seconds the run
+    resumes from ``DIR/checkpoints/<run key>.ckpt`` if an earlier attempt left one, and saves
+    its state there every ``checkpoint_every`` seconds (:class:`RunCheckpointFile`). The result
+    is the same either way; ``checkpoint`` in the returned dict says what was reused."""
     from kmc.runner import run_config
 
     t0 = time.perf_counter()
     config = Config.from_dict(json.loads(config_json))
+    handle = None
+    if checkpoint_dir is not None and checkpoint_every is not None:
+        key = hashlib.sha256(config_json.encode("utf-8")).hexdigest()   # == run_key(config)
+        handle = RunCheckpointFile(CheckpointDir(checkpoint_dir), key, checkpoint_every)
     try:
-        data = run_config(config).to_dict()
+        result = run_config(config, checkpoint=handle)
     except KMCError as exc:
         return {"status": "error", "error": str(exc), "version": __version__,
-                "result_json": None, "elapsed_s": time.perf_counter() - t0}
+                "result_json": None, "elapsed_s": time.perf_counter() - t0, "checkpoint": None}
+    data = result.to_dict()
     version = data.pop("version", __version__)
     data.pop("config", None)
+    info = dict(result.checkpoint_info) if handle is not None else None
     return {"status": "ok", "error": None, "version": version, "result_json": dumps(data),
-            "elapsed_s": time.perf_counter() - t0}
+            "elapsed_s": time.perf_counter() - t0, "checkpoint": info}
+
+
+class PointTask:
+    """The function a worker runs for one point: :func:`execute_point` with the campaign's
+    checkpoint settings (a plain, picklable object, so every executor can ship it)."""
+
+    def __init__(self, checkpoint_dir: str | None = None,
+                 checkpoint_every: float | None = None) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+
+    def __call__(self, config_json: str) -> dict:
+        if self.checkpoint_dir is None:
+            return execute_point(config_json)
+        return execute_point(config_json, checkpoint_dir=self.checkpoint_dir,
+                             checkpoint_every=self.checkpoint_every)
 
 
 # ============================================================================== executors
@@ -549,17 +593,32 @@ def make_executor(executor: Any = None, *, workers: int | None = None,
 
 
 # ============================================================================== checkpoints
+#: default seconds between two checkpoints of a run in progress (``kmc campaign --checkpoint-every``)
+DEFAULT_CHECKPOINT_EVERY_S = 60.0
+
+
+def check_checkpoint_every(seconds: Any) -> float | None:
+    """The checkpoint interval in seconds, or None for "no checkpoints" (``0`` or None)."""
+    if seconds is None:
+        return None
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds) or seconds < 0):
+        raise ConfigError(f"the checkpoint interval must be a number of seconds of at least 0 (0 "
+                          f"switches checkpoints off), got {seconds!r}; use e.g. "
+                          f"--checkpoint-every 60.")
+    return float(seconds) or None
+
+
 class CheckpointDir:
-    """Storage side of mid-run checkpoints: ``DIR/checkpoints/<run key>.ckpt``.
+    """Storage of mid-run checkpoints: ``DIR/checkpoints/<run key>.ckpt``.
 
-    A checkpoint is a pickle written by kmc itself (``Simulation.checkpoint()``-style engine state
-    with its RNG), framed by a header naming the run key, so a file can never be applied to
-    another run. Only files in this directory, written by kmc, are ever loaded; nothing from a
-    campaign file is unpickled. Writes are atomic (temp + fsync + rename), so a kill leaves
-    either the previous checkpoint or the new one.
-
-    NOT ACTIVE YET: :func:`kmc.runner.run_config` has no hook to hand its replicas' state out
-    every N seconds or to resume from it; see the module docstring and the campaign report.
+    A checkpoint is a pickle written by kmc itself (:func:`kmc.runner.encode_checkpoint`: the
+    run's whole state, every engine with its RNG), framed by a header naming the run key, so a
+    file can never be applied to another run. Only files in this directory are ever loaded and
+    nothing from a campaign file is unpickled, but **loading a checkpoint runs pickle**: the
+    directory must be trusted (never copy checkpoints from untrusted sources into it). Writes are
+    atomic (temp + fsync + rename), so a kill leaves either the previous checkpoint or the new
+    one. The campaign deletes a run's checkpoint once its row is in the store.
     """
 
     MAGIC = b"KMCCKPT1"
@@ -571,7 +630,8 @@ class CheckpointDir:
         return self.directory / f"{key}.ckpt"
 
     def save(self, key: str, blob: bytes) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # not parents=True: a worker on another machine without DIR must fail, not create it
+        self.directory.mkdir(exist_ok=True)
         head = self.MAGIC + key.encode("ascii") + b"\n"
         return atomic_write_bytes(self.path(key), head + blob)
 
@@ -595,6 +655,35 @@ class CheckpointDir:
         if not self.directory.is_dir():
             return set()
         return {p.stem for p in self.directory.glob("*.ckpt")}
+
+
+class RunCheckpointFile:
+    """A :class:`kmc.runner.RunCheckpoint` for one run of a campaign: ``DIR/checkpoints/<key>``
+    via :class:`CheckpointDir`, saved every ``interval_s`` seconds.
+
+    A file that does not belong to the run (wrong header) is handed to the runner as an empty
+    blob, so the run starts afresh and its notes say so; a checkpoint that cannot be written
+    (e.g. a Dask worker on a machine without ``DIR``) switches checkpointing off for this run
+    instead of failing it."""
+
+    def __init__(self, directory: CheckpointDir, key: str, interval_s: float) -> None:
+        self.directory, self.key, self.interval_s = directory, key, float(interval_s)
+        self.write_error: str | None = None
+
+    def load(self) -> bytes | None:
+        try:
+            return self.directory.load(self.key)
+        except CheckpointError:
+            return b""
+        except OSError:
+            return None
+
+    def save(self, blob: bytes) -> None:
+        try:
+            self.directory.save(self.key, blob)
+        except OSError as exc:
+            self.write_error = str(exc)
+            self.interval_s = math.inf
 
 
 # ============================================================================== the campaign
@@ -670,8 +759,11 @@ class Campaign:
         if isinstance(base, str):
             self.base_path: Path | None = _resolve_base(base, root)
             base = _load_toml(self.base_path, "base config")
+            #: relative paths in the configs (``[lattice] cif``) are read from here
+            self.base_dir = self.base_path.parent.resolve()
         elif isinstance(base, dict):
             self.base_path = None
+            self.base_dir = root.resolve()
         else:
             raise ConfigError("base must be a path to a config file or an inline [base] table.")
         self.base = copy.deepcopy(base)
@@ -708,7 +800,7 @@ class Campaign:
                               for a in self.axes if a.table == "zip"
                               for i, k in enumerate(a.keys)},
                       "analysis": {"arrhenius": arr, "basis": basis},
-                      "source": source}
+                      "source": source, "base_dir": str(self.base_dir)}
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -750,7 +842,7 @@ class Campaign:
                 "analysis": spec["analysis"], "campaign": {"name": spec["name"]}}
         if spec.get("seed") is not None:
             data["campaign"]["seed"] = spec["seed"]
-        return cls(data, out=out, source=spec.get("source"))
+        return cls(data, root=spec.get("base_dir", "."), out=out, source=spec.get("source"))
 
     def to_spec(self) -> dict:
         """The campaign as plain data (base inline): what the store keeps in ``meta``."""
@@ -848,7 +940,7 @@ class Campaign:
         return data, values
 
     def _normalise(self, data: dict) -> dict:
-        norm = Config.from_dict(copy.deepcopy(data)).to_dict()
+        norm = Config.from_dict(copy.deepcopy(data), base_dir=self.base_dir).to_dict()
         if self.seed is not None:
             norm["run"]["seed"] = derive_seed(norm, self.seed)
         again = Config.from_dict(copy.deepcopy(norm)).to_dict()
@@ -1017,7 +1109,8 @@ class Campaign:
     def run(self, executor: Any = None, *, out: str | Path | None = None,
             workers: int | None = None, scheduler: str | None = None, resume: bool = True,
             progress: bool = False, export: bool = True,
-            log: Callable[[str], None] | None = None) -> CampaignReport:
+            log: Callable[[str], None] | None = None,
+            checkpoint_every: float | None = DEFAULT_CHECKPOINT_EVERY_S) -> CampaignReport:
         """Run every point not yet in the store, then export the summary and figures.
 
         Parameters
@@ -1036,13 +1129,19 @@ class Campaign:
         progress : bool
             Show a tqdm bar with ETA on stderr (only if stderr is a terminal).
         log : callable, optional
-            Receives one status line when the runs start.
+            Receives one status line when the runs start, and one per run resumed from a
+            checkpoint.
+        checkpoint_every : float or None
+            Seconds between two checkpoints of a run in progress (``DIR/checkpoints``; default
+            60). A killed campaign then loses at most about this much work per interrupted run.
+            ``0`` or ``None`` disables checkpoints.
 
         Returns
         -------
         CampaignReport
         """
         t0 = time.perf_counter()
+        every = check_checkpoint_every(checkpoint_every)
         out = self.check_out(self.out if out is None else out)
         self.out = out
         ex = make_executor(executor, workers=workers, scheduler=scheduler)
@@ -1057,12 +1156,21 @@ class Campaign:
             with campaign_lock(out):
                 clean_stale_temps(out)
                 clean_stale_temps(out / "figures")
+                ckpts = CheckpointDir(out)
+                clean_stale_temps(ckpts.directory)
                 with Store(out) as store:
                     store.set_meta("campaign", self.to_spec())
-                    done = store.done_keys() if resume else set()
+                    stored = store.done_keys()
+                    done = stored if resume else set()
                     todo = [p for p in self.points if p.key not in done]
                     report.skipped = len(self.points) - len(todo)
-                    self._execute(ex, store, todo, report, resume, progress, log)
+                    # checkpoints of runs already stored (killed between the commit and the
+                    # delete), and with --no-resume those of the runs about to be recomputed
+                    stale = stored if resume else stored | {p.key for p in todo}
+                    for key in ckpts.keys() & stale:
+                        ckpts.discard(key)
+                    task = PointTask(str(out.absolute()), every) if every else PointTask()
+                    self._execute(ex, store, todo, report, resume, progress, log, task, ckpts)
                     versions: dict[str, int] = {}
                     for r in store.rows([p.key for p in self.points]):
                         if r["version"] != __version__:
@@ -1074,7 +1182,8 @@ class Campaign:
         return report
 
     def _execute(self, ex: Any, store: Store, todo: list[Point], report: CampaignReport,
-                 resume: bool, progress: bool, log: Callable[[str], None] | None) -> None:
+                 resume: bool, progress: bool, log: Callable[[str], None] | None,
+                 task: Callable[[str], dict], ckpts: CheckpointDir) -> None:
         from tqdm import tqdm
 
         if log:
@@ -1086,7 +1195,7 @@ class Campaign:
         by_tag = {p.index: p for p in todo}
         try:
             tasks = [(p.index, p.config_json) for p in todo]
-            for tag, res, exc in ex.imap_unordered(execute_point, tasks):
+            for tag, res, exc in ex.imap_unordered(task, tasks):
                 p = by_tag[tag]
                 if exc is not None:
                     report.crashed.append((p.index, f"{type(exc).__name__}: {exc}"))
@@ -1095,9 +1204,18 @@ class Campaign:
                               version=res["version"], status=res["status"],
                               result_json=res["result_json"], error=res["error"],
                               elapsed_s=res["elapsed_s"], replace=not resume)
+                    ckpts.discard(p.key)          # only once the row is committed
                     report.executed += 1
                     if res["status"] == "error":
                         report.errors.append((p.index, res["error"]))
+                    info = res.get("checkpoint") or {}
+                    if info.get("resumed"):
+                        reused, total = info["restored_hops"], info["total_hops"]
+                        report.resumed.append((p.index, reused, total))
+                        if log:
+                            with tqdm.external_write_mode(file=sys.stderr):
+                                log(f"point {p.index + 1}: resumed from its checkpoint, "
+                                    f"{reused} of {total} hops reused")
                 bar.update(1)
         finally:
             bar.close()

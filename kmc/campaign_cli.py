@@ -32,6 +32,16 @@ def _workers(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = -1.0
+    if not (x >= 0 and x != float("inf")):
+        raise argparse.ArgumentTypeError(f"give a number of seconds of at least 0, not {text!r}")
+    return x
+
+
 def cmd_campaign(args: argparse.Namespace) -> int:
     from kmc.campaign import Campaign
 
@@ -44,7 +54,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
-                          resume=not args.no_resume, progress=not quiet, log=log)
+                          resume=not args.no_resume, progress=not quiet, log=log,
+                          checkpoint_every=args.checkpoint_every)
     print(report.summary())
     if report.written:
         print(f"wrote {', '.join(str(p.relative_to(report.out)) for p in report.written)} "
@@ -86,6 +97,10 @@ def add_parsers(subparsers) -> None:
     c.add_argument("--no-resume", action="store_true",
                    help="recompute every point and replace its stored row (default: skip "
                         "points already in the store)")
+    c.add_argument("--checkpoint-every", metavar="SECONDS", type=_seconds, default=60.0,
+                   help="save the state of every run in progress to DIR/checkpoints every "
+                        "SECONDS (default 60), so a killed campaign resumes its interrupted "
+                        "runs instead of restarting them; 0 switches checkpoints off")
     c.add_argument("--quiet", action="store_true", help="no progress bar or status line")
     c.set_defaults(func=cmd_campaign)
 

@@ -61,9 +61,9 @@ def _val(v: Any) -> str:
             v = json.loads(v) if v[:1] in "[{" else v
         except ValueError:
             pass
-    if isinstance(v, float):
-        return f"{v:g}"
-    return v if isinstance(v, str) else json.dumps(v)
+    from kmc.campaign import _plain_fmt
+
+    return _plain_fmt(v)
 
 
 def _series(df, xkey: str, others: list[str]):
@@ -109,7 +109,8 @@ def _panel(ax, df, xkey: str, others: list[str], y: str, lo=None, hi=None, err=N
                               np.where(np.isfinite(hv), hv - yv, 0.0)])
         else:
             yerr = None
-        ax.errorbar(x, yv, yerr=yerr, fmt="o-", ms=5, capsize=3, lw=1.4,
+        # categories (e.g. dopant tables) are not a continuum: markers only
+        ax.errorbar(x, yv, yerr=yerr, fmt="o" if ticklabels is not None else "o-", ms=5, capsize=3, lw=1.4,
                     color=colours(k % 10), label=label or None)
     if ticklabels is not None:
         ax.set_xticks(range(len(ticklabels)))

@@ -8,11 +8,14 @@ always gives the same one.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import pickle
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -318,15 +321,51 @@ def block_hops(run: "Config.run", n_ions: int) -> int:
     return max(1, int(math.ceil(run.block_hops_per_ion * n_ions)))
 
 
+#: longest stretch of hops between two safe points (checkpoint opportunities) of a replica; the
+#: engine gives ``run(a) + run(b) == run(a + b)`` bit for bit, so chunking never changes a result
+SAFE_POINT_HOPS = 1 << 16
+
+
+def _no_safe_point() -> None:
+    pass
+
+
+class _Block:
+    """The measurement block in progress: hops done into it and the MSD snapshots so far."""
+
+    __slots__ = ("events0", "done", "t", "msd_s", "msd_c")
+
+    def __init__(self, events0: int) -> None:
+        self.events0 = events0
+        self.done = 0
+        self.t: list[float] = []
+        self.msd_s: list[float] = []
+        self.msd_c: list[float] = []
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
 class ReplicaMeasurement:
     """A replica that can be measured block by block and extended later without waste.
 
     Each block is a fresh measurement window (time origin) on the continuing trajectory: the
     equilibration is done once, and extending the run only appends blocks.
+
+    The object is its own resumable state: it holds the equilibration hops done and the block in
+    progress, and it pickles (with its :class:`~kmc.simulation.Simulation`, RNG included), so a
+    measurement continued after a pickle round trip is bit for bit the uninterrupted one.
+    ``safe_point`` callbacks (see :meth:`equilibrate`, :meth:`measure_to`) are called between
+    chunks of at most :data:`SAFE_POINT_HOPS` hops, whenever the object is in such a state.
+    With ``equilibrate=False`` the constructor leaves the equilibration to :meth:`equilibrate`.
     """
 
     def __init__(self, system: System, temperature_K: float, seed: np.random.SeedSequence,
-                 run: "Config.run") -> None:
+                 run: "Config.run", *, equilibrate: bool = True) -> None:
         self.blocked, offset = system.disorder(seed)
         model = system.model if offset is None else replace(system.model,
                                                             site_energy_offset_eV=offset)
@@ -342,7 +381,11 @@ class ReplicaMeasurement:
         self.events = 0        # measured events (a knock-off is one event moving two ions)
         self.ion_moves = 0     # measured ion moves
         self.wall = 0.0
-        self._advance(int(math.ceil(run.equilibration_hops_per_ion * self.n)))
+        self.eq_hops = int(math.ceil(run.equilibration_hops_per_ion * self.n))
+        self.eq_done = 0
+        self._cur: _Block | None = None
+        if equilibrate:
+            self.equilibrate()
 
     def _advance(self, hops: int) -> None:
         sim = self.sim
@@ -355,27 +398,58 @@ class ReplicaMeasurement:
         sim.run(hops)
         self.wall += time.perf_counter() - t0
 
+    @property
+    def equilibrated(self) -> bool:
+        return self.eq_done >= self.eq_hops
+
+    def equilibrate(self, safe_point: Callable[[], None] = _no_safe_point) -> None:
+        """Finish the equilibration (a no-op once done), in chunks with safe points between."""
+        while self.eq_done < self.eq_hops:
+            h = min(self.eq_hops - self.eq_done, SAFE_POINT_HOPS)
+            self._advance(h)
+            self.eq_done += h
+            safe_point()
+
     def measure(self, n_blocks: int, progress: Callable[[int], None] | None = None) -> None:
         """Append ``n_blocks`` blocks; ``progress(hops)`` is called with the hops just done."""
+        self.measure_to(len(self.blocks) + n_blocks, progress)
+
+    def measure_to(self, n_blocks: int, progress: Callable[[int], None] | None = None,
+                   safe_point: Callable[[], None] = _no_safe_point) -> None:
+        """Measure (continuing a block in progress) until ``n_blocks`` blocks are complete."""
+        self.equilibrate(safe_point)
+        while len(self.blocks) < n_blocks:
+            self._step_block(progress, safe_point)
+
+    def _step_block(self, progress, safe_point) -> None:
         sim, n = self.sim, self.n
-        for _ in range(n_blocks):
+        if self._cur is None:
             sim.reset_measurement()
-            events0 = sim.total_hops
-            t, msd_s, msd_c = [], [], []
-            done = 0
-            for mark in self.marks:
-                self._advance(int(mark - done))
+            self._cur = _Block(sim.total_hops)
+        cur = self._cur
+        n_marks = len(self.marks)
+        while len(cur.t) < n_marks:
+            mark = int(self.marks[len(cur.t)])
+            while cur.done < mark:
+                h = min(mark - cur.done, SAFE_POINT_HOPS)
+                self._advance(h)
+                cur.done += h
                 if progress:
-                    progress(int(mark - done))
-                done = int(mark)
-                d = sim.displacements
-                t.append(sim.time)
-                msd_s.append(float(np.einsum("ia,ia->", d, d)) / n)
-                msd_c.append(float(np.sum(d.sum(axis=0) ** 2)) / n)
-            self.blocks.append(ReplicaSample.from_simulation(sim))
-            self.events += sim.total_hops - events0
-            self.ion_moves += int(sim.engine.state["hops"].sum())
-            self.msd.append((np.array(t), np.array(msd_s), np.array(msd_c)))
+                    progress(h)
+                if cur.done < mark:
+                    safe_point()
+            d = sim.displacements
+            cur.t.append(sim.time)
+            cur.msd_s.append(float(np.einsum("ia,ia->", d, d)) / n)
+            cur.msd_c.append(float(np.sum(d.sum(axis=0) ** 2)) / n)
+            if len(cur.t) < n_marks:
+                safe_point()
+        self.blocks.append(ReplicaSample.from_simulation(sim))
+        self.events += sim.total_hops - cur.events0
+        self.ion_moves += int(sim.engine.state["hops"].sum())
+        self.msd.append((np.array(cur.t), np.array(cur.msd_s), np.array(cur.msd_c)))
+        self._cur = None
+        safe_point()
 
     @property
     def n_blocks(self) -> int:
@@ -419,19 +493,43 @@ def _block_rel_err(y: list[np.ndarray], t: list[np.ndarray]) -> float:
     return se / r
 
 
+class TemperatureState:
+    """Resumable state of one temperature: its replicas (created so far), the number of blocks
+    per replica the current convergence round aims at (``k``) and the round number."""
+
+    def __init__(self, k: int) -> None:
+        self.reps: list[ReplicaMeasurement] = []
+        self.k = k
+        self.rounds = 1
+
+
 def measure_temperature(system: System, temperature_K: float, seeds: list, run: "Config.run",
                         dim: int, volume_A3: float, charge_e: float, field_V_per_A,
                         progress: Callable[[int], None] | None = None,
-                        grow: Callable[[int], None] | None = None
+                        grow: Callable[[int], None] | None = None, *,
+                        state: TemperatureState | None = None,
+                        safe_point: Callable[[], None] = _no_safe_point
                         ) -> tuple[list[ReplicaRun], dict, dict]:
     """All replicas of one temperature, extended in rounds until converged (see
     :class:`kmc.config.RunConfig`). Returns the replica runs, their per-replica values and the
-    convergence record. ``grow(hops)`` announces hops added by an extension round."""
-    reps = [ReplicaMeasurement(system, temperature_K, s, run) for s in seeds]
+    convergence record. ``grow(hops)`` announces hops added by an extension round.
+
+    ``state`` (a :class:`TemperatureState`, possibly restored from a checkpoint) is continued
+    where it stands: replicas it already holds are never created again, so their seeds are not
+    used (nor spawned) twice. ``safe_point()`` is called whenever ``state`` may be saved."""
+    st = state if state is not None else TemperatureState(run.time_origins)
+    while len(st.reps) < len(seeds):
+        st.reps.append(ReplicaMeasurement(system, temperature_K, seeds[len(st.reps)], run,
+                                          equilibrate=False))
+        safe_point()
+    reps = st.reps
     for rep in reps:
-        rep.measure(run.time_origins, progress)
-    k, k_max, rounds = run.time_origins, run.max_blocks, 1
+        rep.equilibrate(safe_point)
+    k_max = run.max_blocks
     while True:
+        k = st.k
+        for rep in reps:
+            rep.measure_to(k, progress, safe_point)
         samples = [ReplicaSample.concat(r.blocks) for r in reps]
         vals = replica_values(samples, dim, volume_A3, temperature_K, charge_e, field_V_per_A)
         rel = {q: _rel_err(vals[f"{q}_cm2_s"]) for q in ("D_tracer", "D_jump")}
@@ -454,9 +552,8 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
         k_new = min(2 * k, k_max)
         if grow:
             grow(len(reps) * (k_new - k) * reps[0].block_hops)
-        for rep in reps:
-            rep.measure(k_new - k, progress)
-        k, rounds = k_new, rounds + 1
+        st.k, st.rounds = k_new, st.rounds + 1
+    rounds = st.rounds
     n = reps[0].n
     knock = None
     if system.network.knockoffs is not None:
@@ -503,6 +600,11 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     formula: str | None = None
     mobile_ions_per_formula_unit: float | None = None
+    #: how this call used its :class:`RunCheckpoint` (not part of :meth:`to_dict`): ``resumed``,
+    #: ``restored_hops`` (engine hops already done in the state it resumed from), ``total_hops``
+    #: (engine hops of the whole run, equilibration included), ``saves``, ``discarded`` (why a
+    #: loaded blob was not used: None, "mismatch" or "unreadable")
+    checkpoint_info: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """JSON-ready data (NaN becomes None)."""
@@ -597,34 +699,174 @@ def _msd_curve(T: float, reps: list[ReplicaRun]) -> dict:
     return curve
 
 
-def run_config(config: Config, progress: bool = False) -> RunResult:
-    """Run every temperature and replica of ``config``, summarise them and fit Arrhenius laws."""
+class RunCheckpoint(Protocol):
+    """Where :func:`run_config` keeps the state of an interrupted run (e.g.
+    :class:`kmc.campaign.CheckpointDir` handles, or anything with these three members).
+
+    ``interval_s``: seconds between two saves (0: at every safe point; ``math.inf``: never).
+    ``load()``: the blob of an earlier, interrupted attempt of this run, or None.
+    ``save(blob)``: keep ``blob`` (it must replace the previous one atomically, so that a kill
+    leaves either the old or the new blob).
+    """
+
+    interval_s: float
+
+    def load(self) -> bytes | None: ...
+
+    def save(self, blob: bytes) -> None: ...
+
+
+#: first bytes of a run checkpoint blob, then one line of JSON header, then the pickled state
+CHECKPOINT_MAGIC = b"KMC-RUN-CHECKPOINT\n"
+#: format of the pickled :class:`RunState`; a blob of another format is ignored (fresh start)
+CHECKPOINT_FORMAT = 1
+UNREADABLE_CHECKPOINT_NOTE = ("a saved checkpoint of this run was unreadable (truncated or "
+                              "corrupt), so the run started again from the beginning")
+
+
+@dataclass
+class RunState:
+    """Everything :func:`run_config` needs to continue a run: the index of the current
+    temperature, the finished temperatures' results, MSD curves, replica values and engine hops,
+    and the current temperature's :class:`TemperatureState` (its replicas with their engines and
+    RNG states, blocks, convergence round). Pickled into checkpoints."""
+
+    t_index: int = 0
+    results: list = field(default_factory=list)
+    curves: list = field(default_factory=list)
+    all_vals: list = field(default_factory=list)
+    engine_hops: list = field(default_factory=list)
+    current: TemperatureState | None = None
+    bar_done: int = 0
+    bar_total: int = 0
+
+    def hops_so_far(self) -> int:
+        """Engine hops done (all replicas, equilibration included) up to this state."""
+        now = sum(r.sim.total_hops for r in self.current.reps) if self.current else 0
+        return int(sum(self.engine_hops)) + int(now)
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def encode_checkpoint(config: Config, state: RunState) -> bytes:
+    """The checkpoint blob of ``state``: magic, a JSON header (format, kmc version, the full
+    config, size and sha256 of the payload) and the pickled state."""
+    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    header = {"format": CHECKPOINT_FORMAT, "kmc_version": __version__,
+              "config": config.to_dict(), "payload_bytes": len(payload),
+              "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    return CHECKPOINT_MAGIC + _canonical(header).encode("ascii") + b"\n" + payload
+
+
+def decode_checkpoint(blob: bytes, config: Config) -> tuple[RunState | None, str | None]:
+    """``(state, None)`` for a blob of this kmc version and config; ``(None, "mismatch")`` for a
+    well-formed blob of another format, version or config; ``(None, "unreadable")`` for a
+    truncated or corrupt one. The header is checked before anything is unpickled.
+
+    A checkpoint is a pickle: load only blobs written by kmc itself (never from untrusted
+    sources)."""
+    if not isinstance(blob, (bytes, bytearray)) or not blob.startswith(CHECKPOINT_MAGIC):
+        return None, "unreadable"
+    nl = blob.find(b"\n", len(CHECKPOINT_MAGIC))
+    try:
+        header = json.loads(blob[len(CHECKPOINT_MAGIC):nl].decode("ascii")) if nl > 0 else None
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    needed = ("format", "kmc_version", "config", "payload_bytes", "payload_sha256")
+    if not isinstance(header, dict) or any(k not in header for k in needed):
+        return None, "unreadable"
+    if (header["format"] != CHECKPOINT_FORMAT or header["kmc_version"] != __version__
+            or _canonical(header["config"]) != _canonical(config.to_dict())):
+        return None, "mismatch"
+    payload = bytes(blob[nl + 1:])
+    if (len(payload) != header["payload_bytes"]
+            or hashlib.sha256(payload).hexdigest() != header["payload_sha256"]):
+        return None, "unreadable"
+    try:
+        state = pickle.loads(payload)
+    except Exception:  # noqa: BLE001 - any failure means: not usable, start afresh
+        return None, "unreadable"
+    if not isinstance(state, RunState):
+        return None, "unreadable"
+    return state, None
+
+
+class _Saver:
+    """The safe-point callback: saves the run state when ``hook.interval_s`` (read at every
+    safe point, so a hook may change it) has elapsed since the start or the last save."""
+
+    def __init__(self, hook: RunCheckpoint | None, config: Config, state: RunState) -> None:
+        self.hook, self.config, self.state = hook, config, state
+        self.last = time.monotonic()
+        self.saves = 0
+
+    def __call__(self) -> None:
+        if self.hook is None:
+            return
+        interval = self.hook.interval_s
+        if interval is None or not (time.monotonic() - self.last >= float(interval)):
+            return
+        self.hook.save(encode_checkpoint(self.config, self.state))
+        self.saves += 1
+        self.last = time.monotonic()
+
+
+def run_config(config: Config, progress: bool = False, *,
+               checkpoint: RunCheckpoint | None = None) -> RunResult:
+    """Run every temperature and replica of ``config``, summarise them and fit Arrhenius laws.
+
+    With ``checkpoint`` the run resumes from ``checkpoint.load()`` when that is a blob of this
+    kmc version and config (anything else is ignored; an unreadable blob adds a note), and saves
+    its state (:class:`RunState`, pickled with every engine and RNG state) with
+    ``checkpoint.save`` whenever ``checkpoint.interval_s`` has elapsed at a safe point: after
+    every replica creation, every :data:`SAFE_POINT_HOPS` hops of equilibration or measurement,
+    every MSD snapshot and every block. A resumed run gives exactly the result of the
+    uninterrupted one (timing keys aside); no random stream is spawned twice, the restored
+    engines carry on."""
     system = build_system(config)
     net, run = system.network, config.run
     field_on = bool(np.any(system.model.field != 0.0))
     field_vec = system.model.field if field_on else None
     seeds = replica_seeds(run.seed, len(run.temperatures_K), run.replicas)
     bh = block_hops(run, system.n_ions)
-    total_hops = len(run.temperatures_K) * run.replicas * run.time_origins * bh
+    state, why = None, None
+    if checkpoint is not None:
+        blob = checkpoint.load()
+        if blob is not None:
+            state, why = decode_checkpoint(blob, config)
+    resumed = state is not None
+    if state is None:
+        state = RunState(bar_total=len(run.temperatures_K) * run.replicas * run.time_origins * bh)
+    restored_hops = state.hops_so_far()
+    safe = _Saver(checkpoint, config, state)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_hops, unit="hop", unit_scale=True, leave=False, desc="kmc")
+        bar = tqdm(total=state.bar_total, initial=state.bar_done, unit="hop", unit_scale=True,
+                   leave=False, desc="kmc")
 
     def tick(h: int) -> None:
-        bar.update(h)
+        state.bar_done += h
+        if bar is not None:
+            bar.update(h)
 
     def grow(h: int) -> None:
-        bar.total += h
-        bar.refresh()
+        state.bar_total += h
+        if bar is not None:
+            bar.total += h
+            bar.refresh()
 
-    results, curves, all_vals = [], [], []
-    for T, t_seeds in zip(run.temperatures_K, seeds):
+    for ti in range(state.t_index, len(run.temperatures_K)):
+        T = run.temperatures_K[ti]
+        if state.current is None:
+            state.current = TemperatureState(run.time_origins)
         reps, vals, record = measure_temperature(
-            system, T, t_seeds, run, net.dimensionality, net.volume_A3, config.model.charge_e,
-            field_vec, tick if bar is not None else None, grow if bar is not None else None)
-        all_vals.append(vals)
+            system, T, seeds[ti], run, net.dimensionality, net.volume_A3, config.model.charge_e,
+            field_vec, tick, grow, state=state.current, safe_point=safe)
         res = {"temperature_K": T}
         res.update(summarize([r.sample for r in reps], net.dimensionality, net.volume_A3, T,
                              config.model.charge_e, field_vec))
@@ -641,17 +883,27 @@ def run_config(config: Config, progress: bool = False) -> RunResult:
         res["occupation_per_class"] = {name: float(occ[k] / sites[k])
                                        for k, name in enumerate(net.class_names)}
         res["dimensionality"] = net.dimensionality
-        results.append(res)
-        curves.append(_msd_curve(T, reps))
+        state.results.append(res)
+        state.curves.append(_msd_curve(T, reps))
+        state.all_vals.append(vals)
+        state.engine_hops.append(int(hops_all))
+        state.current, state.t_index = None, ti + 1
+        safe()
     if bar is not None:
         bar.close()
     info = network_info(system)
     density = system.n_ions / (net.volume_A3 * A3_TO_CM3)
     arr, axes, fits, notes = arrhenius_report(
-        list(run.temperatures_K), all_vals, basis=run.arrhenius_basis, seed=run.seed,
+        list(run.temperatures_K), state.all_vals, basis=run.arrhenius_basis, seed=run.seed,
         density_cm3=density, charge_e=config.model.charge_e)
-    return RunResult(config, results, curves, info, arr, axes, fits, notes, system.formula,
-                     system.mobile_per_formula_unit)
+    if why == "unreadable":
+        notes = [UNREADABLE_CHECKPOINT_NOTE, *notes]
+    out = RunResult(config, state.results, state.curves, info, arr, axes, fits, notes,
+                    system.formula, system.mobile_per_formula_unit)
+    out.checkpoint_info = {"resumed": resumed, "restored_hops": restored_hops,
+                           "total_hops": int(sum(state.engine_hops)), "saves": safe.saves,
+                           "discarded": why}
+    return out
 
 
 def network_info(system: System) -> dict:

@@ -256,10 +256,10 @@ def test_kmc_errors_are_stored_and_crashes_are_retried(tmp_path, monkeypatch):
     c = Campaign.from_file(write_campaign(tmp_path, text), out=tmp_path / "out")
     real = campaign_mod.execute_point
 
-    def flaky(config_json):
+    def flaky(config_json, **kw):
         if json.loads(config_json)["run"]["temperatures_K"] == [600.0]:
             raise RuntimeError("worker lost")
-        return real(config_json)
+        return real(config_json, **kw)
     monkeypatch.setattr(campaign_mod, "execute_point", flaky)
     r = c.run(workers=1, export=False)
     assert r.executed == 2 and len(r.errors) == 1 and len(r.crashed) == 1 and not r.ok
@@ -364,10 +364,11 @@ seed = 99
 """
 
 
-def _start(path: Path, out: Path) -> subprocess.Popen:
+def _start(path: Path, out: Path, every: float = 0.3, stdout=subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "kmc.campaign_cli", "campaign", str(path), "--out", str(out),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+         "--workers", "1", "--checkpoint-every", str(every)], stdout=stdout,
+        stderr=subprocess.PIPE, text=True,
         cwd=out.parent)  # not the repo root: `-m` would import the uncompiled source tree
 
 
@@ -440,3 +441,66 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_store(tmp
     assert not list(out.rglob(".kmc-tmp-*"))
     print(f"\n{kills} SIGKILLs ({mid_run_kills} with runs pending); rows after each kill: "
           f"{history}; final {total} rows identical to the uninterrupted run")
+
+
+ONE_LONG = """
+base = "base.toml"
+
+[campaign]
+name = "long"
+seed = 4
+
+[grid]
+"occupancy.filling" = [0.5]
+"""
+
+
+def _mtimes(directory: Path) -> dict:
+    out = {}
+    for p in directory.glob("*.ckpt") if directory.exists() else ():
+        try:
+            out[p.name] = p.stat().st_mtime_ns
+        except FileNotFoundError:                   # replaced under our feet: look again
+            pass
+    return out
+
+
+@pytest.mark.validation
+def test_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_row(tmp_path):
+    """One long run, checkpointed every 0.1 s and SIGKILLed twice after a checkpoint exists:
+    the resumed run reuses the saved hops and stores exactly the uninterrupted row."""
+    path = write_campaign(tmp_path, ONE_LONG, hops=60000)
+    ref = Campaign.from_file(path, out=tmp_path / "ref")
+    t0 = time.perf_counter()
+    assert ref.run(workers=1, export=False, checkpoint_every=0).executed == 1
+    print(f"\nuninterrupted run: {time.perf_counter() - t0:.1f} s")
+    out = tmp_path / "killed"
+    ckpt_dir = out / "checkpoints"
+    sizes = []
+    for _ in range(2):
+        proc = _start(path, out, every=0.1)
+        end = time.monotonic() + 60
+        before = _mtimes(ckpt_dir)
+        while time.monotonic() < end and proc.poll() is None:
+            now = _mtimes(ckpt_dir)
+            if now and now != before:               # a fresh checkpoint of this attempt
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before a checkpoint was written"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        sizes.append(len(list(ckpt_dir.glob("*.ckpt"))))
+        assert store_rows(out) == 0
+    assert sizes == [1, 1]
+    proc = _start(path, out, every=0.1, stdout=subprocess.PIPE)
+    stdout, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "1 resumed from checkpoints" in stdout and "resumed from its checkpoint" in err
+    reused = int(err.split("resumed from its checkpoint, ")[1].split()[0])
+    assert reused > 0
+    with Store(out, readonly=True) as a, Store(ref.out, readonly=True) as b:
+        assert a.canonical_rows() == b.canonical_rows() and len(a) == 1
+    assert not list(ckpt_dir.glob("*.ckpt"))           # deleted once the row is stored
+    print(f"\nresumed after 2 SIGKILLs reusing {reused} hops; row identical to the "
+          f"uninterrupted run")
