@@ -47,10 +47,10 @@ the calling process) or :class:`DaskExecutor` (``dask.distributed``; a ``LocalCl
 plain data; only the parent process writes to the store, so results are identical whatever the
 executor and the worker count.
 
-Checkpoints of long single runs: not yet active. :class:`CheckpointDir` is the storage side;
-:func:`kmc.runner.run_config` still needs a hook that hands out its replicas' state every N
-seconds and resumes from it. Today a killed campaign loses the runs that were in flight, never a
-stored row.
+Checkpoints of long single runs: every ``checkpoint_every`` seconds (default 60) a run in
+progress saves its whole state to ``DIR/checkpoints/<run key>.ckpt`` (:class:`RunCheckpointFile`,
+:func:`kmc.runner.run_config`'s ``checkpoint`` hook); a killed campaign resumes each interrupted
+run from there to exactly the uninterrupted result, and never loses a stored row.
 
 See docs/campaigns.md for the store schema, outputs, exit codes and security notes.
 """
