@@ -209,6 +209,16 @@ def _is_dopants(value: Any) -> bool:
         isinstance(v, dict) and "site" in v and "per_formula_unit" in v for v in value.values())
 
 
+def _check_values(vals: Any, where: str) -> None:
+    """A ``[grid]``/``[zip]`` entry: a non-empty list of plain TOML values."""
+    if not isinstance(vals, list):
+        raise ConfigError(f"{where} must be a list of values, e.g. [0.1, 0.2]; got "
+                          f"{_fmt(vals)}.")
+    if not vals:
+        raise ConfigError(f"{where} is an empty list; give at least one value.")
+    _check_plain(vals, where)
+
+
 def _plain_fmt(value: Any) -> str:
     """A value for labels: strings bare, numbers short, a ``[dopants]`` table as
     ``Ga 0.25 on Li1`` (``none`` when empty)."""
@@ -874,12 +884,7 @@ class Campaign:
         for key, vals in grid.items():
             path = register("grid", key)
             where = f"[grid] \"{key}\""
-            if not isinstance(vals, list):
-                raise ConfigError(f"{where} must be a list of values, e.g. [0.1, 0.2]; got "
-                                  f"{_fmt(vals)}.")
-            if not vals:
-                raise ConfigError(f"{where} is an empty list; give at least one value.")
-            _check_plain(vals, where)
+            _check_values(vals, where)
             self._no_duplicates(where, vals)
             self.axes.append(Axis("grid", (key,), (path,), tuple((v,) for v in vals)))
         if zipped:
@@ -887,12 +892,7 @@ class Campaign:
             for key, vals in zipped.items():
                 path = register("zip", key)
                 where = f"[zip] \"{key}\""
-                if not isinstance(vals, list):
-                    raise ConfigError(f"{where} must be a list of values, e.g. [0.1, 0.2]; got "
-                                      f"{_fmt(vals)}.")
-                if not vals:
-                    raise ConfigError(f"{where} is an empty list; give at least one value.")
-                _check_plain(vals, where)
+                _check_values(vals, where)
                 keys.append(key)
                 paths.append(path)
                 columns.append(vals)
@@ -1247,6 +1247,8 @@ class Campaign:
         return pd.DataFrame(rows, columns=head + middle + tail)
 
     def _records(self, stored: dict[str, dict]) -> list[dict]:
+        from kmc.runner import flatten   # lazy: the engine is imported only when needed
+
         out = []
         for p in self.points:
             row = stored.get(p.key)
@@ -1267,7 +1269,7 @@ class Campaign:
             net = res.get("network", {}) or {}
             for r in res.get("results", []):
                 rec = {**common, "status": "ok"}
-                rec.update(_flatten(r))
+                rec.update(flatten(r))
                 for k in _SUMMARY_NETWORK_KEYS:
                     if k in net:
                         rec[f"network.{k}"] = net[k]
@@ -1389,16 +1391,3 @@ def _to_parquet(df, path: Path) -> None:
             if len(kinds) > 1:
                 df[c] = [None if v is None or v != v else str(v) for v in df[c]]
     df.to_parquet(path, engine="pyarrow", index=False)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{name}."))
-        elif isinstance(v, list):
-            out.update(_flatten({str(i): x for i, x in enumerate(v)}, f"{name}."))
-        else:
-            out[name] = v
-    return out

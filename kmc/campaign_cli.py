@@ -13,13 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmc import __version__
-from kmc.exceptions import ConfigError, KMCError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one sentence and exit 2, not a usage dump
-        raise ConfigError(f"{message}; see `kmc {self.prog.split()[-1]} --help`.")
 
 
 def _workers(text: str) -> int:
@@ -116,27 +109,11 @@ def add_parsers(subparsers) -> None:
     r.set_defaults(func=cmd_report)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="kmc", description="Campaigns of kinetic Monte Carlo simulations.")
-    p.add_argument("--version", action="version", version=f"kmc {__version__}")
-    add_parsers(p.add_subparsers(dest="command", parser_class=_Parser))
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for a bad input, with one sentence on stderr)."""
-    try:
-        args = build_parser().parse_args(argv)
-        if not getattr(args, "func", None):
-            build_parser().print_help()
-            return 2
-        return args.func(args)
-    except KMCError as exc:
-        print(f"kmc: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("kmc: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    """``python -m kmc.campaign_cli ...``: the same as the ``kmc`` command."""
+    from kmc.cli import main as kmc_main
+
+    return kmc_main(argv)
 
 
 if __name__ == "__main__":
