@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kmc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("kmc: interrupted", file=sys.stderr)
+        # campaigns (and runs with checkpoints) continue where they stopped
+        print("kmc: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 
