@@ -74,7 +74,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from kmc import __version__
 from kmc.config import Config
-from kmc.exceptions import CheckpointError, ConfigError, KMCError
+from kmc.checkpoint import (DEFAULT_CHECKPOINT_EVERY_S, CheckpointDir, RunCheckpointFile,
+                            check_checkpoint_every)
+from kmc.exceptions import ConfigError, KMCError
 from kmc.store import (STORE_NAME, Store, atomic_write_bytes, atomic_write_text, atomic_write_with,
                        campaign_lock, clean_stale_temps, dumps)
 
@@ -358,7 +360,7 @@ def execute_point(config_json: str, *, checkpoint_dir: str | None = None,
     handle = None
     if checkpoint_dir is not None and checkpoint_every is not None:
         key = hashlib.sha256(config_json.encode("utf-8")).hexdigest()   # == run_key(config)
-        handle = RunCheckpointFile(CheckpointDir(checkpoint_dir), key, checkpoint_every)
+        handle = RunCheckpointFile(CheckpointDir(checkpoint_dir).file(key), checkpoint_every)
     try:
         result = run_config(config, checkpoint=handle)
     except KMCError as exc:
@@ -603,97 +605,8 @@ def make_executor(executor: Any = None, *, workers: int | None = None,
 
 
 # ============================================================================== checkpoints
-#: default seconds between two checkpoints of a run in progress (``kmc campaign --checkpoint-every``)
-DEFAULT_CHECKPOINT_EVERY_S = 60.0
-
-
-def check_checkpoint_every(seconds: Any) -> float | None:
-    """The checkpoint interval in seconds, or None for "no checkpoints" (``0`` or None)."""
-    if seconds is None:
-        return None
-    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-            or not math.isfinite(seconds) or seconds < 0):
-        raise ConfigError(f"the checkpoint interval must be a number of seconds of at least 0 (0 "
-                          f"switches checkpoints off), got {seconds!r}; use e.g. "
-                          f"--checkpoint-every 60.")
-    return float(seconds) or None
-
-
-class CheckpointDir:
-    """Storage of mid-run checkpoints: ``DIR/checkpoints/<run key>.ckpt``.
-
-    A checkpoint is a pickle written by kmc itself (:func:`kmc.runner.encode_checkpoint`: the
-    run's whole state, every engine with its RNG), framed by a header naming the run key, so a
-    file can never be applied to another run. Only files in this directory are ever loaded and
-    nothing from a campaign file is unpickled, but **loading a checkpoint runs pickle**: the
-    directory must be trusted (never copy checkpoints from untrusted sources into it). Writes are
-    atomic (temp + fsync + rename), so a kill leaves either the previous checkpoint or the new
-    one. The campaign deletes a run's checkpoint once its row is in the store.
-    """
-
-    MAGIC = b"KMCCKPT1"
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory) / "checkpoints"
-
-    def path(self, key: str) -> Path:
-        return self.directory / f"{key}.ckpt"
-
-    def save(self, key: str, blob: bytes) -> Path:
-        # not parents=True: a worker on another machine without DIR must fail, not create it
-        self.directory.mkdir(exist_ok=True)
-        head = self.MAGIC + key.encode("ascii") + b"\n"
-        return atomic_write_bytes(self.path(key), head + blob)
-
-    def load(self, key: str) -> bytes | None:
-        """The saved state of run ``key``, or None when there is none."""
-        p = self.path(key)
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            return None
-        head = self.MAGIC + key.encode("ascii") + b"\n"
-        if not data.startswith(head):
-            raise CheckpointError(f"the checkpoint {str(p)!r} does not belong to run {key[:12]}; "
-                                  f"delete it and rerun.")
-        return data[len(head):]
-
-    def discard(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
-
-    def keys(self) -> set[str]:
-        if not self.directory.is_dir():
-            return set()
-        return {p.stem for p in self.directory.glob("*.ckpt")}
-
-
-class RunCheckpointFile:
-    """A :class:`kmc.runner.RunCheckpoint` for one run of a campaign: ``DIR/checkpoints/<key>``
-    via :class:`CheckpointDir`, saved every ``interval_s`` seconds.
-
-    A file that does not belong to the run (wrong header) is handed to the runner as an empty
-    blob, so the run starts afresh and its notes say so; a checkpoint that cannot be written
-    (e.g. a Dask worker on a machine without ``DIR``) switches checkpointing off for this run
-    instead of failing it."""
-
-    def __init__(self, directory: CheckpointDir, key: str, interval_s: float) -> None:
-        self.directory, self.key, self.interval_s = directory, key, float(interval_s)
-        self.write_error: str | None = None
-
-    def load(self) -> bytes | None:
-        try:
-            return self.directory.load(self.key)
-        except CheckpointError:
-            return b""
-        except OSError:
-            return None
-
-    def save(self, blob: bytes) -> None:
-        try:
-            self.directory.save(self.key, blob)
-        except OSError as exc:
-            self.write_error = str(exc)
-            self.interval_s = math.inf
+# CheckpointDir, RunCheckpointFile and check_checkpoint_every live in kmc.checkpoint (shared with
+# `kmc run --out DIR`); they are imported above and stay importable from here.
 
 
 # ============================================================================== the campaign
@@ -703,6 +616,9 @@ def _load_toml(path: Path, what: str) -> dict:
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} {str(path)!r} ({exc.strerror}); check the "
                           f"path.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the {what} {str(path)!r} is not UTF-8 text (byte {exc.start}); save "
+                          f"it as a UTF-8 TOML file.") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

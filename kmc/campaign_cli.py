@@ -13,26 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, not {text!r}")
-    return n
-
-
-def _seconds(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = -1.0
-    if not (x >= 0 and x != float("inf")):
-        raise argparse.ArgumentTypeError(f"give a number of seconds of at least 0, not {text!r}")
-    return x
+from kmc.argtypes import positive_int, seconds
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
@@ -80,7 +61,7 @@ def add_parsers(subparsers) -> None:
     c.add_argument("file", metavar="FILE", help="campaign TOML file")
     c.add_argument("--out", metavar="DIR", required=True, help="campaign directory (store, "
                    "summary, figures); created if missing")
-    c.add_argument("--workers", metavar="N", type=_workers, default=None,
+    c.add_argument("--workers", metavar="N", type=positive_int, default=None,
                    help="worker processes (default: number of cores; 1 runs in-process)")
     c.add_argument("--executor", choices=["local", "dask"], default=None,
                    help="local process pool (default) or dask.distributed")
@@ -90,7 +71,7 @@ def add_parsers(subparsers) -> None:
     c.add_argument("--no-resume", action="store_true",
                    help="recompute every point and replace its stored row (default: skip "
                         "points already in the store)")
-    c.add_argument("--checkpoint-every", metavar="SECONDS", type=_seconds, default=60.0,
+    c.add_argument("--checkpoint-every", metavar="SECONDS", type=seconds, default=60.0,
                    help="save the state of every run in progress to DIR/checkpoints every "
                         "SECONDS (default 60), so a killed campaign resumes its interrupted "
                         "runs instead of restarting them; 0 switches checkpoints off")

@@ -9,6 +9,7 @@ Every deliberate error is a :class:`KMCError`: the CLI prints its one sentence a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -17,13 +18,15 @@ from importlib import resources
 from pathlib import Path
 
 from kmc import __version__
+from kmc.argtypes import seconds
 from kmc.config import Config
 from kmc.exceptions import ConfigError, KMCError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too, but with a usage dump
-        raise ConfigError(f"{message}; see `kmc {self.prog.split()[-1]} --help`.")
+        sub = self.prog.split()[1:]  # "kmc" or "kmc run"
+        raise ConfigError(f"{message}; see `kmc {sub[-1] + ' ' if sub else ''}--help`.")
 
 
 def resolve_config(name: str) -> Path:
@@ -56,6 +59,9 @@ def _prepare_out(out: str | None) -> Path | None:
     if out is None:
         return None
     d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise ConfigError(f"--out {out!r} is a file, not a directory; give the path of a "
+                          f"directory (it is created if missing).")
     try:
         d.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=d, delete=True)
@@ -156,23 +162,72 @@ def _arrhenius_lines(result) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from kmc.runner import run_config
-
     config = Config.from_file(resolve_config(args.config))
+    if args.out is None and args.checkpoint_every:
+        raise ConfigError("--checkpoint-every needs --out DIR (the checkpoint is DIR/run.ckpt); "
+                          "add --out DIR or drop --checkpoint-every.")
+    created = args.out is not None and not Path(args.out).exists()
     out = _prepare_out(args.out)
-    show_progress = not args.json and not args.quiet and sys.stderr.isatty()
-    result = run_config(config, progress=show_progress)
-    data = result.to_dict()
-    if out is not None:
-        from kmc.output import write_outputs
+    try:
+        return _run_into(args, config, out)
+    except BaseException:
+        if created:  # leave no empty directory behind a failed run (kills never get here)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
 
-        write_outputs(result, out, loglog=args.loglog)
+
+def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int:
+    """``kmc run`` after the config is valid and ``--out`` (if any) exists: run, resuming from
+    and checkpointing to ``out/run.ckpt``, then write the results."""
+    from kmc.checkpoint import DEFAULT_CHECKPOINT_EVERY_S, open_run_checkpoint
+    from kmc.runner import run_config
+    from kmc.store import clean_stale_temps
+    from kmc.trajectory import trajectory_target, write_run_trajectory
+
+    trajectory_target(config, out)  # a missing directory is an error before the run
+    ckpt = None
+    if out is not None:
+        clean_stale_temps(out)  # temporary files of killed writers (results, checkpoints)
+        every = DEFAULT_CHECKPOINT_EVERY_S if args.checkpoint_every is None \
+            else args.checkpoint_every
+        ckpt = open_run_checkpoint(out, config, every or None, fresh=args.fresh)
+    show_progress = not args.json and not args.quiet and sys.stderr.isatty()
+    try:
+        result = run_config(config, progress=show_progress, checkpoint=ckpt)
+    except KMCError:
+        if ckpt is not None:  # a deterministic failure: resuming would only repeat it
+            ckpt.file.discard()
+        raise
+    data = result.to_dict()
+    try:
+        if out is not None:
+            from kmc.output import write_outputs
+
+            write_outputs(result, out, loglog=args.loglog)
+        traj = write_run_trajectory(result, out)
+    except OSError as exc:
+        keep = " (the checkpoint is kept: rerunning only writes the files)" if ckpt else ""
+        raise ConfigError(f"could not write the results into {str(out or '.')!r} "
+                          f"({exc.strerror or exc}){keep}; free some space or fix the directory's "
+                          f"permissions and rerun.") from None
+    if ckpt is not None:
+        ckpt.file.discard()  # the results are written: the checkpoint has served
+        info = result.checkpoint_info
+        if info.get("resumed") and not args.quiet:
+            print(f"kmc: resumed from {ckpt.file.path}: {info['restored_hops']} of "
+                  f"{info['total_hops']} engine hops were reused", file=sys.stderr)
+        if ckpt.write_error and not args.quiet:
+            print(f"kmc: warning: checkpoints could not be written ({ckpt.write_error}); the "
+                  f"run finished without them", file=sys.stderr)
     if args.json:
         print(json.dumps(data))
     else:
         print(_table(result))
         if out is not None:
             print(f"results written to {out}/")
+        if traj is not None:
+            print(f"trajectory ({result.trajectory.n_frames} frames) written to {traj}")
     return 0
 
 
@@ -206,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--loglog", action="store_true",
                    help="draw msd.png (with --out) on logarithmic axes")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint-every", metavar="SECONDS", type=seconds, default=None,
+                   help="with --out: save the run's state to DIR/run.ckpt every SECONDS "
+                        "(default 60); a killed run resumes from it when rerun with the same "
+                        "config and --out, giving exactly the uninterrupted result. 0 switches "
+                        "checkpoints off. The file is deleted once the results are written")
+    r.add_argument("--fresh", action="store_true",
+                   help="discard an existing DIR/run.ckpt and start from the beginning")
     r.set_defaults(func=cmd_run)
     i = sub.add_parser("info", help="describe a framework, teaching lattice, CIF or config: "
                                     "sites, hops, exclusions, dimensionality, formula")
@@ -228,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     from kmc.campaign_cli import add_parsers  # `kmc campaign` and `kmc report`
 
     add_parsers(sub)
+    from kmc.teaching_cli import add_parsers as add_teaching  # validate, tutorial, animate
+
+    add_teaching(sub)
     return p
 
 
@@ -237,10 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             build_parser().print_help()
+            print("kmc: error: no command given; name one, e.g. `kmc run quickstart` (see "
+                  "`kmc --help`).", file=sys.stderr)
             return 2
         return args.func(args)
     except KMCError as exc:
         print(f"kmc: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("kmc: error: out of memory; use a smaller supercell (fewer sites), fewer ions or "
+              "a shorter interaction range.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # campaigns (and runs with checkpoints) continue where they stopped

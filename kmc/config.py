@@ -25,22 +25,28 @@ def _suggest(key: str, valid: list[str]) -> str:
 def _number(where: str, value: Any, *, integer: bool = False, positive: bool = False,
             nonneg: bool = False) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{where} must be {kind}, got {value!r}; write it without quotes.")
+        kind, example = ("an integer", "4") if integer else ("a number", "0.25")
+        raise ConfigError(f"{where} must be {kind}, got {value!r}; write a plain number such as "
+                          f"{example} (no quotes).")
     if integer and not (isinstance(value, int) or float(value).is_integer()):
-        raise ConfigError(f"{where} must be a whole number, got {value!r}.")
+        raise ConfigError(f"{where} must be a whole number, got {value!r}; round it to an "
+                          f"integer.")
     if not math.isfinite(value):
-        raise ConfigError(f"{where} must be a finite number, got {value!r}.")
+        raise ConfigError(f"{where} must be a finite number, got {value!r}; replace nan/inf by "
+                          f"an ordinary value.")
     if positive and not value > 0:
-        raise ConfigError(f"{where} must be greater than zero, got {value!r}.")
+        raise ConfigError(f"{where} must be greater than zero, got {value!r}; give a positive "
+                          f"value.")
     if nonneg and value < 0:
-        raise ConfigError(f"{where} must not be negative, got {value!r}.")
+        raise ConfigError(f"{where} must not be negative, got {value!r}; give zero or a positive "
+                          f"value.")
     return int(value) if integer else float(value)
 
 
 def _check_keys(where: str, table: Any, allowed: list[str]) -> dict:
     if not isinstance(table, dict):
-        raise ConfigError(f"[{where}] must be a table of keys, got {table!r}.")
+        raise ConfigError(f"[{where}] must be a table of keys, got {table!r}; write it as a "
+                          f"[{where}] section with key = value lines.")
     for key in table:
         if key not in allowed:
             raise ConfigError(f"unknown key {key!r} in [{where}]; {_suggest(key, allowed)}")
@@ -213,7 +219,8 @@ class OccupancyConfig:
         if key == "filling":
             c = _number("[occupancy] filling", t[key])
             if not 0.0 <= c <= 1.0:
-                raise ConfigError(f"[occupancy] filling must lie between 0 and 1, got {c}.")
+                raise ConfigError(f"[occupancy] filling must lie between 0 and 1, got {c}; give "
+                                  f"the fraction of sites occupied, e.g. filling = 0.5.")
             return cls(filling=c)
         return cls(**{key: _number(f"[occupancy] {key}", t[key], integer=True, nonneg=True)})
 
@@ -442,6 +449,9 @@ class RunConfig:
             kw["replicas"] = _number("[run] replicas", t["replicas"], integer=True, positive=True)
         if "seed" in t:
             kw["seed"] = _number("[run] seed", t["seed"], integer=True, nonneg=True)
+            if kw["seed"] >= 2**63:  # the campaign store keeps it as a 64-bit SQLite integer
+                raise ConfigError(f"[run] seed must be below 2**63, got {kw['seed']}; use a "
+                                  f"smaller seed.")
         if "msd_points" in t:
             kw["msd_points"] = _number("[run] msd_points", t["msd_points"], integer=True,
                                        positive=True)
@@ -500,9 +510,59 @@ class RunConfig:
         return cfg
 
 
+@dataclass(frozen=True)
+class OutputConfig:
+    """``[output]``: what a run writes besides its results (see :mod:`kmc.trajectory`).
+
+    ``trajectory`` is an ASE extended-XYZ file of one replica (replica 0 at
+    ``trajectory_temperature_K``, default the first temperature): ``trajectory_frames`` intervals
+    (so ``trajectory_frames + 1`` frames) evenly spaced in hops over its measurement, the mobile
+    ions in a fixed order, then the immobile blockers and, with ``framework_atoms = true``, the
+    framework atoms of the supercell. A relative path is written into ``kmc run --out DIR`` (or
+    the working directory without ``--out``).
+    """
+
+    trajectory: str | None = None
+    trajectory_frames: int = 100
+    trajectory_temperature_K: float | None = None
+    framework_atoms: bool = False
+
+    @classmethod
+    def parse(cls, t: dict, temperatures_K: tuple[float, ...]) -> "OutputConfig":
+        t = _check_keys("output", t, [f.name for f in fields(cls)])
+        kw: dict[str, Any] = {}
+        if "trajectory" in t:
+            path = t["trajectory"]
+            if not isinstance(path, str) or not path.lower().endswith((".extxyz", ".xyz")):
+                raise ConfigError(f"[output] trajectory must be a file name ending in .extxyz "
+                                  f"(or .xyz), e.g. trajectory = \"traj.extxyz\"; got {path!r}.")
+            kw["trajectory"] = path
+        else:
+            extra = [k for k in t if k != "trajectory"]
+            if extra:
+                raise ConfigError(f"[output] {extra[0]} only acts together with trajectory; add "
+                                  f"trajectory = \"traj.extxyz\" or remove {extra[0]}.")
+        if "trajectory_frames" in t:
+            kw["trajectory_frames"] = _number("[output] trajectory_frames",
+                                              t["trajectory_frames"], integer=True, positive=True)
+        if "trajectory_temperature_K" in t:
+            x = _number("[output] trajectory_temperature_K", t["trajectory_temperature_K"],
+                        positive=True)
+            if x not in temperatures_K:
+                raise ConfigError(f"[output] trajectory_temperature_K = {x:g} is not one of [run] "
+                                  f"temperatures_K ({', '.join(f'{T:g}' for T in temperatures_K)}"
+                                  f"); pick one of them.")
+            kw["trajectory_temperature_K"] = x
+        if "framework_atoms" in t:
+            if not isinstance(t["framework_atoms"], bool):
+                raise ConfigError("[output] framework_atoms must be true or false.")
+            kw["framework_atoms"] = t["framework_atoms"]
+        return cls(**kw)
+
+
 SECTIONS = {"lattice": LatticeConfig, "occupancy": OccupancyConfig, "model": ModelConfig,
             "run": RunConfig}
-TOP_LEVEL = list(SECTIONS) + ["dopants"]
+TOP_LEVEL = list(SECTIONS) + ["dopants", "output"]
 
 
 @dataclass(frozen=True)
@@ -517,6 +577,7 @@ class Config:
                                                                    barrier_eV=0.25))
     run: RunConfig = field(default_factory=RunConfig)
     dopants: dict | None = None
+    output: OutputConfig | None = None
 
     @classmethod
     def from_dict(cls, data: dict, base_dir: str | Path | None = None) -> "Config":
@@ -547,7 +608,10 @@ class Config:
                                   f"{'a CIF' if kind == 'cif' else 'a teaching lattice'}; remove "
                                   f"[dopants] or change [lattice] builtin.")
             dopants = dopants or None
-        return cls(lattice, occupancy, model, RunConfig.parse(data.get("run", {})), dopants)
+        run = RunConfig.parse(data.get("run", {}))
+        output = OutputConfig.parse(data["output"], run.temperatures_K) if "output" in data \
+            else None
+        return cls(lattice, occupancy, model, run, dopants, output)
 
     @classmethod
     def from_toml(cls, text: str, base_dir: str | Path | None = None) -> "Config":
@@ -563,7 +627,15 @@ class Config:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"no config file at {str(p)!r}; check the path.")
-        return cls.from_toml(p.read_text(encoding="utf-8"), base_dir=p.parent)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"the config {str(p)!r} is not UTF-8 text (byte {exc.start}); save "
+                              f"it as a UTF-8 TOML file.") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the config {str(p)!r} ({exc.strerror}); check the "
+                              f"file's permissions.") from None
+        return cls.from_toml(text, base_dir=p.parent)
 
     def to_dict(self) -> dict:
         """Plain nested data (JSON/TOML-able), omitting unset optional values."""

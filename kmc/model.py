@@ -17,6 +17,22 @@ from kmc.network import SiteNetwork
 
 KB_EV_K = 8.617333262e-5       # Boltzmann constant, eV/K (CODATA 2018)
 EMPTY, ION, BLOCKER = 0, 1, 2  # site states
+#: largest |energy| (eV) of a barrier, site energy, pair interaction or field work: far beyond any
+#: physical value, and small enough that no sum of them overflows (nor an integer field, see
+#: ``QUANTUM_EV``)
+MAX_ENERGY_EV = 1e4
+#: largest attempt frequency (Hz): 1e6 THz, far above any phonon frequency
+MAX_ATTEMPT_FREQUENCY_HZ = 1e18
+
+
+def _check_energies(what: str, key: str, values: np.ndarray, example: str) -> None:
+    """Finite and within +-MAX_ENERGY_EV, or a ConfigError naming ``key``."""
+    values = np.asarray(values, float)
+    bad = values[~(np.abs(values) <= MAX_ENERGY_EV)]
+    if bad.size:
+        raise ConfigError(f"{what} must be finite and within +-{MAX_ENERGY_EV:g} eV, got "
+                          f"{float(bad.flat[0])!r}; set {key} to an energy in eV such as "
+                          f"{example}.")
 
 
 def shell_energies(shell_lengths: np.ndarray, table: list[tuple[float, float]]) -> np.ndarray:
@@ -71,27 +87,47 @@ class RateModel:
         n_hc = len(net.event_class_names)
         self.nu_class = np.broadcast_to(np.asarray(self.attempt_frequency_Hz, float), (n_hc,)).copy()
         self.kra_class = np.broadcast_to(np.asarray(self.barrier_eV, float), (n_hc,)).copy()
-        if np.any(~np.isfinite(self.nu_class)) or np.any(self.nu_class <= 0):
-            raise ConfigError("attempt frequencies must be positive finite numbers.")
-        if np.any(~np.isfinite(self.kra_class)):
-            raise ConfigError("barriers must be finite numbers (eV).")
+        ok_nu = (self.nu_class > 0) & (self.nu_class <= MAX_ATTEMPT_FREQUENCY_HZ)
+        bad_nu = self.nu_class[~ok_nu]
+        if bad_nu.size:
+            raise ConfigError(f"attempt frequencies must be positive and at most "
+                              f"{MAX_ATTEMPT_FREQUENCY_HZ:g} Hz, got {float(bad_nu[0])!r} Hz; set "
+                              f"[model] attempt_frequency_THz to a phonon frequency such as 10.")
+        _check_energies("barriers", "[model] barrier_eV", self.kra_class, "0.3")
         e = np.zeros(len(net.class_names)) if self.site_energy_eV is None else \
             np.asarray(self.site_energy_eV, float)
-        if e.shape != (len(net.class_names),) or np.any(~np.isfinite(e)):
+        if e.shape != (len(net.class_names),):
             raise ConfigError("site energies need one finite value per site class.")
+        _check_energies("site energies", "[model.site_energies_eV]", e, "0.1")
         self.class_energy = e
+        for table in (self.mobile_mobile, self.mobile_blocker):
+            _check_energies("pair interactions", "[model.interactions_eV]",
+                            [j for _, j in table], "0.05")
         J = shell_energies(net.shell_lengths, self.mobile_mobile)
         # integer interaction energies: the engine's fields never drift (see kmc/_core/_engine.pyx)
         self.shell_Jq = np.rint(J / QUANTUM_EV).astype(np.int64)
+        if len(net.interactions):  # the engine's integer field on a site must not overflow
+            most = np.bincount(net.interactions.src, minlength=net.n_unit,
+                               weights=np.abs(J[net.interaction_shell])).max()
+            if most / QUANTUM_EV >= 2.0**62:
+                raise ConfigError(f"the pair interactions on one site add up to {most:.3g} eV, "
+                                  f"beyond what the engine's integer fields hold; use smaller "
+                                  f"[model.interactions_eV] energies or a shorter range.")
         self.shell_J_blocker = shell_energies(net.shell_lengths, self.mobile_blocker)
         self.field = np.asarray(self.field_V_per_A, float)
         if self.field.shape != (3,) or np.any(~np.isfinite(self.field)):
             raise ConfigError("field_V_per_A must be three finite numbers.")
+        with np.errstate(all="ignore"):
+            work = self.charge_e * (net.hop_vectors @ self.field)
+        if not np.all(np.abs(work) <= MAX_ENERGY_EV):
+            raise ConfigError(f"the field does work beyond +-{MAX_ENERGY_EV:g} eV on a hop; set "
+                              f"[model] field_V_per_A to a small field such as [0.01, 0, 0] V/Å.")
         if self.site_energy_offset_eV is not None:
             off = np.asarray(self.site_energy_offset_eV, float)
             if off.shape != (net.n_sites,) or np.any(~np.isfinite(off)):
                 raise ConfigError("site_energy_offset_eV needs one finite value per supercell "
                                   "site.")
+            _check_energies("site energy offsets", "the dopant energy_shift_eV", off, "0.05")
             self.site_energy_offset_eV = off
 
     @property
@@ -119,30 +155,41 @@ class RateModel:
 
     def _template_pair_Jq(self) -> np.ndarray:
         """Quantized interaction between the source and destination of each template (0 if out
-        of range): the part of the destination's field that the leaving ion itself makes."""
+        of range): the part of the destination's field that the leaving ion itself makes.
+
+        In a small supercell the source can reach the destination's site through more than one
+        periodic image (e.g. both neighbours along x in a 2-wide supercell are the same site); the
+        field counts every image, so the sum runs over all interaction pairs whose image equals
+        the template's modulo the supercell."""
         net = self.network
         t = net.templates
         out = np.zeros(len(t), dtype=np.int64)
         if len(net.interactions) == 0:
             return out
-        index = {(a, b, tuple(i)): k for k, (a, b, i) in enumerate(zip(
-            net.interactions.src.tolist(), net.interactions.dst.tolist(),
-            net.interactions.image.tolist()))}
-        for k, (a, b, i) in enumerate(zip(t.src.tolist(), t.dst.tolist(), t.dst_image.tolist())):
-            j = index.get((a, b, tuple(i)))
-            if j is not None:
-                out[k] = self.shell_Jq[net.interaction_shell[j]]
+        n = np.array(net.supercell)
+        acc: dict[tuple, int] = {}
+        for a, b, i, j in zip(net.interactions.src.tolist(), net.interactions.dst.tolist(),
+                              (net.interactions.image % n).tolist(),
+                              self.shell_Jq[net.interaction_shell].tolist()):
+            acc[(a, b, tuple(i))] = acc.get((a, b, tuple(i)), 0) + j
+        for k, (a, b, i) in enumerate(zip(t.src.tolist(), t.dst.tolist(),
+                                          (t.dst_image % n).tolist())):
+            out[k] = acc.get((a, b, tuple(i)), 0)
         return out
 
     def _template_src_excluded(self) -> np.ndarray:
-        """1 where the source lies within the exclusion distance of the destination."""
+        """How often the source counts among the occupied excluded neighbours of the destination
+        (0 or 1, or more when a small supercell joins them through several periodic images)."""
         net = self.network
         t = net.templates
-        ex = {(a, b, tuple(i)) for a, b, i in zip(net.exclusions.src.tolist(),
-                                                  net.exclusions.dst.tolist(),
-                                                  net.exclusions.image.tolist())}
-        return np.array([(b, a, tuple(-np.array(i))) in ex for a, b, i in zip(
-            t.src.tolist(), t.dst.tolist(), t.dst_image.tolist())], dtype=np.uint8)
+        n = np.array(net.supercell)
+        count: dict[tuple, int] = {}
+        for a, b, i in zip(net.exclusions.src.tolist(), net.exclusions.dst.tolist(),
+                           (net.exclusions.image % n).tolist()):
+            count[(a, b, tuple(i))] = count.get((a, b, tuple(i)), 0) + 1
+        # pairs of the destination's list that land on the source: (dst, src, -image mod n)
+        return np.array([count.get((b, a, tuple(i)), 0) for a, b, i in zip(
+            t.src.tolist(), t.dst.tolist(), (-t.dst_image % n).tolist())], dtype=np.uint8)
 
     @staticmethod
     def barrier(kra: np.ndarray, dE: np.ndarray) -> np.ndarray:
@@ -191,16 +238,31 @@ class RateModel:
         """Every event rate computed from scratch with numpy (independent of the engine)."""
         net = self.network
         beta = 1.0 / (KB_EV_K * temperature_K)
+        hc = net.templates.klass[net.events()["ev_tmpl"].astype(np.int64)]
+        rate = self.nu_class[hc] * np.exp(-beta * self.barriers(occ))
+        return np.where(self.allowed(occ), rate, 0.0)
+
+    def barriers(self, occ: np.ndarray) -> np.ndarray:
+        """Kinetically resolved barrier Ea (eV) of every event in ``occ`` (allowed or not)."""
+        net = self.network
         ev = net.events()
         src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
         dst = ev["ev_dst"].astype(np.int64)
         t = ev["ev_tmpl"].astype(np.int64)
-        hc = net.templates.klass[t]
-        E = self.site_energies(occ)
-        h = self.fields(occ)
+        E, h = self.site_energies(occ), self.fields(occ)
         Jsd = self._template_pair_Jq()[t] * QUANTUM_EV
         dE = E[dst] - E[src] + self._template_field_energy()[t] + h[dst] - h[src] - Jsd
-        rate = self.nu_class[hc] * np.exp(-beta * self.barrier(self.kra_class[hc], dE))
+        return self.barrier(self.kra_class[net.templates.klass[t]], dE)
+
+    def allowed(self, occ: np.ndarray) -> np.ndarray:
+        """Events that the occupancy permits at all (an ion at the source, an empty destination
+        free of excluded occupied neighbours, an ion in the middle of a knock-off), whatever
+        their rate."""
+        net = self.network
+        ev = net.events()
+        src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+        dst = ev["ev_dst"].astype(np.int64)
+        t = ev["ev_tmpl"].astype(np.int64)
         allowed = (occ[src] == ION) & (occ[dst] == EMPTY)
         mid = ev["ev_mid"]
         if len(mid):
@@ -209,7 +271,7 @@ class RateModel:
             ex_src, ex_dst = net._tile(net.exclusions)
             count = np.bincount(ex_src, weights=(occ[ex_dst] != EMPTY), minlength=net.n_sites)
             allowed &= (count[dst] - self._template_src_excluded()[t]) == 0
-        return np.where(allowed, rate, 0.0)
+        return allowed
 
     def fields(self, occ: np.ndarray) -> np.ndarray:
         """Interaction field (eV) on every site from the mobile ions."""

@@ -21,6 +21,41 @@ from scipy.sparse.csgraph import connected_components
 from kmc.exceptions import StructureError
 
 _ROUND_A = 2  # hop/shell lengths are grouped at 0.01 Å
+#: the engine indexes sites and events with 32-bit integers
+MAX_INDEX = 2**31 - 1
+#: most neighbours within a hop, exclusion or interaction cutoff per site (a cutoff that would
+#: give more is a typo, e.g. 30 instead of 3.0 Å, and would exhaust the memory)
+MAX_NEIGHBOURS = 10_000
+
+
+def _check_cutoffs(lattice: np.ndarray, n_unit: int, supercell, cutoffs: dict[str, float]
+                   ) -> None:
+    """Reject, before any neighbour search, a supercell with more sites than the engine can index
+    and cutoffs that reach a site's own periodic image or would join every site to a huge
+    number of others."""
+    sc = tuple(int(x) for x in supercell)
+    if len(sc) != 3 or min(sc) < 1:
+        raise StructureError(f"supercell must be three positive integers, got {sc}.")
+    n_sites = n_unit * sc[0] * sc[1] * sc[2]
+    if n_sites > MAX_INDEX:
+        raise StructureError(f"the supercell {sc} holds {n_sites:.3g} sites, more than the "
+                             f"engine can index ({MAX_INDEX:.3g}); use fewer repetitions.")
+    length = np.linalg.norm(lattice, axis=1) * np.array(sc, float)
+    axis = int(np.argmin(length))
+    density = n_unit / abs(float(np.linalg.det(lattice)))
+    for name, c in cutoffs.items():
+        if not c > 0:
+            continue
+        if length[axis] <= c + 1e-6:
+            raise StructureError(f"the {name} of {c:g} Å reaches a site's own periodic image (the "
+                                 f"supercell {sc} is only {length[axis]:.3g} Å long along axis "
+                                 f"{axis}); use more repetitions along that axis or lower "
+                                 f"{name}.")
+        expected = density * 4.0 / 3.0 * np.pi * c ** 3
+        if expected > MAX_NEIGHBOURS:
+            raise StructureError(f"the {name} of {c:g} Å would give every site about "
+                                 f"{expected:.2g} neighbours; lower {name} (neighbouring sites "
+                                 f"are a few Å apart).")
 
 
 @dataclass(frozen=True)
@@ -282,6 +317,10 @@ class SiteNetwork:
         lattice = np.asarray(lattice, float)
         class_names = list(dict.fromkeys(labels))
         unit_class = np.array([class_names.index(n) for n in labels], dtype=np.int64)
+        _check_cutoffs(lattice, len(frac), supercell,
+                       {"hop_cutoff_A": hop_cutoff_A,
+                        "exclusion_distance_A": exclusion_distance_A - 1e-6,
+                        "interaction_cutoff_A": interaction_cutoff_A})
 
         hops = _neighbour_pairs(frac, lattice, hop_cutoff_A)
         if len(hops) == 0:
@@ -318,6 +357,11 @@ class SiteNetwork:
     def _check_supercell(self) -> None:
         if len(self.supercell) != 3 or min(self.supercell) < 1:
             raise StructureError(f"supercell must be three positive integers, got {self.supercell}.")
+        n_events = len(self.hops) * self.supercell[0] * self.supercell[1] * self.supercell[2]
+        if n_events > MAX_INDEX:
+            raise StructureError(f"the supercell {self.supercell} has {n_events:.3g} hop events, "
+                                 f"more than the engine can index ({MAX_INDEX:.3g}); use fewer "
+                                 f"repetitions or a smaller hop_cutoff_A.")
         n = np.array(self.supercell)
         for name, pairs in (("hop", self.hops), ("exclusion", self.exclusions),
                             ("interaction", self.interactions)):

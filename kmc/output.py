@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from kmc.runner import RunResult, _columns
+from kmc.store import _TMP_PREFIX
 
 #: legend labels of the plotted basis
 _LABELS = {"D_tracer": "$D^*$", "D_jump": "$D_J$", "sigma_T": r"$\sigma$ (fit of $\sigma T$)"}
@@ -73,7 +74,10 @@ def _umask() -> int:
 
 def _temp(d: Path, name: str, pending: list[Path]) -> Path:
     p = Path(name)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{p.stem}.", suffix=p.suffix)
+    # the kmc.store temporary-file prefix (with our pid): a file left by a killed run is removed by
+    # kmc.store.clean_stale_temps when the next run starts in the same directory
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f"{_TMP_PREFIX}{os.getpid()}-{p.stem}.",
+                               suffix=p.suffix)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
     pending.append(Path(tmp))  # recorded before anything can fail, so it is always cleaned up
@@ -106,6 +110,14 @@ def write_outputs(result: RunResult, out_dir: str | Path, *, loglog: bool = Fals
             fig.savefig(tmp, dpi=150, bbox_inches="tight")
         tmp = staged["msd.png"] = _temp(d, "msd.png", pending)
         plot_msd(result.msd, tmp, loglog=loglog)
+    except BaseException:
+        for tmp in pending:
+            tmp.unlink(missing_ok=True)
+        raise
+    try:
+        for tmp in staged.values():  # on disk before any rename: never a renamed empty file
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
     except BaseException:
         for tmp in pending:
             tmp.unlink(missing_ok=True)

@@ -374,7 +374,9 @@ class ReplicaMeasurement:
         self.run_cfg = run
         self.n = self.sim.n_ions
         self.block_hops = block_hops(run, self.n)
-        self.marks = np.unique(np.linspace(0, self.block_hops, run.msd_points + 1)
+        # (more points than hops give every hop anyway: the cap only saves memory)
+        points = min(run.msd_points, self.block_hops)
+        self.marks = np.unique(np.linspace(0, self.block_hops, points + 1)
                                .astype(np.int64))[1:]
         self.blocks: list[ReplicaSample] = []
         self.msd: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -384,10 +386,25 @@ class ReplicaMeasurement:
         self.eq_hops = int(math.ceil(run.equilibration_hops_per_ion * self.n))
         self.eq_done = 0
         self._cur: _Block | None = None
+        #: optional kmc.trajectory.TrajectoryRecorder following this replica's measurement
+        self.recorder = None
         if equilibrate:
             self.equilibrate()
 
     def _advance(self, hops: int) -> None:
+        rec = getattr(self, "recorder", None)
+        if rec is not None and self.eq_done >= self.eq_hops and not rec.finished:
+            # split at the recorder's frame marks (run(a) + run(b) == run(a + b) bit for bit)
+            rec.start(self.sim)
+            while hops > 0:
+                h = min(hops, rec.hops_to_next())
+                self._engine_run(h)
+                hops -= h
+                rec.sync(self.sim, h)
+            return
+        self._engine_run(hops)
+
+    def _engine_run(self, hops: int) -> None:
         sim = self.sim
         if self.run_cfg.check_rates:
             for _ in range(hops):
@@ -501,6 +518,8 @@ class TemperatureState:
         self.reps: list[ReplicaMeasurement] = []
         self.k = k
         self.rounds = 1
+        #: optional kmc.trajectory.TrajectoryRecorder, attached to the first replica
+        self.recorder = None
 
 
 def measure_temperature(system: System, temperature_K: float, seeds: list, run: "Config.run",
@@ -523,6 +542,9 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
                                           equilibrate=False))
         safe_point()
     reps = st.reps
+    rec = getattr(st, "recorder", None)
+    if rec is not None and getattr(reps[0], "recorder", None) is None:
+        reps[0].recorder = rec
     for rep in reps:
         rep.equilibrate(safe_point)
     k_max = run.max_blocks
@@ -605,6 +627,8 @@ class RunResult:
     #: (engine hops of the whole run, equilibration included), ``saves``, ``discarded`` (why a
     #: loaded blob was not used: None, "mismatch" or "unreadable")
     checkpoint_info: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the :class:`kmc.trajectory.Trajectory` of ``[output] trajectory`` (None without one)
+    trajectory: "object | None" = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """JSON-ready data (NaN becomes None)."""
@@ -739,6 +763,7 @@ class RunState:
     current: TemperatureState | None = None
     bar_done: int = 0
     bar_total: int = 0
+    trajectory: "object | None" = None
 
     def hops_so_far(self) -> int:
         """Engine hops done (all replicas, equilibration included) up to this state."""
@@ -841,6 +866,11 @@ def run_config(config: Config, progress: bool = False, *,
     if state is None:
         state = RunState(bar_total=len(run.temperatures_K) * run.replicas * run.time_origins * bh)
     restored_hops = state.hops_so_far()
+    oc = config.output
+    traj_T = None
+    if oc is not None and oc.trajectory is not None:
+        traj_T = oc.trajectory_temperature_K if oc.trajectory_temperature_K is not None \
+            else run.temperatures_K[0]
     safe = _Saver(checkpoint, config, state)
     bar = None
     if progress:
@@ -864,6 +894,11 @@ def run_config(config: Config, progress: bool = False, *,
         T = run.temperatures_K[ti]
         if state.current is None:
             state.current = TemperatureState(run.time_origins)
+            if traj_T is not None and T == traj_T:
+                from kmc.trajectory import TrajectoryRecorder
+
+                state.current.recorder = TrajectoryRecorder(run.time_origins * bh,
+                                                            config.output.trajectory_frames)
         reps, vals, record = measure_temperature(
             system, T, seeds[ti], run, net.dimensionality, net.volume_A3, config.model.charge_e,
             field_vec, tick, grow, state=state.current, safe_point=safe)
@@ -887,6 +922,12 @@ def run_config(config: Config, progress: bool = False, *,
         state.curves.append(_msd_curve(T, reps))
         state.all_vals.append(vals)
         state.engine_hops.append(int(hops_all))
+        rec = getattr(state.current, "recorder", None)
+        if rec is not None:
+            from kmc.trajectory import trajectory_from_recorder
+
+            state.trajectory = trajectory_from_recorder(system, rec, state.current.reps[0].blocked,
+                                                        T)
         state.current, state.t_index = None, ti + 1
         safe()
     if bar is not None:
@@ -900,6 +941,7 @@ def run_config(config: Config, progress: bool = False, *,
         notes = [UNREADABLE_CHECKPOINT_NOTE, *notes]
     out = RunResult(config, state.results, state.curves, info, arr, axes, fits, notes,
                     system.formula, system.mobile_per_formula_unit)
+    out.trajectory = getattr(state, "trajectory", None)
     out.checkpoint_info = {"resumed": resumed, "restored_hops": restored_hops,
                            "total_hops": int(sum(state.engine_hops)), "saves": safe.saves,
                            "discarded": why}

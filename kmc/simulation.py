@@ -10,9 +10,14 @@ import pickle
 
 import numpy as np
 
-from kmc._core._engine import STATUS_NO_EVENTS, Engine
+from kmc._core._engine import STATUS_NO_EVENTS, STATUS_TIME, Engine
 from kmc.exceptions import CheckpointError, ConfigError, NoEventsError
 from kmc.model import BLOCKER, EMPTY, ION, KB_EV_K, RateModel
+
+#: the simulated clock (s) never passes this: a system whose rates are so small (nearly
+#: underflowing) that it would is stopped with a NoEventsError instead of running into an infinite
+#: or NaN time
+CLOCK_LIMIT_S = 1e300
 
 
 def place_ions(model: RateModel, n_ions: int, blocked: np.ndarray, rng: np.random.Generator
@@ -142,12 +147,41 @@ class Simulation:
         NoEventsError
             When no hop has a non-zero rate (frozen system).
         """
-        done, status = self.engine.run(int(n_hops), float(t_stop))
+        t_stop = float(t_stop)
+        # (a finite limit instead of inf changes nothing below it: the engine compares clock + dt
+        # with the limit only to stop)
+        done, status = self.engine.run(int(n_hops), min(t_stop, CLOCK_LIMIT_S))
         if status == STATUS_NO_EVENTS:
+            raise NoEventsError(self.frozen_reason())
+        if status == STATUS_TIME and t_stop > CLOCK_LIMIT_S:
             raise NoEventsError(
-                f"no hop can happen at {self.temperature_K:g} K (every rate is zero or underflows); "
-                f"raise the temperature, lower the barriers, or add vacancies.")
+                f"no useful hop can happen at {self.temperature_K:g} K: the total hop rate is only "
+                f"{self.engine.total_rate:.3g} Hz, so the simulated clock would pass "
+                f"{CLOCK_LIMIT_S:g} s; raise the temperature or lower the barriers.")
         return done
+
+    def frozen_reason(self) -> str:
+        """One sentence on why no hop can happen in the current state, and what to change:
+        either no ion has a site it may move to (full lattice, blockers, exclusions), or every
+        permitted hop's rate underflows to zero (temperature too low for the barriers)."""
+        occ = self.occupancy
+        model, T = self.model, self.temperature_K
+        allowed = model.allowed(occ)
+        if not allowed.any():
+            empty = int(np.sum(occ == EMPTY))
+            ions = f"{self.n_ions} ion" + ("s" if self.n_ions != 1 else "")
+            if empty == 0:
+                by = f" and {int(np.sum(occ == BLOCKER))} blockers" if np.any(occ == BLOCKER) \
+                    else ""
+                return (f"no hop can happen: all {len(occ)} sites are occupied (by {ions}{by}); "
+                        f"add vacancies (fewer ions).")
+            return (f"no hop can happen: no ion ({ions} in all) has a free neighbour site it may "
+                    f"hop to (the {empty} empty sites are out of reach or closed by hard-core "
+                    f"exclusions); add vacancies (fewer ions) or lower the exclusion distance.")
+        low = float(model.barriers(occ)[allowed].min())
+        return (f"no hop can happen at {T:g} K: the rate of every possible hop underflows to zero "
+                f"(the lowest barrier, {low:.4g} eV, is {low / (KB_EV_K * T):.4g} kT); raise the "
+                f"temperature or lower the barriers.")
 
     def reset_measurement(self) -> None:
         """Start a new measurement window: zero displacements, hop counts and occupation integrals."""

@@ -14,20 +14,14 @@ from kmc.config import Config
 from kmc.model import KB_EV_K, RateModel
 from kmc.runner import run_config
 from kmc.simulation import Simulation
+from kmc.validate import EXACT_CORRELATION_FACTORS, ring_f_exact
 
 from conftest import lattice_network
 
 pytestmark = pytest.mark.validation
 
-EXACT_F = {  # single-vacancy tracer correlation factors, infinite lattice
-    "honeycomb": 1.0 / 3.0,
-    "square": 1.0 / (math.pi - 1.0),
-    "triangular": (math.pi + 6 * math.sqrt(3)) / (11 * math.pi - 6 * math.sqrt(3)),
-    "diamond": 0.5,
-    "sc": 0.653108838,
-    "bcc": 0.727194140,
-    "fcc": 0.781451422,
-}
+# single-vacancy tracer correlation factors of the infinite lattices (sources: kmc.validate)
+EXACT_F = EXACT_CORRELATION_FACTORS
 SUPERCELL = {"honeycomb": [24, 24, 1], "square": [36, 36, 1], "triangular": [36, 36, 1],
              "diamond": [6, 6, 6], "sc": [12, 12, 12], "bcc": [10, 10, 10], "fcc": [8, 8, 8]}
 # Replicas sized from a 32-replica calibration (relative SE honeycomb 0.61 %, square 0.79 %,
@@ -57,22 +51,6 @@ def test_single_vacancy_correlation_factor(lattice):
     assert abs(f - exact) < 0.01 * exact, f"{lattice}: f = {f:.5f} ± {err:.5f}, exact {exact:.6f}"
     assert abs(f - exact) < 4.0 * err, f"{lattice}: {abs(f - exact) / err:.1f} standard errors off"
     assert err < 0.0035 * exact  # sharp enough that a 1 % error would be caught
-
-
-def ring_f_exact(n_sites: int, hops: int) -> float:
-    """Exact E[sum_i R_i^2] / M for one vacancy making M hops on a ring of N sites.
-
-    Relative to any ion the vacancy walks on a ring of L = N - 1 positions and the ion steps by
-    -1/+1 each time that walk winds; the N - 1 ions start at the L distinct offsets, so
-    sum_i R_i^2 = sum_k floor((Y + k - 1) / L)^2 with Y the vacancy's net displacement.
-    """
-    L = n_sites - 1
-    k = np.arange(hops + 1)
-    y = 2 * k - hops
-    logp = gammaln(hops + 1) - gammaln(k + 1) - gammaln(hops - k + 1) - hops * math.log(2)
-    offsets = np.arange(1, L + 1)
-    wind = np.floor((y[:, None] + offsets[None, :] - 1) / L)
-    return float(np.sum(np.exp(logp) * np.sum(wind ** 2, axis=1)) / hops)
 
 
 def test_chain_correlation_factor_falls_as_one_over_ring_size():
