@@ -407,9 +407,9 @@ def test_failed_result_write_keeps_the_checkpoint_and_no_temporary_files(tmp_pat
 
 
 def _subprocess_env() -> dict[str, str]:
+    # the installed kmc (compiled, with its data), never the source tree: no repo on the path
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + \
-        env.get("PYTHONPATH", "")
+    env.pop("PYTHONPATH", None)
     return env
 
 

@@ -96,9 +96,9 @@ def reference(tmp_path_factory):
 
 
 def _env() -> dict[str, str]:
+    # the installed kmc (compiled, with its data), never the source tree: no repo on the path
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + \
-        env.get("PYTHONPATH", "")
+    env.pop("PYTHONPATH", None)
     return env
 
 
