@@ -13,7 +13,9 @@ units of ``QUANTUM_EV``) so they never drift and are rebuilt exactly from the oc
 ``pickle`` (= checkpoint) restore bit-identical.
 """
 from libc.math cimport exp, log, INFINITY
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
 
@@ -29,6 +31,19 @@ cdef double _QUANTUM = 1e-12
 # 1.0 for an empty site, 0.0 for an ion or a blocker: a table lookup instead of a branch that the
 # CPU would mispredict half the time
 cdef double[3] _EMPTY_WEIGHT = [1.0, 0.0, 0.0]
+
+# Memo of exp(): the rate of an event is a pure function of its template's (E_KRA, nu0) and of
+# dE, and dE takes few distinct values (integer interaction fields, a handful of site energies):
+# c-LLZO with three interaction shells meets ~30 distinct (E_KRA, nu0, dE) in 2e6 hops.  So most
+# rate evaluations hit this small direct-mapped table (24 KiB: stays in L1) instead of calling
+# exp().  A hit returns the very double a computation would give: results never depend on it.
+cdef struct RateMemo:
+    double dE
+    double rate
+    int64_t key      # rate class of the template (one per distinct (E_KRA, nu0)); -1 = empty
+cdef enum:
+    MEMO_BITS = 10
+    MEMO_SIZE = 1 << MEMO_BITS
 
 STATUS_DONE = 0
 STATUS_NO_EVENTS = 1
@@ -68,6 +83,7 @@ cdef class Engine:
     cdef const uint8_t[::1] t_srcex
     cdef const double[::1] E_site
     cdef const int32_t[::1] site_class
+    cdef int32_t[::1] t_rclass       # rate class of each template (key of the exp() memo)
     # dynamic state (Python-owned)
     cdef int8_t[::1] occ
     cdef int32_t[::1] ion_at, ion_site
@@ -87,9 +103,21 @@ cdef class Engine:
     cdef readonly bint has_int, has_ex, has_mid, static
     cdef readonly Py_ssize_t n_sites, n_events
     cdef bitgen_t* rng
+    cdef RateMemo* memo
     cdef readonly object bit_generator
     cdef readonly dict spec, state
     cdef object _hq_array, _excnt_array
+
+    def __cinit__(self, *args, **kwargs):
+        self.memo = <RateMemo*> malloc(MEMO_SIZE * sizeof(RateMemo))
+        if self.memo == NULL:
+            raise MemoryError("no memory for the engine's rate memo")
+        cdef Py_ssize_t i
+        for i in range(MEMO_SIZE):
+            self.memo[i].key = -1
+
+    def __dealloc__(self):
+        free(self.memo)
 
     def __init__(self, dict spec, dict state, bit_generator, double beta, bint static):
         for key in SPEC_KEYS:
@@ -131,6 +159,10 @@ cdef class Engine:
         self.t_rate0 = spec["t_rate0"]
         self.E_site = spec["E_site"]
         self.site_class = spec["site_class"]
+        _, rclass = np.unique(np.stack([np.asarray(spec["t_kra"], float),
+                                        np.asarray(spec["t_nu"], float)], axis=1).reshape(-1, 2),
+                              axis=0, return_inverse=True)
+        self.t_rclass = np.ascontiguousarray(rclass.reshape(-1), dtype=np.int32)
         self.n_sites = int(spec["layout"][2])
         for key in ("uoff_out", "uoff_ex", "uoff_in"):
             if spec[key].shape[0] != self.n_unit + 1:
@@ -259,19 +291,35 @@ cdef class Engine:
         dE = self.E_site[d] - self.E_site[s] + self.t_dE[t]
         if self.has_int:
             dE += <double>(self.hq[d] - self.hq[s] - self.t_Jq[t]) * _QUANTUM
+        return self._rate_of(t, dE)
+
+    cdef inline double _rate_of(self, Py_ssize_t t, double dE) noexcept nogil:
+        cdef uint64_t bits
+        cdef int64_t key = self.t_rclass[t]
+        memcpy(&bits, &dE, 8)
+        cdef RateMemo* m = &self.memo[((bits ^ (bits >> 29) ^ (<uint64_t> key << 48))
+                                       * <uint64_t> 0x9E3779B97F4A7C15) >> (64 - MEMO_BITS)]
+        if m.key == key and m.dE == dE:
+            return m.rate
         # kinetically resolved barrier: detailed balance holds for any E_KRA
-        ea = self.t_kra[t] + 0.5 * dE
+        cdef double ea = self.t_kra[t] + 0.5 * dE
         if ea < dE:
             ea = dE
         if ea < 0.0:
             ea = 0.0
-        return self.t_nu[t] * exp(-self.beta * ea)
+        m.key = key
+        m.dE = dE
+        m.rate = self.t_nu[t] * exp(-self.beta * ea)
+        return m.rate
 
     cdef inline void _mark(self, Py_ssize_t s) noexcept nogil:
         if not self.is_dirty[s]:
             self.is_dirty[s] = 1
             self.dirty[self.n_dirty] = <int32_t> s
             self.n_dirty += 1
+            # _flush reads the site's tree leaf: start the load now, so that on large networks
+            # the cache misses of all dirty sites overlap instead of queueing
+            __builtin_prefetch(&self.tree.tree[self.tree.cap + s])
 
     cdef inline void _mark_with_sources(self, Py_ssize_t a) noexcept nogil:
         # a and every site with an event into a (the reverse of each event out of a)
@@ -325,6 +373,9 @@ cdef class Engine:
         # the ion's records sit at a random place in memory: start loading them now and update
         # them last, so the cache miss overlaps the rate updates instead of stalling the hop
         __builtin_prefetch(&self.disp[ion, 0])
+        __builtin_prefetch(&self.sumsq[ion])
+        __builtin_prefetch(&self.hops[ion])
+        __builtin_prefetch(&self.ion_site[ion])
         self.occ[s] = 0
         self.occ[d] = 1
         self.ion_at[s] = -1
