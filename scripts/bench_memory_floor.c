@@ -1,0 +1,103 @@
+/* What a BKL hop costs at the least on this machine, whatever the engine around it:
+ * one binary sum-tree descent (the design's event selection), seven leaf updates with their
+ * root paths (a hop on simple cubic changes the totals of the two sites and their neighbours),
+ * and one read-modify-write of the moving ion's record at a random place.  No rate is evaluated
+ * and no neighbour list is read, so kmc's real hop can only cost more.  Also a pointer chase:
+ * the latency of one dependent load in arrays of growing size.
+ *
+ *   gcc -O3 -march=native -o /tmp/floor scripts/bench_memory_floor.c -lm && /tmp/floor
+ *
+ * On 2026-11-30 (the project's 2-core VM, three runs): floor 98-103 ns per hop at 10^3 sites,
+ * 250-370 ns at 10^5 and 800-1015 ns at 10^6; pointer chase 7 ns at 1 MB, 72-98 ns at 16 MB,
+ * 131-160 ns at 64-256 MB.  See README "Performance".
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static uint64_t state = 88172645463325252ULL;
+
+static inline uint64_t next(void) {
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+    return state;
+}
+
+static inline double uniform(void) { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void *huge_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 1 << 21, bytes)) { perror("posix_memalign"); exit(1); }
+    madvise(p, bytes, MADV_HUGEPAGE);  /* as numpy does for large arrays */
+    return p;
+}
+
+static double hop_floor_ns(size_t n) {
+    size_t cap = 1, iters = 5000000, L = (size_t)(cbrt((double)n) + 0.5);
+    while (cap < n) cap <<= 1;
+    double *t = huge_alloc(2 * cap * sizeof(double));
+    double *ion = huge_alloc((n / 2 + 1) * 6 * sizeof(double));
+    for (size_t i = 0; i < 2 * cap; i++) t[i] = 0.0;
+    for (size_t i = 0; i < (n / 2 + 1) * 6; i++) ion[i] = 0.0;
+    for (size_t i = 0; i < n; i++) t[cap + i] = uniform();
+    for (size_t j = cap - 1; j > 0; j--) t[j] = t[2 * j] + t[2 * j + 1];
+    long nbr[7] = {0, 1, -1, (long)L, -(long)L, (long)(L * L), -(long)(L * L)};
+    double sink = 0.0, t0 = seconds();
+    for (size_t it = 0; it < iters; it++) {
+        double u = uniform() * t[1];
+        size_t j = 1;
+        while (j < cap) {  /* branch-free descent, as in kmc/_core/_sumtree.pyx */
+            double left = t[2 * j];
+            int right = (u >= left) & (t[2 * j + 1] > 0.0);
+            u -= left * right;
+            j = 2 * j + right;
+        }
+        size_t leaf = j - cap < n ? j - cap : n - 1;
+        double *rec = ion + 6 * ((leaf * 2654435761u) % (n / 2));
+        rec[0] += 1.0; rec[1] += 1.0; rec[2] += 1.0; rec[3] += 1.0;
+        for (int q = 0; q < 7; q++) {
+            long x = ((long)leaf + nbr[q] + (long)n) % (long)n;
+            size_t k = cap + (size_t)x;
+            double v = uniform();
+            t[k] = v;
+            while (k > 1) { v += t[k ^ 1]; k >>= 1; t[k] = v; }
+        }
+        sink += u;
+    }
+    double ns = (seconds() - t0) / iters * 1e9;
+    free(t); free(ion);
+    return sink == -1.0 ? 0.0 : ns;
+}
+
+static double chase_ns(size_t megabytes) {
+    size_t n = megabytes * 1024 * 1024 / sizeof(uint64_t), iters = 20000000, p = 0;
+    uint64_t *a = huge_alloc(n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) a[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {  /* one random cycle through the whole array */
+        size_t j = next() % (i + 1), tmp = a[i];
+        a[i] = a[j]; a[j] = tmp;
+    }
+    double t0 = seconds();
+    for (size_t i = 0; i < iters; i++) p = a[p];
+    double ns = (seconds() - t0) / iters * 1e9;
+    free(a);
+    return p == (size_t)-1 ? 0.0 : ns;
+}
+
+int main(void) {
+    size_t sizes[] = {1000, 100000, 1000000};
+    size_t mbs[] = {1, 4, 16, 64, 256};
+    for (int i = 0; i < 3; i++)
+        printf("hop floor, %7zu sites: %6.0f ns per hop\n", sizes[i], hop_floor_ns(sizes[i]));
+    for (int i = 0; i < 5; i++)
+        printf("pointer chase, %3zu MB: %6.1f ns per load\n", mbs[i], chase_ns(mbs[i]));
+    return 0;
+}
