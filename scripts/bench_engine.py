@@ -33,13 +33,18 @@ from kmc.simulation import Simulation  # noqa: E402
 LLZO_SHELLS = "[[2.5, 0.10], [3.0, 0.05], [4.0, 0.02]]"  # benchmark workload (see docstring)
 
 
-def case(L: int, n_ions: str, interactions: bool, hops: int) -> dict:
-    tl = teaching_lattice("sc", 1.0)
-    net = SiteNetwork.from_structure(tl.structure, "Li", (L, L, L), hop_cutoff_A=1.01,
-                                     interaction_cutoff_A=1.01 if interactions else 0.0,
+def sc_model(L: int, barrier_eV: float, J_eV: float = 0.0) -> RateModel:
+    """Simple cubic L^3 (a = 1 A), nearest-neighbour hops at 1e13 Hz, optional nn pair energy."""
+    net = SiteNetwork.from_structure(teaching_lattice("sc", 1.0).structure, "Li", (L, L, L),
+                                     hop_cutoff_A=1.01, interaction_cutoff_A=1.01 if J_eV else 0.0,
                                      site_labels=["site"])
-    model = RateModel(net, 1e13, 0.25, mobile_mobile=[(1.01, 0.05)] if interactions else [])
-    n = net.n_sites - 1 if n_ions == "vacancy" else net.n_sites // 2
+    return RateModel(net, 1e13, barrier_eV, mobile_mobile=[(1.01, J_eV)] if J_eV else [])
+
+
+def case(L: int, n_ions: str, interactions: bool, hops: int) -> dict:
+    model = sc_model(L, 0.25, 0.05 if interactions else 0.0)
+    n_sites = model.network.n_sites
+    n = n_sites - 1 if n_ions == "vacancy" else n_sites // 2
     return timed(Simulation(model, 600.0, n_ions=n, seed=1), hops)
 
 

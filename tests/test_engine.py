@@ -42,23 +42,6 @@ def test_incremental_rates_with_exclusions_blockers_and_site_disorder():
             assert np.all(occ[nbr[off[s]:off[s + 1]]] == 0)
 
 
-def random_network(draw):
-    n = draw(st.integers(2, 7))
-    a = draw(st.floats(3.0, 5.0))
-    frac = np.array(draw(st.lists(st.tuples(*[st.floats(0, 0.999)] * 3), min_size=n, max_size=n)))
-    s = Structure(Lattice.cubic(a), ["Li"] * n, frac)
-    if np.min(s.distance_matrix + np.eye(n) * 99) < 0.3:
-        return None
-    cutoff = draw(st.floats(2.0, 3.5))
-    excl = draw(st.sampled_from([0.0, 1.2]))
-    try:
-        return SiteNetwork.from_structure(s, "Li", (2, 2, 2), hop_cutoff_A=cutoff,
-                                          exclusion_distance_A=excl, interaction_cutoff_A=3.0,
-                                          site_labels=[f"c{i % 2}" for i in range(n)])
-    except Exception:
-        return None
-
-
 def test_rate_memo_under_churn_never_returns_a_stale_rate():
     """Continuous per-site energies give every event its own dE: far more (class, dE) pairs than
     the engine's 1024-slot exp() memo holds, so slots are overwritten all the time.  Rates must
@@ -74,6 +57,23 @@ def test_rate_memo_under_churn_never_returns_a_stale_rate():
         sim.check_rates()
     fresh = pickle.loads(pickle.dumps(sim.engine))
     assert np.array_equal(fresh.rates, sim.engine.rates)
+
+
+def random_network(draw):
+    n = draw(st.integers(2, 7))
+    a = draw(st.floats(3.0, 5.0))
+    frac = np.array(draw(st.lists(st.tuples(*[st.floats(0, 0.999)] * 3), min_size=n, max_size=n)))
+    s = Structure(Lattice.cubic(a), ["Li"] * n, frac)
+    if np.min(s.distance_matrix + np.eye(n) * 99) < 0.3:
+        return None
+    cutoff = draw(st.floats(2.0, 3.5))
+    excl = draw(st.sampled_from([0.0, 1.2]))
+    try:
+        return SiteNetwork.from_structure(s, "Li", (2, 2, 2), hop_cutoff_A=cutoff,
+                                          exclusion_distance_A=excl, interaction_cutoff_A=3.0,
+                                          site_labels=[f"c{i % 2}" for i in range(n)])
+    except Exception:
+        return None
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -133,8 +133,9 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result(tm
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         # a killed run never leaves results; one that wrote them (each file by rename) between
-        # poll() and the kill was not killed in time: the run is too short for KILLS kills
-        assert not (out / "result.json").exists(), "the run outlived no kill; make it longer"
+        # poll() and the kill finished first: the run is too short for KILLS kills
+        assert not (out / "result.json").exists(), \
+            "the run finished before this kill; make it longer"
         kills += 1
         blob = CheckpointFile(ckpt, run_key(Config.from_toml(CONFIG).to_dict())).load()
         state, why = decode_checkpoint(blob, Config.from_toml(CONFIG))
