@@ -7,9 +7,14 @@
  *
  *   gcc -O3 -march=native -o /tmp/floor scripts/bench_memory_floor.c -lm && /tmp/floor
  *
- * On 2026-11-30 (the project's 2-core VM, three runs): floor 98-103 ns per hop at 10^3 sites,
- * 250-370 ns at 10^5 and 800-1015 ns at 10^6; pointer chase 7 ns at 1 MB, 72-98 ns at 16 MB,
- * 131-160 ns at 64-256 MB.  See README "Performance".
+ * The tree work is done the way the engine does it, with the same prefetches: the descent
+ * fetches each node's descendants four levels down, the seven leaf paths and the ion record are
+ * requested before they are used.
+ *
+ * On 2026-11-30 (the project's 2-core VM; floor five runs, chase three): floor 117-128 ns
+ * per hop at 10^3 sites, 194-206 ns at 10^5 and 485-576 ns at 10^6; pointer chase 7-8 ns at
+ * 1 MB, 15-21 ns at 4 MB, 123-138 ns at 16 MB, 152-170 ns at 64-256 MB.  (Without the prefetches the floor was 98-103,
+ * 250-370 and 800-1015 ns.)  See README "Performance".
  */
 #include <math.h>
 #include <stdint.h>
@@ -43,7 +48,7 @@ static void *huge_alloc(size_t bytes) {
 static double hop_floor_ns(size_t n) {
     size_t cap = 1, iters = 5000000, L = (size_t)(cbrt((double)n) + 0.5);
     while (cap < n) cap <<= 1;
-    double *t = huge_alloc(2 * cap * sizeof(double));
+    double *t = huge_alloc(2 * cap * sizeof(double));  /* 2 MiB-aligned, so 128 B-aligned too */
     double *ion = huge_alloc((n / 2 + 1) * 6 * sizeof(double));
     for (size_t i = 0; i < 2 * cap; i++) t[i] = 0.0;
     for (size_t i = 0; i < (n / 2 + 1) * 6; i++) ion[i] = 0.0;
@@ -55,6 +60,10 @@ static double hop_floor_ns(size_t n) {
         double u = uniform() * t[1];
         size_t j = 1;
         while (j < cap) {  /* branch-free descent, as in kmc/_core/_sumtree.pyx */
+            if (16 * j < 2 * cap) {  /* the 16 descendants four levels down: two cache lines */
+                __builtin_prefetch(&t[16 * j]);
+                __builtin_prefetch(&t[16 * j + 8]);
+            }
             double left = t[2 * j];
             int right = (u >= left) & (t[2 * j + 1] > 0.0);
             u -= left * right;
@@ -62,7 +71,12 @@ static double hop_floor_ns(size_t n) {
         }
         size_t leaf = j - cap < n ? j - cap : n - 1;
         double *rec = ion + 6 * ((leaf * 2654435761u) % (n / 2));
-        rec[0] += 1.0; rec[1] += 1.0; rec[2] += 1.0; rec[3] += 1.0;
+        __builtin_prefetch(rec, 1);  /* as the engine does: load it while the tree is updated */
+        for (int q = 0; q < 7; q++) {  /* as the engine marks dirty sites: prefetch first */
+            size_t k = cap + (size_t)(((long)leaf + nbr[q] + (long)n) % (long)n);
+            __builtin_prefetch(&t[k], 1);
+            for (int l = 0; cap >= 32768 && l < 8; l++) { k >>= 1; __builtin_prefetch(&t[k], 1); }
+        }
         for (int q = 0; q < 7; q++) {
             long x = ((long)leaf + nbr[q] + (long)n) % (long)n;
             size_t k = cap + (size_t)x;
@@ -70,6 +84,7 @@ static double hop_floor_ns(size_t n) {
             t[k] = v;
             while (k > 1) { v += t[k ^ 1]; k >>= 1; t[k] = v; }
         }
+        rec[0] += 1.0; rec[1] += 1.0; rec[2] += 1.0; rec[3] += 1.0;
         sink += u;
     }
     double ns = (seconds() - t0) / iters * 1e9;

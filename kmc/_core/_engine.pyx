@@ -314,13 +314,18 @@ cdef class Engine:
         return m.rate
 
     cdef inline void _mark(self, Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t e
         if not self.is_dirty[s]:
             self.is_dirty[s] = 1
             self.dirty[self.n_dirty] = <int32_t> s
             self.n_dirty += 1
-            # _flush reads the site's tree leaf: start the load now, so that on large networks
-            # the cache misses of all dirty sites overlap instead of queueing
-            __builtin_prefetch(&self.tree.tree[self.tree.cap + s])
+            # _flush reads the site's events and updates its tree leaf: start those loads now,
+            # so that on large networks the cache misses of all dirty sites overlap instead of
+            # queueing
+            self.tree.prefetch(s)
+            e = self._lo(self.uoff_out, self.pc_out, s)
+            if e < self.n_events:
+                __builtin_prefetch(&self.ev_dst[e])
 
     cdef inline void _mark_with_sources(self, Py_ssize_t a) noexcept nogil:
         # a and every site with an event into a (the reverse of each event out of a)

@@ -15,7 +15,11 @@ cdef class SumTree:
             cap <<= 1
         self.n = n
         self.cap = cap
-        self.tree = np.zeros(2 * cap, dtype=np.float64)
+        # node j's descendants four levels down are the 16 nodes 16j .. 16j + 15; align the
+        # array so that they are exactly two cache lines (see find)
+        buf = np.zeros(2 * cap + 16, dtype=np.float64)
+        off = (-buf.ctypes.data % 128) // 8
+        self.tree = buf[off:off + 2 * cap]
 
     cdef void set(self, Py_ssize_t i, double value) noexcept nogil:
         # Carry the running sum in a register and only load siblings: no store->load chain.
@@ -36,7 +40,14 @@ cdef class SumTree:
         cdef double left
         cdef bint right
         cdef double* t = &self.tree[0]
+        cdef Py_ssize_t far = 2 * self.cap
         while j < self.cap:
+            # A descent is a chain of dependent loads; on a large tree each level below the
+            # cache is a miss.  Prefetching the node's 16 descendants four levels down keeps
+            # four misses in flight instead of one (Khuong & Morin, ACM JEA 22, 2017).
+            if 16 * j < far:
+                __builtin_prefetch(&t[16 * j])
+                __builtin_prefetch(&t[16 * j + 8])
             left = t[2 * j]
             # branch-free descent: the direction is data, not a (mispredicted) branch
             right = (u >= left) & (t[2 * j + 1] > 0.0)
