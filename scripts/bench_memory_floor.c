@@ -11,10 +11,10 @@
  * fetches each node's descendants four levels down, the seven leaf paths and the ion record are
  * requested before they are used.
  *
- * On 2026-11-30 (the project's 2-core VM; floor five runs, chase three): floor 117-128 ns
- * per hop at 10^3 sites, 194-206 ns at 10^5 and 485-576 ns at 10^6; pointer chase 7-8 ns at
- * 1 MB, 15-21 ns at 4 MB, 123-138 ns at 16 MB, 152-170 ns at 64-256 MB.  (Without the prefetches the floor was 98-103,
- * 250-370 and 800-1015 ns.)  See README "Performance".
+ * On 2026-11-30 (the project's 2-core VM, five runs): floor 99-104 ns per hop at 10^3 sites,
+ * 175-193 ns at 10^5 and 466-559 ns at 10^6; pointer chase 8-12 ns at 1 MB, 15-20 ns at 4 MB,
+ * 115-132 ns at 16 MB, 144-167 ns at 64-256 MB.  Without the prefetches the floor was 98-103,
+ * 250-370 and 800-1015 ns.  See README "Performance".
  */
 #include <math.h>
 #include <stdint.h>
@@ -72,14 +72,14 @@ static double hop_floor_ns(size_t n) {
         size_t leaf = j - cap < n ? j - cap : n - 1;
         double *rec = ion + 6 * ((leaf * 2654435761u) % (n / 2));
         __builtin_prefetch(rec, 1);  /* as the engine does: load it while the tree is updated */
+        size_t dirty[7];
         for (int q = 0; q < 7; q++) {  /* as the engine marks dirty sites: prefetch first */
-            size_t k = cap + (size_t)(((long)leaf + nbr[q] + (long)n) % (long)n);
+            size_t k = dirty[q] = cap + (size_t)(((long)leaf + nbr[q] + (long)n) % (long)n);
             __builtin_prefetch(&t[k], 1);
             for (int l = 0; cap >= 32768 && l < 8; l++) { k >>= 1; __builtin_prefetch(&t[k], 1); }
         }
         for (int q = 0; q < 7; q++) {
-            long x = ((long)leaf + nbr[q] + (long)n) % (long)n;
-            size_t k = cap + (size_t)x;
+            size_t k = dirty[q];
             double v = uniform();
             t[k] = v;
             while (k > 1) { v += t[k ^ 1]; k >>= 1; t[k] = v; }

@@ -59,6 +59,22 @@ def test_rate_memo_under_churn_never_returns_a_stale_rate():
     assert np.array_equal(fresh.rates, sim.engine.rates)
 
 
+def test_large_tree_stays_exact_where_the_engine_prefetches_root_paths():
+    """From 2^15 sites on, marking a dirty site also prefetches its tree path and the descent
+    prefetches four levels ahead.  On such a tree the incremental rates must still equal the numpy
+    reference, and the tree must equal, bit for bit, one rebuilt from the occupancy."""
+    net = lattice_network("sc", (32, 32, 32), interaction_cutoff_A=1.01)
+    assert net.n_sites >= 2 ** 15
+    model = RateModel(net, 1e13, 0.25, mobile_mobile=[(1.01, 0.05)])
+    sim = Simulation(model, 600.0, n_ions=net.n_sites // 2, seed=5)
+    for _ in range(20):
+        sim.run(500)
+        sim.check_rates()
+    fresh = pickle.loads(pickle.dumps(sim.engine))  # rebuilds fields, rates and tree from occ
+    assert np.array_equal(fresh.site_totals, sim.engine.site_totals)
+    assert fresh.total_rate == sim.engine.total_rate
+
+
 def random_network(draw):
     n = draw(st.integers(2, 7))
     a = draw(st.floats(3.0, 5.0))

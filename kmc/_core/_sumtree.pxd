@@ -10,10 +10,10 @@ cdef class SumTree:
 
     cdef void set(self, Py_ssize_t i, double value) noexcept nogil
     cdef inline void prefetch(self, Py_ssize_t i) noexcept nogil:
-        # Start loading what set(i) will touch: the leaf and, on a tree too large for the
-        # caches, its eight lowest ancestors (the levels above them, 2^12 nodes and fewer,
-        # stay cached).  Marking all sites of a hop first and updating them after lets these
-        # misses overlap instead of queueing.
+        # Start loading what set(i) will touch: the leaf and, from 2^15 leaves (a 512 KiB tree
+        # that shares L2 with the network) on, its eight lowest ancestors; the few thousand
+        # nodes above them stay cached.  Marking all sites of a hop first and updating them
+        # after lets these misses overlap instead of queueing.
         cdef Py_ssize_t j = i + self.cap
         cdef Py_ssize_t k
         cdef double* t = &self.tree[0]
