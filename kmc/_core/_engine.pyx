@@ -19,12 +19,9 @@ from libc.string cimport memcpy
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
 
-cdef extern from *:
-    void __builtin_prefetch(const void* addr) nogil
-
 import numpy as np
 
-from kmc._core._sumtree cimport SumTree
+from kmc._core._sumtree cimport SumTree, __builtin_prefetch
 
 QUANTUM_EV = 1e-12   # energy quantum of the integer interaction fields
 cdef double _QUANTUM = 1e-12

@@ -1,6 +1,7 @@
 # Typed interface of the binary sum tree (cimported by the engine).
 
 cdef extern from *:
+    # GCC/Clang builtin: start loading a cache line, never faults (the engine cimports it too)
     void __builtin_prefetch(const void* addr) nogil
 
 cdef class SumTree:
