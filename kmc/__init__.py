@@ -2,6 +2,8 @@
 
 Public API (imported lazily, so ``import kmc`` stays cheap):
 
+* :class:`System`, :func:`run` — build a system from a config, a bundled name, a pymatgen
+  ``Structure`` or ASE ``Atoms`` and run it (:mod:`kmc.api`); :class:`Campaign` — grids of runs;
 * :func:`fit_arrhenius`, :func:`fit_arrhenius_replicas`, :class:`ArrheniusFit` — Arrhenius fits
   with uncertainties for numbers from anywhere (kMC, MD, experiments);
 * :class:`Config`, :func:`run_config`, :class:`RunResult` — run a configuration from Python;
@@ -13,6 +15,7 @@ _LAZY = {
     "fit_arrhenius": "kmc.arrhenius", "fit_arrhenius_replicas": "kmc.arrhenius",
     "ArrheniusFit": "kmc.arrhenius", "Config": "kmc.config", "run_config": "kmc.runner",
     "RunResult": "kmc.runner", "plot_arrhenius": "kmc.plots", "plot_msd": "kmc.plots",
+    "System": "kmc.api", "run": "kmc.api", "Campaign": "kmc.campaign",
 }
 __all__ = ["__version__", *_LAZY]
 

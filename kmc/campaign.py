@@ -76,7 +76,7 @@ from kmc import __version__
 from kmc.config import Config
 from kmc.checkpoint import (DEFAULT_CHECKPOINT_EVERY_S, CheckpointDir, RunCheckpointFile,
                             check_checkpoint_every)
-from kmc.exceptions import ConfigError, KMCError
+from kmc.exceptions import CampaignError, ConfigError, KMCError
 from kmc.store import (STORE_NAME, Store, atomic_write_bytes, atomic_write_text, atomic_write_with,
                        campaign_lock, clean_stale_temps, dumps)
 
@@ -333,6 +333,18 @@ class CampaignReport:
         return text
 
 
+def crash_message(report: CampaignReport) -> str:
+    """One sentence listing the runs of ``report`` that crashed (not stored) and what to do."""
+    n = len(report.crashed)
+    listed = "; ".join(f"point {i + 1}: {msg}" for i, msg in report.crashed[:5])
+    more = f"; and {n - 5} more" if n > 5 else ""
+    hint = (" (a worker process died: if the script has no `if __name__ == \"__main__\":` guard, "
+            "add one)" if any("BrokenProcessPool" in m for _, m in report.crashed) else "")
+    return (f"{n} of the {report.n_points} runs of campaign {report.name!r} crashed and were not "
+            f"stored ({listed}{more}){hint}; fix the cause and run the campaign again: the "
+            f"finished points are kept and only these run again.")
+
+
 @dataclass(frozen=True)
 class GroupFit:
     """Arrhenius fit of one group: the fit (None if it could not be made) and a note."""
@@ -425,6 +437,17 @@ class LocalExecutor:
                     yield tag, None, exc
                 else:
                     yield tag, res, None
+            return
+        script = unguarded_main_script()
+        if script is not None:
+            import warnings
+
+            warnings.warn(f"Campaign.run() is called from the top level of {script} without "
+                          f"`if __name__ == \"__main__\":`, and every worker process would run "
+                          f"that script again, so the {len(tasks)} runs go one after another "
+                          f"in this process; put the campaign code under that guard to use "
+                          f"{self.workers} workers.", RuntimeWarning, stacklevel=4)
+            yield from LocalExecutor(1).imap_unordered(fn, tasks)
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -549,6 +572,65 @@ class DaskExecutor:
         finally:
             for fut in futures:
                 fut.cancel()
+
+
+def _main_guard_lines(path: str) -> list[tuple[int, int]]:
+    """Line ranges of the ``if __name__ == "__main__":`` blocks of the Python file ``path``."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+
+    def is_main_test(t: ast.AST) -> bool:
+        if not (isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq)):
+            return False
+        sides = [t.left, t.comparators[0]]
+        return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+                and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+    return [(n.lineno, n.end_lineno or n.lineno) for n in ast.walk(tree)
+            if isinstance(n, ast.If) and is_main_test(n.test)]
+
+
+def unguarded_main_script() -> str | None:
+    """The main script's path if this call comes from its top-level code outside an
+    ``if __name__ == "__main__":`` block, else None.
+
+    A worker process started with ``spawn`` (or ``forkserver``) first imports the main script
+    again; top-level code that starts a campaign would then start it once more in every worker.
+    Interactive sessions, notebooks and ``python -c`` have no script file and are safe."""
+    import inspect
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not Path(path).is_file():
+        return None
+    target = os.path.realpath(path)
+    frame = inspect.currentframe()
+    while frame is not None:
+        if (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
+                and os.path.realpath(frame.f_code.co_filename) == target):
+            line = frame.f_lineno
+            if any(a <= line <= b for a, b in _main_guard_lines(path)):
+                return None
+            return path
+        frame = frame.f_back
+    return None
+
+
+def rerun_by_worker() -> bool:
+    """True while a worker process re-imports the main script (as ``__mp_main__``) and that
+    script's top-level code calls into kmc: the script lacks an ``if __name__ == "__main__":``
+    guard and :func:`unguarded_main_script` could not tell (e.g. code run by ``exec``)."""
+    import inspect
+
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _watch_parent(pid: int, interval_s: float = 0.5) -> None:
@@ -1055,8 +1137,22 @@ class Campaign:
         Returns
         -------
         CampaignReport
+            Its ``errors`` are stored error rows (a deterministic :class:`KMCError` of a point,
+            e.g. a frozen system).
+
+        Raises
+        ------
+        CampaignError
+            If any run crashed (not stored; the next run retries it), after everything else
+            was stored and exported; its ``report`` is the report of this attempt. In a script
+            without ``if __name__ == "__main__":`` the runs happen one after another in this
+            process (with a RuntimeWarning), since worker processes would run the script again.
         """
         t0 = time.perf_counter()
+        if rerun_by_worker():  # never reach the store's lock: the parent holds it
+            raise ConfigError("a worker process re-imported the main script, whose top-level code "
+                              "starts this campaign again; put the campaign code under `if "
+                              "__name__ == \"__main__\":`.")
         every = check_checkpoint_every(checkpoint_every)
         out = self.check_out(self.out if out is None else out)
         self.out = out
@@ -1095,6 +1191,8 @@ class Campaign:
                 if export:
                     report.written = self.export(out)
         report.elapsed_s = time.perf_counter() - t0
+        if report.crashed:
+            raise CampaignError(crash_message(report), report)
         return report
 
     def _execute(self, ex: Any, store: Store, todo: list[Point], report: CampaignReport,

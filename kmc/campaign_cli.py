@@ -27,9 +27,15 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
-    report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
-                          resume=not args.no_resume, progress=not quiet, log=log,
-                          checkpoint_every=args.checkpoint_every)
+    from kmc.exceptions import CampaignError
+
+    try:
+        report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
+                              resume=not args.no_resume, progress=not quiet, log=log,
+                              checkpoint_every=args.checkpoint_every)
+    except CampaignError as exc:  # crashed runs: exit 1 with the summary, as documented
+        report = exc.report
+        print(f"kmc: error: {exc}", file=sys.stderr)
     print(report.summary())
     if report.written:
         print(f"wrote {', '.join(str(p.relative_to(report.out)) for p in report.written)} "

@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 from kmc import __version__
@@ -31,16 +30,16 @@ class _Parser(argparse.ArgumentParser):
 
 def resolve_config(name: str) -> Path:
     """A config path, or the name of a bundled example (``kmc run quickstart``)."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    bundled = resources.files("kmc.examples") / (p.name if p.suffix else f"{p.name}.toml")
-    if bundled.is_file():
-        return Path(str(bundled))
-    examples = sorted(x.name[:-5] for x in resources.files("kmc.examples").iterdir()
-                      if x.name.endswith(".toml"))
+    from kmc.config import bundled_examples, resolve_config as resolve
+
+    try:
+        found = resolve(name)
+    except ConfigError:
+        found = None
+    if isinstance(found, Path):
+        return found
     raise ConfigError(f"no config file at {name!r}; give a path to a TOML file or one of the "
-                      f"bundled examples: {', '.join(examples)}.")
+                      f"bundled examples: {', '.join(bundled_examples())}.")
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -106,12 +106,20 @@ class LatticeConfig:
         return self.cif if self.cif is not None else str(self.builtin)
 
     @classmethod
-    def parse(cls, t: dict, base_dir: str | Path | None = None) -> "LatticeConfig":
+    def parse(cls, t: dict, base_dir: str | Path | None = None, *,
+              structure_name: str | None = None) -> "LatticeConfig":
+        """Validate ``[lattice]``; ``structure_name`` names a structure given in memory (see
+        :meth:`kmc.api.System.from_structure`), which takes the place of ``cif``."""
         t = _check_keys("lattice", t, [f.name for f in fields(cls)])
         kw: dict[str, Any] = {}
         if "builtin" in t and "cif" in t:
             raise ConfigError("[lattice] has both builtin and cif; keep exactly one of them.")
-        if "cif" in t:
+        if structure_name is not None:
+            if "builtin" in t or "cif" in t:
+                raise ConfigError("a structure given in memory takes the place of [lattice] "
+                                  "builtin and cif; remove them.")
+            kw["cif"], kw["builtin"] = str(structure_name), None
+        elif "cif" in t:
             if not isinstance(t["cif"], str) or not t["cif"]:
                 raise ConfigError("[lattice] cif must be the path of a CIF file, e.g. "
                                   "cif = \"garnet.cif\".")
@@ -560,6 +568,34 @@ class OutputConfig:
         return cls(**kw)
 
 
+def bundled_examples() -> list[str]:
+    """Names of the example configs that ship with kmc (``kmc run quickstart``)."""
+    from importlib import resources
+
+    return sorted(x.name[:-5] for x in resources.files("kmc.examples").iterdir()
+                  if x.name.endswith(".toml"))
+
+
+def resolve_config(name: str | Path) -> Path | dict:
+    """A config file: ``name`` itself if it is a file, else the bundled example of that name
+    (``"quickstart"``), else for a framework name (``"llzo-cubic"``) the config data
+    ``{"lattice": {"builtin": name}}`` (every other value from the framework's data file)."""
+    from importlib import resources
+
+    p = Path(name)
+    if p.is_file():
+        return p
+    if len(p.parts) == 1:
+        bundled = resources.files("kmc.examples") / (p.name if p.suffix else f"{p.name}.toml")
+        if bundled.is_file():
+            return Path(str(bundled))
+        if str(name) in _framework_names():
+            return {"lattice": {"builtin": str(name)}}
+    raise ConfigError(f"no config file at {str(name)!r}; give a path to a TOML file, a bundled "
+                      f"example ({', '.join(bundled_examples())}) or a framework "
+                      f"({', '.join(_framework_names())}).")
+
+
 SECTIONS = {"lattice": LatticeConfig, "occupancy": OccupancyConfig, "model": ModelConfig,
             "run": RunConfig}
 TOP_LEVEL = list(SECTIONS) + ["dopants", "output"]
@@ -580,11 +616,14 @@ class Config:
     output: OutputConfig | None = None
 
     @classmethod
-    def from_dict(cls, data: dict, base_dir: str | Path | None = None) -> "Config":
+    def from_dict(cls, data: dict, base_dir: str | Path | None = None, *,
+                  structure_name: str | None = None) -> "Config":
         """Validate a nested dict (as parsed from TOML); a relative ``[lattice] cif`` path is
-        read from ``base_dir`` (default: the working directory)."""
+        read from ``base_dir`` (default: the working directory); ``structure_name``: see
+        :meth:`LatticeConfig.parse`."""
         data = _check_keys("top level", data, TOP_LEVEL)
-        lattice = LatticeConfig.parse(data.get("lattice", {}), base_dir)
+        lattice = LatticeConfig.parse(data.get("lattice", {}), base_dir,
+                                      structure_name=structure_name)
         kind = lattice.kind
         if kind == "teaching" and "occupancy" not in data:
             raise ConfigError("the config has no [occupancy] table; add one with vacancies = N, "
@@ -624,9 +663,12 @@ class Config:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Config":
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"no config file at {str(p)!r}; check the path.")
+        """Read a TOML config: a path, or a bundled name as the CLI takes it (an example such
+        as ``"quickstart"``, or a framework such as ``"llzo-cubic"`` with its defaults); see
+        :func:`resolve_config`."""
+        p = resolve_config(path)
+        if isinstance(p, dict):
+            return cls.from_dict(p)
         try:
             text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:

@@ -19,3 +19,16 @@ class NoEventsError(KMCError, RuntimeError):
 
 class CheckpointError(KMCError, ValueError):
     """A checkpoint is unreadable or belongs to another configuration."""
+
+
+class StructureWarning(UserWarning):
+    """A structure builds, but probably not as meant (e.g. overlapping mobile sites)."""
+
+
+class CampaignError(KMCError, RuntimeError):
+    """Runs of a campaign crashed (they are not stored and run again on the next attempt);
+    ``report`` is the :class:`kmc.campaign.CampaignReport` of the attempt."""
+
+    def __init__(self, message: str, report=None) -> None:
+        super().__init__(message)
+        self.report = report

@@ -73,6 +73,15 @@ def _data_files() -> dict[str, str]:
     return out
 
 
+def framework_file(name: str):
+    """The data file of the builtin framework ``name`` (an ``importlib.resources`` file: read
+    it with ``read_bytes()``; ``.name`` is the file name)."""
+    files = _data_files()
+    if name not in files:
+        raise ConfigError(f"no framework called {name!r}; choose one of {', '.join(sorted(files))}.")
+    return resources.files("kmc.structures") / files[name]
+
+
 def framework_names() -> list[str]:
     """Names accepted by ``[lattice] builtin`` besides the teaching lattices."""
     return sorted(_data_files())

@@ -8,6 +8,7 @@ ordered by source site, which is what the engine's CSR layout needs.
 """
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -175,8 +176,29 @@ def periodic_components(n: int, src: np.ndarray, dst: np.ndarray, image: np.ndar
     return labels, dims
 
 
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _labelled_classes(structure: Structure, mobile_idx: np.ndarray, mobile: str,
+                      symmetry: list[str]) -> list[str] | None:
+    """The sites' own labels (e.g. a CIF's ``_atom_site_label``) as class names, or None when
+    they cannot serve: a site without a label, only the bare element symbol, or a label that
+    splits a symmetry orbit (a P1 file labelling every atom)."""
+    labels = [getattr(structure[i], "label", None) for i in mobile_idx]
+    if any(not isinstance(x, str) or not x for x in labels) or all(x == mobile for x in labels):
+        return None
+    per_orbit: dict[str, set] = {}
+    for orbit, lab in zip(symmetry, labels):
+        per_orbit.setdefault(orbit, set()).add(lab)
+    return labels if all(len(v) == 1 for v in per_orbit.values()) else None
+
+
 def _symmetry_classes(structure: Structure, mobile_idx: np.ndarray, symprec: float) -> list[str]:
-    """Names of the symmetry-equivalence class (Wyckoff orbit) of each mobile site."""
+    """Names of the symmetry-equivalence class (Wyckoff orbit) of each mobile site.
+
+    Orbits are numbered in the order of their smallest fractional coordinate (rounded, wrapped
+    into [0, 1)), so the names do not depend on the order of the atoms in the input."""
     try:
         sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
         orbit_of = {}
@@ -186,11 +208,33 @@ def _symmetry_classes(structure: Structure, mobile_idx: np.ndarray, symprec: flo
         keys = [orbit_of[i] for i in mobile_idx]
     except Exception:  # spglib cannot treat some disordered cells: fall back to one class per species
         keys = [(0, "")] * len(mobile_idx)
-    names: dict[tuple[int, str], str] = {}
-    for k in keys:
-        if k not in names:
-            names[k] = f"{len(names) + 1}{'_' + k[1] if k[1] else ''}"
+    frac = np.round(np.mod(structure.frac_coords[mobile_idx], 1.0), 4) % 1.0
+    first = {}
+    for k, f in zip(keys, map(tuple, frac)):
+        first[k] = min(first.get(k, f), f)
+    names = {k: f"{n + 1}{'_' + k[1] if k[1] else ''}"
+             for n, k in enumerate(sorted(first, key=lambda k: first[k]))}
     return [names[k] for k in keys]
+
+
+#: mobile sites closer than this (Å) are almost surely alternative positions of one ion (split or
+#: disordered sites) and need a hard-core exclusion; see :func:`close_site_pairs`
+CLOSE_SITE_A = 1.0
+
+
+def close_site_pairs(net: "SiteNetwork", exclusion_distance_A: float,
+                     below_A: float = CLOSE_SITE_A) -> list[tuple[str, str, float, int]]:
+    """Site-class pairs of ``net`` closer than ``below_A`` that ``exclusion_distance_A`` leaves
+    free to be occupied together: ``(class_a, class_b, distance_A, pairs_per_cell)``, shortest
+    first."""
+    pairs = _neighbour_pairs(net.unit_frac, net.unit_lattice, below_A - 1e-9)
+    free = pairs.length >= exclusion_distance_A - 1e-6
+    count: dict[tuple[str, str, float], int] = {}
+    for a, b, d in zip(pairs.src[free], pairs.dst[free], pairs.length[free]):
+        ca, cb = sorted((net.class_names[net.unit_class[a]], net.class_names[net.unit_class[b]]))
+        key = (ca, cb, round(float(d), _ROUND_A))
+        count[key] = count.get(key, 0) + 1
+    return [(a, b, d, n // 2) for (a, b, d), n in sorted(count.items(), key=lambda x: x[0][2])]
 
 
 @dataclass
@@ -239,6 +283,7 @@ class SiteNetwork:
         interaction_cutoff_A: float = 0.0,
         site_labels: list[str] | None = None,
         symprec: float = 0.01,
+        use_site_labels: bool = False,
     ) -> "SiteNetwork":
         """Build the network of the sites of species ``mobile`` (partly occupied sites included).
 
@@ -259,6 +304,10 @@ class SiteNetwork:
         site_labels : list of str, optional
             Site-class name of each mobile site in structure order; by default the symmetry orbits
             found by spglib.
+        use_site_labels : bool
+            Without ``site_labels``: name the classes by the sites' own labels (a CIF's
+            ``_atom_site_label``) when every mobile site has one and each symmetry orbit carries
+            a single label; otherwise by the symmetry orbits.
         """
         mobile_idx = np.array([i for i, site in enumerate(structure)
                                if any(el.symbol == mobile for el in site.species.elements)],
@@ -272,13 +321,18 @@ class SiteNetwork:
         if site_labels is None:
             names = _symmetry_classes(structure, mobile_idx, symprec)
             names = [f"{mobile}{n}" for n in names]
+            if use_site_labels:
+                names = _labelled_classes(structure, mobile_idx, mobile, names) or names
         else:
             if len(site_labels) != len(mobile_idx):
                 raise StructureError("site_labels must name every mobile site of the structure.")
             names = list(site_labels)
+        # classes found here are named and ordered (Li2 before Li10) independently of the order
+        # of the atoms, so that hop-class names are too
+        order = sorted(set(names), key=_natural_key) if site_labels is None else None
         return cls.from_sites(np.array(structure.lattice.matrix), frac, names, occupancy,
                               mobile, supercell, hop_cutoff_A, exclusion_distance_A,
-                              interaction_cutoff_A, structure)
+                              interaction_cutoff_A, structure, order)
 
     @classmethod
     def from_sites(
@@ -293,6 +347,7 @@ class SiteNetwork:
         exclusion_distance_A: float = 0.0,
         interaction_cutoff_A: float = 0.0,
         structure: Structure | None = None,
+        class_order: list[str] | None = None,
     ) -> "SiteNetwork":
         """Build from an explicit list of mobile-ion sites (empty interstitial sites included).
 
@@ -306,6 +361,9 @@ class SiteNetwork:
             Site-class name of each site.
         occupancy : (n,) array, optional
             Mean occupancy of each site in the source structure (0 for empty interstitials).
+        class_order : list of str, optional
+            Order of the site classes (it decides how hop classes are named, ``A-B@d``); default:
+            order of first appearance in ``labels``.
         Other parameters as in :meth:`from_structure`.
         """
         frac = np.mod(np.asarray(frac, float), 1.0)
@@ -315,7 +373,9 @@ class SiteNetwork:
             raise StructureError("every mobile site needs a site-class label.")
         occupancy = np.zeros(len(frac)) if occupancy is None else np.asarray(occupancy, float)
         lattice = np.asarray(lattice, float)
-        class_names = list(dict.fromkeys(labels))
+        class_names = list(dict.fromkeys(labels)) if class_order is None else list(class_order)
+        if sorted(class_names) != sorted(set(labels)):
+            raise StructureError("class_order must list every site-class label once.")
         unit_class = np.array([class_names.index(n) for n in labels], dtype=np.int64)
         _check_cutoffs(lattice, len(frac), supercell,
                        {"hop_cutoff_A": hop_cutoff_A,

@@ -24,6 +24,7 @@ from kmc.config import Config
 from kmc.exceptions import ConfigError
 from kmc.model import KB_EV_K, RateModel
 from kmc.network import SiteNetwork
+from kmc.provenance import run_provenance
 from kmc.simulation import Simulation
 from kmc.analysis import arrhenius_report
 from kmc.arrhenius import ArrheniusFit
@@ -267,13 +268,14 @@ def _check_radius(net: SiteNetwork, radius: float, element: str) -> None:
                           f"a smaller radius.")
 
 
-def build_system(config: Config, with_model: bool = True) -> System:
+def build_system(config: Config, with_model: bool = True, structure=None) -> System:
     """Build the site network, the rate model, the ion count and the dopant plan of a config
     (``with_model=False`` skips the model, e.g. for ``kmc info`` on a CIF without barriers;
-    ``System.model`` is then None)."""
+    ``System.model`` is then None; ``structure``, a pymatgen Structure, stands in for the CIF
+    file of ``[lattice] cif``)."""
     from kmc.sources import source_for
 
-    src = source_for(config)
+    src = source_for(config, structure)
     net = src.network
     model = build_model(config, src) if with_model else None
     occ = config.occupancy
@@ -293,9 +295,24 @@ def build_system(config: Config, with_model: bool = True) -> System:
         raise ConfigError(f"the {net.species} sites of {Path(src.name).name} have zero total "
                           f"occupancy; give the ion count in [occupancy] (ions, vacancies or "
                           f"filling).")
-    n_ions = occ.n_ions(net.n_sites, default=default)
-    return System(net, model, n_ions, [], np.zeros((0, 3)), src.formula(n_ions),
+    plan = site_blocker_plan(src)  # e.g. the Al of a mixed Li/Al site of a CIF
+    n_free = net.n_sites - sum(k for d in plan for k in d.counts.values())
+    n_ions = occ.n_ions(n_free, default=default)
+    return System(net, model, n_ions, plan, np.zeros((0, 3)), src.formula(n_ions),
                   src.mobile_per_formula_unit(n_ions), src)
+
+
+def site_blocker_plan(src) -> list[DopantSites]:
+    """The immobile species sharing mobile-ion sites (``Source.blockers``) as blockers placed
+    afresh in every replica: the nearest whole number of the class's supercell sites."""
+    names = np.array(src.network.class_names)[src.network.site_class]
+    plan = []
+    for el, per_class in src.blockers.items():
+        cand = {lab: np.flatnonzero(names == lab) for lab in per_class}
+        counts = {lab: int(round(x * len(cand[lab]))) for lab, x in per_class.items()}
+        if any(counts.values()):
+            plan.append(DopantSites(el, True, {k: v for k, v in counts.items() if v}, cand))
+    return plan
 
 
 def replica_seeds(seed: int, n_temperatures: int, n_replicas: int) -> list[list[np.random.SeedSequence]]:
@@ -629,6 +646,8 @@ class RunResult:
     checkpoint_info: dict = field(default_factory=dict, repr=False, compare=False)
     #: the :class:`kmc.trajectory.Trajectory` of ``[output] trajectory`` (None without one)
     trajectory: "object | None" = field(default=None, repr=False, compare=False)
+    #: what produced it (:func:`kmc.provenance.run_provenance`); ``provenance`` in to_dict()
+    provenance: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """JSON-ready data (NaN becomes None)."""
@@ -637,7 +656,7 @@ class RunResult:
                           "mobile_ions_per_formula_unit": self.mobile_ions_per_formula_unit,
                           "network": self.network, "results": self.results,
                           "arrhenius": self.arrhenius, "arrhenius_axes": self.arrhenius_axes,
-                          "notes": self.notes})
+                          "notes": self.notes, "provenance": self.provenance})
 
     def arrhenius_fit(self, basis: str | None = None) -> ArrheniusFit:
         """The :class:`~kmc.arrhenius.ArrheniusFit` of ``basis`` (default: the config's
@@ -840,7 +859,8 @@ class _Saver:
 
 
 def run_config(config: Config, progress: bool = False, *,
-               checkpoint: RunCheckpoint | None = None) -> RunResult:
+               checkpoint: RunCheckpoint | None = None, system: System | None = None
+               ) -> RunResult:
     """Run every temperature and replica of ``config``, summarise them and fit Arrhenius laws.
 
     With ``checkpoint`` the run resumes from ``checkpoint.load()`` when that is a blob of this
@@ -850,8 +870,9 @@ def run_config(config: Config, progress: bool = False, *,
     every replica creation, every :data:`SAFE_POINT_HOPS` hops of equilibration or measurement,
     every MSD snapshot and every block. A resumed run gives exactly the result of the
     uninterrupted one (timing keys aside); no random stream is spawned twice, the restored
-    engines carry on."""
-    system = build_system(config)
+    engines carry on. ``system``: the :class:`System` of ``config`` if already built (e.g. from
+    a structure in memory by :class:`kmc.api.System`)."""
+    system = build_system(config) if system is None else system
     net, run = system.network, config.run
     field_on = bool(np.any(system.model.field != 0.0))
     field_vec = system.model.field if field_on else None
@@ -942,6 +963,7 @@ def run_config(config: Config, progress: bool = False, *,
     out = RunResult(config, state.results, state.curves, info, arr, axes, fits, notes,
                     system.formula, system.mobile_per_formula_unit)
     out.trajectory = getattr(state, "trajectory", None)
+    out.provenance = run_provenance(config, system)
     out.checkpoint_info = {"resumed": resumed, "restored_hops": restored_hops,
                            "total_hops": int(sum(state.engine_hops)), "saves": safe.saves,
                            "discarded": why}

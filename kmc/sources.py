@@ -15,10 +15,10 @@ from pymatgen.core import Composition, Structure
 
 from kmc.config import (CIF_EXCLUSION_DISTANCE_A, CIF_HOP_CUTOFF_A, CIF_SYMPREC, Config,
                         InterstitialcyConfig, LatticeConfig, auto_supercell)
-from kmc.exceptions import ConfigError, StructureError
+from kmc.exceptions import ConfigError, StructureError, StructureWarning
 from kmc.frameworks import Framework, load_framework
 from kmc.lattices import teaching_lattice
-from kmc.network import SiteNetwork, _neighbour_pairs
+from kmc.network import CLOSE_SITE_A, SiteNetwork, _neighbour_pairs, close_site_pairs
 
 #: attempt frequency and barrier of a teaching lattice when [model] gives none
 TEACHING_ATTEMPT_THZ = 10.0
@@ -40,6 +40,8 @@ class Source:
     framework: Framework | None = None
     structure: Structure | None = None      # full unit cell (framework atoms), when known
     host_formula: dict = field(default_factory=dict)  # non-mobile elements per formula unit
+    #: immobile species on mobile-ion sites: element -> {site class: fraction of its sites}
+    blockers: dict = field(default_factory=dict)
 
     def formula(self, n_ions: int) -> str:
         """Formula per formula unit with ``n_ions`` mobile ions in the supercell."""
@@ -100,26 +102,119 @@ def check_connected(net: SiteNetwork, hop_cutoff_A: float, where: str) -> None:
                          f"{where}hop_cutoff_A{hint}.")
 
 
+def formula_units(structure: Structure, mobile: str) -> int:
+    """Formula units per cell (Z) from the reduced composition of the ordered part of the cell:
+    the greatest common divisor of the amounts of the elements whose every site is fully
+    occupied by them alone (Li3N: Li3 N1, Z = 1; a c-LLZO cell with partly occupied Li sites:
+    La24 Zr16 O96, Z = 8); 1 if no element is ordered.  (pymatgen's reduced formula is no use
+    here: it writes a lone N as N2, which made Li3N half a formula unit per cell.)"""
+    amounts = structure.composition.get_el_amt_dict()
+    ordered = {el: True for el in amounts}
+    for site in structure:
+        amt = site.species.get_el_amt_dict()
+        for el, x in amt.items():
+            if len(amt) > 1 or abs(x - 1.0) > 1e-6:
+                ordered[el] = False
+    use = [int(round(a)) for el, a in amounts.items() if ordered[el] and a > 0.5]
+    return int(np.gcd.reduce(use)) if use else 1
+
+
 def _host_formula(structure: Structure, mobile: str) -> tuple[dict, float]:
     """Non-mobile composition per formula unit and the number of formula units per cell."""
     comp = structure.composition.get_el_amt_dict()
     host = {el: a for el, a in comp.items() if el != mobile and a > 1e-9}
-    if not host:
-        return {}, 1.0
-    try:
-        _, z = Composition(host).get_reduced_composition_and_factor()
-    except Exception:
-        z = 1.0
-    z = float(z) if z and z > 0 else 1.0
+    z = float(formula_units(structure, mobile))
     return {el: a / z for el, a in host.items()}, z
 
 
+def _cif_float(text: str) -> float:
+    """A CIF number, with its standard uncertainty in brackets dropped: ``0.125(3)``."""
+    return float(str(text).split("(")[0])
+
+
+def cif_mobile_labels(path: str | Path, structure: Structure, mobile: str) -> Structure:
+    """``structure`` (read from the CIF ``path``) with the label of the mobile species' own row
+    on every mixed site: pymatgen merges the rows of a site shared by Li and Al into one site
+    and keeps the label of one of them, possibly Al's."""
+    from pymatgen.io.cif import CifParser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        blocks = list(CifParser(str(path)).as_dict().values())
+    rows = blocks[0] if blocks else {}
+    keys = ("_atom_site_label", "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
+    if not all(k in rows for k in keys):
+        return structure
+    symbols = rows.get("_atom_site_type_symbol", rows["_atom_site_label"])
+    try:
+        xyz = {lab: tuple(np.round(np.mod([_cif_float(x), _cif_float(y), _cif_float(z)], 1), 4))
+               for lab, x, y, z in zip(*(rows[k] for k in keys))}
+    except ValueError:
+        return structure
+    is_mobile = {lab: "".join(c for c in str(sym) if c.isalpha()) == mobile
+                 for lab, sym in zip(rows["_atom_site_label"], symbols)}
+    out = structure.copy()
+    for site in out:
+        lab = getattr(site, "label", None)
+        if lab in is_mobile and not is_mobile[lab] and mobile in site.species.get_el_amt_dict():
+            same = [m for m, ok in is_mobile.items() if ok and xyz[m] == xyz[lab]]
+            if len(same) == 1:
+                site.label = same[0]
+    return out
+
+
+def site_blockers(network: SiteNetwork, structure: Structure) -> dict[str, dict[str, float]]:
+    """Immobile species sharing the mobile-ion sites, as ``{element: {site class: fraction}}``:
+    on a Li/Al site (Li 0.8, Al 0.2) Al takes 20 % of the sites of that class.  ``network``
+    must have been built from ``structure`` (its unit sites are the structure's sites holding
+    the mobile species, in order)."""
+    mobile = network.species
+    found: dict[str, dict[str, list[float]]] = {}
+    u = 0
+    for site in structure:
+        amt = site.species.get_el_amt_dict()
+        if mobile not in amt:
+            continue
+        label = network.class_names[network.unit_class[u]]
+        u += 1
+        for el, x in amt.items():
+            if el != mobile and x > 1e-9:
+                found.setdefault(el, {}).setdefault(label, []).append(x)
+    return {el: {label: float(np.mean(x)) for label, x in per.items()}
+            for el, per in found.items()}
+
+
+def warn_close_sites(net: SiteNetwork, exclusion_distance_A: float, where: str) -> None:
+    """Warn (one sentence) about mobile sites closer than :data:`CLOSE_SITE_A` that may both be
+    occupied: two ions would sit on top of each other and hop across a fraction of an
+    ångström, typically a split or disordered site in a CIF."""
+    pairs = close_site_pairs(net, exclusion_distance_A)
+    if not pairs:
+        return
+    listed = ", ".join(f"{a}-{b} at {d:.2f} Å ({n} pairs per cell)" for a, b, d, n in pairs[:4])
+    more = f" and {len(pairs) - 4} more" if len(pairs) > 4 else ""
+    warnings.warn(f"{net.species} sites closer than {CLOSE_SITE_A:g} Å can both be occupied "
+                  f"({listed}{more}), so two ions may overlap and hop across them at an "
+                  f"unphysical rate; set {where}exclusion_distance_A to at least "
+                  f"{pairs[-1][2] + 0.01:.2f} Å if they are alternative positions of one ion.",
+                  StructureWarning, stacklevel=3)
+
+
 def build_source(lc: LatticeConfig, shells_A: list[float] = (),
-                 interstitialcy: InterstitialcyConfig | None = None) -> Source:
+                 interstitialcy: InterstitialcyConfig | None = None,
+                 structure: Structure | None = None) -> Source:
     """Build the site network ``[lattice]`` describes (supercell included).
 
     ``shells_A`` are the r_max of the configured interaction tables (they set the interaction
-    range when no ``interaction_cutoff_A`` is given); ``interstitialcy`` adds knock-off events.
+    range when no ``interaction_cutoff_A`` is given); ``interstitialcy`` adds knock-off events;
+    ``structure`` replaces the file ``lc.cif`` names (a structure given in memory, see
+    :meth:`kmc.api.System.from_structure`).
+
+    Site classes of a CIF or structure are its site labels where they name the symmetry orbits
+    (else the orbits); an immobile species sharing a mobile-ion site becomes a blocker on that
+    fraction of the class's sites (``Source.blockers``); mobile sites closer than
+    :data:`~kmc.network.CLOSE_SITE_A` with no exclusion between them raise a
+    :class:`~kmc.exceptions.StructureWarning`.
     """
     kind = lc.kind
     shell_max = max(shells_A) if len(shells_A) else 0.0
@@ -155,26 +250,34 @@ def build_source(lc: LatticeConfig, shells_A: list[float] = (),
         src = Source(kind, fw.name, net, hop, excl, inter, z, fw.ions_per_cell, fw,
                      fw.structure, host)
     else:
-        structure = load_cif(lc.cif)
         mobile = lc.mobile or "Li"
+        name = Path(lc.cif).name
+        if structure is None:
+            structure = load_cif(lc.cif)
+        if not any(el.symbol == mobile for el in structure.composition.elements):
+            have = ", ".join(sorted({el.symbol for el in structure.composition.elements}))
+            raise StructureError(f"{name} contains no {mobile} (it has {have}); set "
+                                 f"[lattice] mobile to the mobile species of this structure.")
+        if Path(lc.cif).is_file():
+            structure = cif_mobile_labels(lc.cif, structure, mobile)
         hop = lc.hop_cutoff_A or CIF_HOP_CUTOFF_A
         excl = lc.exclusion_distance_A if lc.exclusion_distance_A is not None \
             else CIF_EXCLUSION_DISTANCE_A
         inter = lc.interaction_cutoff_A or shell_max
-        if not any(el.symbol == mobile for el in structure.composition.elements):
-            have = ", ".join(sorted({el.symbol for el in structure.composition.elements}))
-            raise StructureError(f"{Path(lc.cif).name} contains no {mobile} (it has {have}); set "
-                                 f"[lattice] mobile to the mobile species of this structure.")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             supercell = lc.supercell or auto_supercell(structure.lattice.matrix)
             net = SiteNetwork.from_structure(structure, mobile, supercell, hop_cutoff_A=hop,
                                              exclusion_distance_A=excl,
                                              interaction_cutoff_A=inter,
-                                             symprec=lc.symprec or CIF_SYMPREC)
+                                             symprec=lc.symprec or CIF_SYMPREC,
+                                             use_site_labels=True)
         host, z = _host_formula(structure, mobile)
-        src = Source(kind, lc.cif, net, hop, excl, inter, z, float(net.unit_occupancy.sum()),
-                     None, structure, host)
+        ions = float(net.unit_occupancy.sum())
+        src = Source(kind, lc.cif, net, hop, excl, inter, z, ions, None, structure, host,
+                     site_blockers(net, structure))
+    if kind != "teaching":
+        warn_close_sites(src.network, src.exclusion_distance_A, prefix)
     check_connected(src.network, src.hop_cutoff_A, prefix)
     if interstitialcy is not None:
         src.network = src.network.with_interstitialcy(list(interstitialcy.interstitial),
@@ -187,8 +290,9 @@ def _shells(table: dict) -> list[float]:
     return [float(r) for shells in table.values() for r, _ in shells]
 
 
-def source_for(config: Config) -> Source:
-    """The :class:`Source` of a whole config (its interaction shells and interstitialcy)."""
+def source_for(config: Config, structure: Structure | None = None) -> Source:
+    """The :class:`Source` of a whole config (its interaction shells and interstitialcy);
+    ``structure`` stands in for the CIF file (see :func:`build_source`)."""
     mc = config.model
     shells = _shells(mc.interactions_eV)
-    return build_source(config.lattice, shells, mc.interstitialcy)
+    return build_source(config.lattice, shells, mc.interstitialcy, structure)

@@ -20,7 +20,7 @@ import kmc.campaign as campaign_mod
 from kmc.campaign import (Campaign, CheckpointDir, DaskExecutor, canonical_json, derive_seed,
                           parse_dotted, run_key)
 from kmc.campaign_cli import main
-from kmc.exceptions import CheckpointError, ConfigError
+from kmc.exceptions import CampaignError, CheckpointError, ConfigError
 from kmc.store import STORE_NAME, TIMING_KEYS, Store, campaign_lock
 
 BASE = """
@@ -261,7 +261,10 @@ def test_kmc_errors_are_stored_and_crashes_are_retried(tmp_path, monkeypatch):
             raise RuntimeError("worker lost")
         return real(config_json, **kw)
     monkeypatch.setattr(campaign_mod, "execute_point", flaky)
-    r = c.run(workers=1, export=False)
+    with pytest.raises(CampaignError, match=r"1 of the 3 runs .* crashed .*point 3: "
+                                            r"RuntimeError: worker lost") as info:
+        c.run(workers=1, export=False)       # never returns normally with crashed runs
+    r = info.value.report
     assert r.executed == 2 and len(r.errors) == 1 and len(r.crashed) == 1 and not r.ok
     assert "no hop can happen at 1 K" in r.errors[0][1]
     monkeypatch.setattr(campaign_mod, "execute_point", real)
