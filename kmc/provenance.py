@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def model_source(source) -> dict:
         elif source.structure is not None:  # given in memory: record the structure itself
             from pymatgen.io.cif import CifWriter
 
-            text = str(CifWriter(source.structure))
+            with warnings.catch_warnings():  # pymatgen's notes on repeated labels: not ours
+                warnings.simplefilter("ignore")
+                text = str(CifWriter(source.structure))
             out.update(kind="structure", sha256=sha256_hex(text.encode("utf-8")), cif=text)
     return out
 
