@@ -14,17 +14,25 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from kmc import __version__
+
+if TYPE_CHECKING:  # annotations only: provenance imports nothing heavy at run time
+    from kmc.config import Config
+    from kmc.runner import System
+    from kmc.sources import Source
 
 #: packages whose versions can change a result (engine build, analysis, structure handling)
 PACKAGES = ("numpy", "scipy", "pymatgen", "spglib", "ase", "Cython")
 
 
 def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
-def model_source(source) -> dict:
+def model_source(source: "Source | None") -> dict:
     """Where the sites and the default model came from (a :class:`kmc.sources.Source`): kind and
     name; for a data file or CIF its file name and the sha256 of the bytes actually read; for a
     framework also the data file's ``[provenance]`` table if it has one; for a structure given
@@ -66,7 +74,7 @@ def platform_info() -> dict:
             "machine": platform.machine()}
 
 
-def estimator_settings(config) -> dict:
+def estimator_settings(config: "Config") -> dict:
     """The ``[run]`` values that decide how D*, D_J, f and their errors are estimated."""
     run = config.run
     return {"replicas": run.replicas, "hops_per_ion": run.hops_per_ion,
@@ -77,7 +85,7 @@ def estimator_settings(config) -> dict:
             "arrhenius_basis": run.arrhenius_basis, "error": "standard error over replicas"}
 
 
-def run_provenance(config, system) -> dict:
+def run_provenance(config: "Config", system: "System") -> dict:
     """The ``provenance`` object of a result: kmc version, model source, the full config and
     its sha256 (canonical JSON), the seed, the estimator settings and the platform."""
     cfg = config.to_dict()

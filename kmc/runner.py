@@ -15,7 +15,7 @@ import pickle
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
@@ -30,6 +30,11 @@ from kmc.analysis import arrhenius_report
 from kmc.arrhenius import ArrheniusFit
 from kmc.transport import (A3_TO_CM3, ReplicaSample, block_sums, mean_err, replica_values,
                            summarize)
+
+if TYPE_CHECKING:  # annotations only
+    from pymatgen.core import Structure
+
+    from kmc.sources import Source
 
 
 #: spawn-key entry of the stream that places dopants (outside the 0, 1 of Simulation's children)
@@ -268,7 +273,8 @@ def _check_radius(net: SiteNetwork, radius: float, element: str) -> None:
                           f"a smaller radius.")
 
 
-def build_system(config: Config, with_model: bool = True, structure=None) -> System:
+def build_system(config: Config, with_model: bool = True,
+                 structure: "Structure | None" = None) -> System:
     """Build the site network, the rate model, the ion count and the dopant plan of a config
     (``with_model=False`` skips the model, e.g. for ``kmc info`` on a CIF without barriers;
     ``System.model`` is then None; ``structure``, a pymatgen Structure, stands in for the CIF
@@ -302,7 +308,7 @@ def build_system(config: Config, with_model: bool = True, structure=None) -> Sys
                   src.mobile_per_formula_unit(n_ions), src)
 
 
-def site_blocker_plan(src) -> list[DopantSites]:
+def site_blocker_plan(src: "Source") -> list[DopantSites]:
     """The immobile species sharing mobile-ion sites (``Source.blockers``) as blockers placed
     afresh in every replica: the nearest whole number of the class's supercell sites."""
     names = np.array(src.network.class_names)[src.network.site_class]

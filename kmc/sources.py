@@ -102,7 +102,7 @@ def check_connected(net: SiteNetwork, hop_cutoff_A: float, where: str) -> None:
                          f"{where}hop_cutoff_A{hint}.")
 
 
-def formula_units(structure: Structure, mobile: str) -> int:
+def formula_units(structure: Structure) -> int:
     """Formula units per cell (Z) from the reduced composition of the ordered part of the cell:
     the greatest common divisor of the amounts of the elements whose every site is fully
     occupied by them alone (Li3N: Li3 N1, Z = 1; a c-LLZO cell with partly occupied Li sites:
@@ -123,7 +123,7 @@ def _host_formula(structure: Structure, mobile: str) -> tuple[dict, float]:
     """Non-mobile composition per formula unit and the number of formula units per cell."""
     comp = structure.composition.get_el_amt_dict()
     host = {el: a for el, a in comp.items() if el != mobile and a > 1e-9}
-    z = float(formula_units(structure, mobile))
+    z = float(formula_units(structure))
     return {el: a / z for el, a in host.items()}, z
 
 

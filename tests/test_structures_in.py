@@ -82,12 +82,12 @@ def test_li3n_formula_classes_and_hops():
 
 
 def test_formula_units_from_the_ordered_part():
-    assert formula_units(read(LI3N), "Li") == 1                 # not 1/2 (pymatgen's N2)
+    assert formula_units(read(LI3N)) == 1                 # not 1/2 (pymatgen's N2)
     li3n_2 = read(LI3N) * (1, 1, 2)
-    assert formula_units(li3n_2, "Li") == 2
+    assert formula_units(li3n_2) == 2
     half = read(LI3N)
     half.replace(0 if half[0].species_string == "Li" else 1, {"Li": 0.5})  # a partial Li site
-    assert formula_units(half, "Li") == 1                      # from N alone
+    assert formula_units(half) == 1                      # from N alone
 
 
 def test_class_names_do_not_depend_on_atom_order(tmp_path):
