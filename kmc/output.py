@@ -102,8 +102,8 @@ def write_outputs(result: RunResult, out_dir: str | Path, *, loglog: bool = Fals
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
         tmp = staged["results.csv"] = _temp(d, "results.csv", pending)
         tmp.write_text(csv_text(result), encoding="utf-8")
-        basis = result.config.run.arrhenius_basis
-        if result.arrhenius is not None and basis in result.fits:
+        basis = result.arrhenius["basis"] if result.arrhenius is not None else None
+        if basis is not None and basis in result.fits:
             tmp = staged["arrhenius.png"] = _temp(d, "arrhenius.png", pending)
             fig = plot_arrhenius(result.fits[basis], None, label=_LABELS.get(basis))
             _annotate(fig, result.arrhenius)
