@@ -347,10 +347,12 @@ def replica_msd(frames: np.ndarray, lags: np.ndarray, drift_per_frame: np.ndarra
     return tracer, collective
 
 
-def _ols_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares slope (with intercept) of every row of ``y`` against ``x``."""
-    xc = x - x.mean()
-    return (y - y.mean(axis=-1, keepdims=True)) @ xc / float(xc @ xc)
+def _ols_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Weighted least-squares slope (with intercept) of every row of ``y`` against ``x``."""
+    w = np.ones_like(x) if w is None else w / w.sum()
+    w = w / w.sum()
+    xc = x - w @ x
+    return (y - (y @ w)[..., None]) @ (w * xc) / float(xc @ (w * xc))
 
 
 def fit_window(t: np.ndarray, msd_mean: np.ndarray, max_lag_index: int, msd_min: float
@@ -478,8 +480,10 @@ def analyze_frames(buffers: list[FrameBuffer], dim: int, volume_A3: float, tempe
         i0, i1, found = fit_window(t, mean, end, msd_min)
         sl = slice(i0, i1 + 1)
         windows[q] = sl
-        slope = _ols_slope(t[sl], total[:, sl])        # (R,), Å^2/s
-        slope_ax = np.stack([_ols_slope(t[sl], arr[:, sl, a]) for a in range(3)], axis=1)
+        # weights ~ 1/variance of a diffusive MSD from overlapping origins, ~ t^-3 (t << T)
+        w = t[sl] ** -3.0
+        slope = _ols_slope(t[sl], total[:, sl], w)     # (R,), Å^2/s
+        slope_ax = np.stack([_ols_slope(t[sl], arr[:, sl, a], w) for a in range(3)], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             logs = np.log(np.where(total[:, sl] > 0, total[:, sl], np.nan))
             alpha_r = _ols_slope(np.log(t[sl]), logs)
@@ -491,7 +495,8 @@ def analyze_frames(buffers: list[FrameBuffer], dim: int, volume_A3: float, tempe
         vals[f"{q}_cm2_s"] = slope * A2_TO_CM2 / (2.0 * dim)
         for a, ax in enumerate(AXES):
             # an axis the network does not span never moves: exactly zero, not rounding noise
-            still = not np.any(arr[:, :, a])
+            # (hop vectors carry ~1e-16 Å rounding on such axes: MSD ~1e-32 of the others)
+            still = float(np.max(np.abs(arr[:, :, a]))) <= 1e-24 * float(np.max(np.abs(arr)))
             vals[f"{q}_{ax}_cm2_s"] = np.zeros(n_rep) if still else slope_ax[:, a] * A2_TO_CM2 / 2.0
         fits[q] = {"start_s": float(t[i0]), "end_s": float(t[i1]), "n_points": int(i1 - i0 + 1),
                    "local_exponent": alpha, "local_exponent_err": alpha_err,
