@@ -193,7 +193,15 @@ def test_out_dir_files_csv_rows_and_every_key(tmp_path, capsys):
     for row, r in zip(rows, data["results"]):
         assert float(row["D_tracer_cm2_s"]) == r["D_tracer_cm2_s"]  # full precision
         assert float(row["temperature_K"]) == r["temperature_K"]
-    for name in ("arrhenius.png", "msd.png"):
+    with open(out / "msd.csv", newline="") as fh:
+        msd_rows = list(csv.DictReader(fh))
+    assert {float(r["temperature_K"]) for r in msd_rows} == {400.0, 500.0, 650.0}
+    for r in data["results"]:  # the D* fit window is marked on exactly its lags
+        mine = [m for m in msd_rows if float(m["temperature_K"]) == r["temperature_K"]]
+        inside = [float(m["t_s"]) for m in mine if m["in_fit_D_tracer"] == "1"]
+        assert len(inside) == r["fit"]["D_tracer"]["n_points"]
+        assert min(inside) == r["fit"]["D_tracer"]["start_s"]
+    for name in ("arrhenius.png", "msd.png", "msd_loglog.png"):
         blob = (out / name).read_bytes()
         assert blob[:8] == PNG_MAGIC and len(blob) > 10_000
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
