@@ -220,8 +220,8 @@ def summarize(samples: list[ReplicaSample], dim: int, volume_A3: float, temperat
 #: points of the log-spaced lag grid on which MSD curves are computed, exported and fitted
 LAG_POINTS = 48
 #: the fit window must have a local exponent d ln MSD / d ln t within this of 1 (plus twice its
-#: replica standard error); 0.1 admits the slow approach of a caged MSD to its asymptote only
-#: once its intercept is below ~10 % of the MSD
+#: replica standard error, at most another EXPONENT_TOL); 0.1 admits the slow approach of a
+#: caged MSD to its asymptote only once its intercept is below ~10 % of the MSD
 EXPONENT_TOL = 0.1
 #: the fit window starts where the MSD per ion is at least this many mean squared hop lengths
 #: ("a few hops": before that, cage rattling and back-and-forth hops dominate)
@@ -490,7 +490,9 @@ def analyze_frames(buffers: list[FrameBuffer], dim: int, volume_A3: float, tempe
             alpha = float(_ols_slope(np.log(t[sl]), np.log(mean[sl])[None, :])[0]) \
                 if np.all(mean[sl] > 0) else float("nan")
         alpha_err = float(_se(alpha_r)) if np.all(np.isfinite(alpha_r)) else float("nan")
-        slack = 2.0 * alpha_err if np.isfinite(alpha_err) else 0.0
+        # noise may widen the tolerance (twice the replica SE of the exponent), at most to
+        # twice EXPONENT_TOL: a curve with exponent 1.5 is never called diffusive
+        slack = min(2.0 * alpha_err, EXPONENT_TOL) if np.isfinite(alpha_err) else 0.0
         diffusive = bool(found and np.isfinite(alpha) and abs(alpha - 1.0) <= EXPONENT_TOL + slack)
         vals[f"{q}_cm2_s"] = slope * A2_TO_CM2 / (2.0 * dim)
         for a, ax in enumerate(AXES):
