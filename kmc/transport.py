@@ -1,24 +1,28 @@
-"""Transport coefficients from replica displacements, each with a standard error over replicas.
+"""Transport coefficients from ion displacements, each with a standard error over replicas.
 
-Conventions (d = dimensionality of the conducting network, N ions, t the measurement time):
-tracer ``D* = sum_i |dr_i|^2 / (2 d N t)``; jump ``D_J = |sum_i dr_i|^2 / (2 d N t)``;
-Haven ratio ``D*/D_J``; correlation factor ``f = sum_i |dr_i|^2 / sum_hops |hop|^2``;
-Nernst-Einstein ``sigma = (N/V) q^2 D_J / (kB T)``.  Per-axis values use d = 1 per axis.
+The estimator of ``kmc run`` is :func:`analyze_frames`: per replica, unwrapped displacements at
+frames equally spaced in simulated time (:class:`FrameBuffer`); tracer and collective MSD (and
+per axis) on a log-spaced lag grid over all overlapping time origins (FFT); D = slope / (2 d)
+of a weighted straight-line fit inside a window in the diffusive regime (local exponent
+d ln MSD / d ln t near 1, MSD above a few squared hop lengths); errors over the replicas, which
+are the independent samples. See docs/transport_analysis.md.
 
-Time origins: a replica's measurement is a sequence of consecutive, non-overlapping blocks. Its
-estimates are ratio estimates over the blocks, e.g. ``D* = sum_b sum_i |dr_ib|^2 / (2 d N sum_b
-t_b)``; with one block this is the single-window estimate. Blocks of a replica are not treated as
-independent samples: the standard error is always taken over independent replicas, so more
-blocks lower it only as far as they really carry new information.
+Conventions (d = dimensionality of the conducting network, N ions): tracer MSD
+``<|r_i(t0 + t) - r_i(t0)|^2>``; collective MSD ``<|sum_i dr_i|^2> / N``; Haven ratio
+``D*/D_J``; correlation factor ``f = D* / D_unc`` with ``D_unc = sum_hops |hop|^2 / (2 d N t)``;
+Nernst-Einstein ``sigma = (N/V) q^2 D_J / (kB T)``. Per-axis values use d = 1 per axis.
 
 Applied field: with ``field_V_per_A`` non-zero the ions drift. The drift velocity gives a second
 route to conductivity, ``sigma_field = q (N/V) <v . E_hat> / |E|`` with ``v = sum_i dr_i / (N t)``
-per replica. For D*, D_J, f and the Nernst-Einstein sigma the mean drift is subtracted from every
-block displacement (drift velocity pooled over the replicas of the temperature) and the small
-downward bias from estimating that mean is removed exactly for independent block increments
-(factor ``1 / (1 - sum_b t_b^2 / T^2)`` for the collective displacement, ``+ c sum_b t_b^2 / (N T)``
-for the tracer sum). In linear response (``|q E . dr| << kT``) they then equal the zero-field
-values to order E^2.
+per replica. For the MSDs the mean drift (pooled over the replicas) is subtracted from the frames
+and the small bias of estimating it removed exactly for independent increments (collective MSD
+divided by ``1 - t / (R T)``, tracer MSD raised by ``MSD_J(t) t / (N R T)``), so in linear response
+they equal the zero-field values to order E^2.
+
+:class:`ReplicaSample`, :func:`block_sums`, :func:`replica_values` and :func:`summarize` are the
+single-window (block) estimates ``sum_b sum_i |dr_ib|^2 / (2 d N sum_b t_b)``: right only when
+every block is already diffusive. They remain for the tutorials, which show why short blocks
+mislead; ``kmc run`` does not use them.
 """
 from __future__ import annotations
 
@@ -232,6 +236,8 @@ MIN_ORIGINS = 4
 #: the longest fitted lag is never below this many frame spacings
 MIN_MAX_LAG_FRAMES = 8
 QUANTITIES = ("D_tracer", "D_jump")
+#: least-squares weights t^FIT_WEIGHT_POWER over the fit window (see analyze_frames)
+FIT_WEIGHT_POWER = -3.0
 
 
 @dataclass
@@ -480,8 +486,7 @@ def analyze_frames(buffers: list[FrameBuffer], dim: int, volume_A3: float, tempe
         i0, i1, found = fit_window(t, mean, end, msd_min)
         sl = slice(i0, i1 + 1)
         windows[q] = sl
-        # weights ~ 1/variance of a diffusive MSD from overlapping origins, ~ t^-3 (t << T)
-        w = t[sl] ** -3.0
+        w = t[sl] ** FIT_WEIGHT_POWER
         slope = _ols_slope(t[sl], total[:, sl], w)     # (R,), Å^2/s
         slope_ax = np.stack([_ols_slope(t[sl], arr[:, sl, a], w) for a in range(3)], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
