@@ -441,11 +441,21 @@ class ReplicaMeasurement:
 
 def run_replica(system: System, temperature_K: float, seed: np.random.SeedSequence,
                 run: "Config.run", progress: Callable[[int], None] | None = None) -> ReplicaRun:
-    """Equilibrate, then measure one replica for about ``hops_per_ion`` hops per ion (the
-    measurement time is set from the replica's total rate after equilibration);
+    """Equilibrate, then measure one replica for about ``hops_per_ion`` hops per ion (first
+    round), exactly as :func:`run_config` measures it: the frame spacing comes from the mean
+    total rate of all ``run.replicas`` replicas of its temperature (their seeds are the siblings
+    of ``seed``, rebuilt from its spawn key, and they are equilibrated for that only);
     ``progress(hops)`` gets the cumulative measured hops."""
     rep = ReplicaMeasurement(system, temperature_K, seed, run)
-    spacing = measurement_spacing([rep], run)
+    reps = [rep]
+    if isinstance(seed, np.random.SeedSequence) and seed.spawn_key:
+        *parent, me = seed.spawn_key
+        reps = [rep if j == me else ReplicaMeasurement(
+            system, temperature_K, np.random.SeedSequence(seed.entropy, spawn_key=(*parent, j)),
+            run) for j in range(max(run.replicas, me + 1))][:run.replicas] or [rep]
+        if rep not in reps:
+            reps = [rep]
+    spacing = measurement_spacing(reps, run)
     rep.start(spacing, run.msd_frames)
     total = [0]
 
