@@ -4,9 +4,12 @@ of ``kmc run`` (see docs/transport_analysis.md).
 Choices, all documented in the JSON itself:
 
 * The headline fit (``Ea_eV`` ...) is of the quantity named by ``[run] arrhenius_basis``:
-  ``"D_tracer"`` (``ln D*`` vs 1/kT), ``"D_jump"`` (``ln D_J``) or ``"sigma_T"`` (``ln(sigma T)``,
-  the default: it is what a conductivity experiment measures, and ``sigma T`` is proportional
-  to ``D_J`` at fixed density, so its Ea is the activation energy of ``D_J``).
+  ``"D_tracer"`` (``ln D*`` vs 1/kT), ``"D_jump"`` (``ln D_J``) or ``"sigma_T"`` (``ln(sigma T)``:
+  what a conductivity experiment measures; ``sigma T`` is proportional to ``D_J`` at fixed
+  density, so its Ea is the activation energy of ``D_J``). The default ``"auto"`` takes
+  whichever of ``D_tracer`` and ``sigma_T`` has the smaller median relative replica standard
+  error over the temperatures (:func:`choose_basis`): the collective signal behind sigma is
+  noisy in dilute and single-vacancy systems, the tracer one in nearly empty ones.
 * ``sigma_300K_S_cm`` and its interval ``sigma_300K_ci_S_cm`` always come from a separate fit of
   ``ln(sigma T)``, whatever the basis: a D* fit says nothing about conductivity unless the Haven
   ratio is known, so converting D* would not be honest.
@@ -56,6 +59,30 @@ def fit_basis(temperatures: list[float], replica_vals: list[dict[str, np.ndarray
                          level=LEVEL)
 
 
+#: candidates of ``arrhenius_basis = "auto"``
+AUTO_BASES = ("D_tracer", "sigma_T")
+
+
+def choose_basis(replica_vals: list[dict[str, np.ndarray]]) -> tuple[str, dict[str, float]]:
+    """The ``auto`` basis: of :data:`AUTO_BASES`, the one whose per-temperature relative replica
+    standard error has the smaller median (ties go to the first); with one replica per
+    temperature (no errors) ``sigma_T``. Returns the name and the medians."""
+    med: dict[str, float] = {}
+    for name in AUTO_BASES:
+        key = BASES[name][0]
+        rel = []
+        for v in replica_vals:
+            x = np.asarray(v[key], float)
+            m = abs(float(np.mean(x)))
+            rel.append(float(np.std(x, ddof=1) / np.sqrt(x.size)) / m
+                       if x.size > 1 and m > 0 else math.inf)
+        med[name] = float(np.median(rel)) if rel else math.inf
+    finite = {k: v for k, v in med.items() if math.isfinite(v)}
+    if not finite:
+        return "sigma_T", med
+    return min(AUTO_BASES, key=lambda k: med[k]), med
+
+
 def _short(fit: ArrheniusFit) -> dict[str, Any]:
     q = fit.quantile()
     return {"Ea_eV": fit.Ea_eV, "Ea_err_eV": fit.Ea_err_eV,
@@ -90,10 +117,16 @@ def arrhenius_report(temperatures: list[float], replica_vals: list[dict[str, np.
         notes.append("fits without replica standard errors are unweighted (errors from the "
                      "scatter about the line); use at least 2 replicas.")
 
+    requested = basis
+    medians: dict[str, float] = {}
+    if basis == "auto":
+        basis, medians = choose_basis(replica_vals)
     main = fits.get(basis)
     arr: dict[str, Any] | None = None
     if main is not None:
-        arr = {"basis": basis}
+        arr = {"basis": basis, "basis_requested": requested}
+        if requested == "auto":
+            arr["basis_median_rel_err"] = medians
         arr.update(_short(main))
         nq2 = density_cm3 * (charge_e * E_CHARGE_C) ** 2
         if main.times_T:  # sigma T = (n q^2 / kB) D_J  ->  D0 = A kB / (n q^2)

@@ -79,12 +79,13 @@ def _table(result) -> str:
     def pm(v, e, fmt=".3e", efmt=".2e"):
         return f"{v:{fmt}} ± {e:{efmt}}" if e == e else f"{v:{fmt}}"
     for r in result.results:
+        flag = "" if r.get("diffusive", True) else "  (not diffusive)"
         rows.append(f"{r['temperature_K']:7.1f} "
                     f"{pm(r['D_tracer_cm2_s'], r['D_tracer_err_cm2_s']):>20} "
                     f"{pm(r['D_jump_cm2_s'], r['D_jump_err_cm2_s']):>20} "
                     f"{pm(r['haven_ratio'], r['haven_ratio_err'], '.3f', '.3f'):>13} "
                     f"{pm(r['correlation_factor'], r['correlation_factor_err'], '.4f', '.4f'):>15} "
-                    f"{pm(r['sigma_S_cm'], r['sigma_err_S_cm']):>20} {r['hops_per_s']:8.3g}")
+                    f"{pm(r['sigma_S_cm'], r['sigma_err_S_cm']):>20} {r['hops_per_s']:8.3g}{flag}")
     net = result.network
     rows.append(f"{net['n_ions']} ions on {net['n_sites']} sites, network dimensionality "
                 f"{net['dimensionality']}, {result.results[0]['replicas']} replicas per temperature")
@@ -102,6 +103,13 @@ def _table(result) -> str:
         if "knockoff_event_fraction" in r:
             rows.append(f"  {r['temperature_K']:g} K: knock-offs are "
                         f"{r['knockoff_event_fraction']:.1%} of the events")
+    rows.append("MSD fit windows (all time origins; D = slope / 2d), local exponent, diffusive:")
+    for r in result.results:
+        if "fit" in r:
+            rows.append(f"  {r['temperature_K']:g} K: " + "; ".join(
+                f"{q} {_g(f['start_s'])}-{_g(f['end_s'])} s ({f['n_points']} lags), exponent "
+                f"{_g(f['local_exponent'], '.3f')}, {'yes' if f['diffusive'] else 'NO'}"
+                for q, f in r["fit"].items()) + f"; sigma route {r.get('sigma_route')}")
     rows.extend(_convergence_lines(result))
     rows.extend(_field_lines(result))
     rows.extend(_arrhenius_lines(result))
@@ -121,7 +129,7 @@ def _convergence_lines(result) -> list[str]:
     for r in result.results:
         state = "converged" if r["converged"] else "NOT converged"
         out.append(f"  {r['temperature_K']:g} K: {state} after {r['hops_per_ion_used']:g} hops/ion "
-                   f"({r['time_origins']} blocks, {r['stop_reason']}); rel. err D* "
+                   f"({r['convergence_rounds']} rounds, {r['stop_reason']}); rel. err D* "
                    f"{_g(r['rel_err_D_tracer'])}, D_J {_g(r['rel_err_D_jump'])}")
     return out
 
@@ -144,12 +152,19 @@ def _arrhenius_lines(result) -> list[str]:
         return [f"Arrhenius: {n}" for n in result.notes] or ["Arrhenius: no fit."]
     lo, hi = a["Ea_ci_eV"]
     s_lo, s_hi = a["sigma_300K_ci_S_cm"]
+    fits = a.get("fits", {})
+    side = [f"{name} Ea = {_g(f['Ea_eV'], '.4f')} ± {_g(f['Ea_err_eV'], '.4f')} eV"
+            for name, f in fits.items() if name in ("D_tracer", "sigma_T")]
     out = [f"Arrhenius ({a['basis']}, {a['n_points']} temperatures {a['T_min_K']:g}-"
            f"{a['T_max_K']:g} K): Ea = {_g(a['Ea_eV'], '.4f')} ± {_g(a['Ea_err_eV'], '.4f')} eV "
            f"({a['level']:.0%} CI {_g(lo, '.4f')}-{_g(hi, '.4f')}), D0 = "
            f"{_g(a['prefactor_cm2_s'])} cm2/s, reduced chi2 = {_g(a['reduced_chi2'], '.2f')}",
            f"  sigma(300 K) = {_g(a['sigma_300K_S_cm'])} S/cm ({a['level']:.0%} CI "
            f"{_g(s_lo)}-{_g(s_hi)})" + (", extrapolated" if a["extrapolated_to_300K"] else "")]
+    if len(side) == 2:
+        why = (" (auto: smaller median relative error)" if a.get("basis_requested") == "auto"
+               else "")
+        out.append("  side by side: " + " | ".join(side) + why)
     d = a["non_arrhenius_detail"]
     out.append(("  NON-ARRHENIUS: " if a["non_arrhenius"] else "  ") + d.get("explanation", ""))
     if result.arrhenius_axes:
@@ -219,6 +234,9 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
         if ckpt.write_error and not args.quiet:
             print(f"kmc: warning: checkpoints could not be written ({ckpt.write_error}); the "
                   f"run finished without them", file=sys.stderr)
+    if not args.quiet:
+        for w in result.warnings:
+            print(f"kmc: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(data))
     else:

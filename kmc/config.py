@@ -390,7 +390,12 @@ def parse_dopants(t: Any) -> dict[str, dict]:
     return out
 
 
-ARRHENIUS_BASES = ("D_tracer", "D_jump", "sigma_T")
+ARRHENIUS_BASES = ("auto", "D_tracer", "D_jump", "sigma_T")
+#: fewest frame intervals per replica the MSD estimator accepts
+MIN_MSD_FRAMES = 16
+#: default frame-buffer size (intervals) per replica, ``[run] msd_frames``: memory is
+#: (msd_frames + 1) x ions x 24 bytes per replica
+DEFAULT_MSD_FRAMES = 256
 CONVERGE_QUANTITIES = ("D_tracer", "D_jump")
 #: ``max_hops_per_ion`` when ``target_rel_err`` is set without it: this many times ``hops_per_ion``.
 DEFAULT_MAX_HOPS_FACTOR = 16
@@ -400,14 +405,21 @@ DEFAULT_MAX_HOPS_FACTOR = 16
 class RunConfig:
     """Temperatures, run length, replicas, seed, convergence control and the Arrhenius basis.
 
-    The measurement of each replica is a sequence of consecutive, non-overlapping blocks (time
-    origins) of ``hops_per_ion / time_origins`` hops per ion each; D*, D_J and f of a replica are
-    ratio estimates over its blocks (sum of squared block displacements / (2 d N * total time)).
-    With ``target_rel_err`` the run is extended in rounds that double the number of blocks (the
-    same simulations continue, nothing is rerun) until the replica standard error of every
-    quantity in ``converge_on`` relative to its mean is at most ``target_rel_err``, or the
-    measured hops per ion would exceed ``max_hops_per_ion`` (default
-    ``DEFAULT_MAX_HOPS_FACTOR * hops_per_ion``).
+    Each replica is equilibrated for ``equilibration_hops_per_ion``, then its ion displacements
+    are recorded at ``msd_frames + 1`` frames equally spaced in simulated time over a
+    measurement of about ``hops_per_ion`` hops per ion (its length in seconds is set from the
+    replicas' mean total rate after equilibration, the same for every replica). D*, D_J, f and
+    sigma come from the slope of the MSD (all overlapping time origins) in the diffusive regime
+    (see :func:`kmc.transport.analyze_frames`); errors are taken over the replicas.
+    ``time_origins``: the fit window ends at the lag where at least ``max(4, time_origins)``
+    non-overlapping windows fit into the measurement. ``msd_points`` is accepted and ignored (the
+    lag grid is fixed by the frames). With ``target_rel_err`` the measurement time is doubled in
+    rounds (the same simulations continue; a full frame buffer keeps every other frame) until
+    every quantity in ``converge_on`` is in the diffusive regime and its replica standard error
+    relative to its mean is at most ``target_rel_err``, or the next round would pass
+    ``max_hops_per_ion`` (default ``DEFAULT_MAX_HOPS_FACTOR * hops_per_ion``).
+    ``arrhenius_basis = "auto"`` (default) fits the headline Arrhenius law to whichever of
+    ``D_tracer`` and ``sigma_T`` has the smaller median relative standard error.
     """
 
     temperatures_K: tuple[float, ...] = (600.0,)
@@ -416,26 +428,26 @@ class RunConfig:
     replicas: int = 8
     seed: int = 0
     msd_points: int = 20
+    msd_frames: int = DEFAULT_MSD_FRAMES
     check_rates: bool = False
     time_origins: int = 1
     target_rel_err: float | None = None
     max_hops_per_ion: float | None = None
     converge_on: tuple[str, ...] = ("D_tracer",)
-    arrhenius_basis: str = "sigma_T"
+    arrhenius_basis: str = "auto"
 
     @property
     def block_hops_per_ion(self) -> float:
-        """Length of one measurement block (time origin spacing), hops per ion."""
+        """Hops per ion in the longest lag the fit may use with ``time_origins`` origins."""
         return self.hops_per_ion / self.time_origins
 
     @property
-    def max_blocks(self) -> int:
-        """Largest number of blocks per replica the convergence loop may reach."""
+    def max_hops_limit(self) -> float:
+        """Largest number of measured hops per ion the convergence loop may reach."""
         if self.target_rel_err is None:
-            return self.time_origins
-        limit = self.max_hops_per_ion if self.max_hops_per_ion is not None \
+            return self.hops_per_ion
+        return self.max_hops_per_ion if self.max_hops_per_ion is not None \
             else DEFAULT_MAX_HOPS_FACTOR * self.hops_per_ion
-        return max(self.time_origins, int(math.floor(limit / self.block_hops_per_ion + 1e-9)))
 
     @classmethod
     def parse(cls, t: dict) -> "RunConfig":
@@ -463,6 +475,12 @@ class RunConfig:
         if "msd_points" in t:
             kw["msd_points"] = _number("[run] msd_points", t["msd_points"], integer=True,
                                        positive=True)
+        if "msd_frames" in t:
+            m = _number("[run] msd_frames", t["msd_frames"], integer=True, positive=True)
+            if m < MIN_MSD_FRAMES or m % 2:
+                raise ConfigError(f"[run] msd_frames must be an even number of at least "
+                                  f"{MIN_MSD_FRAMES}, got {m}; use e.g. 256.")
+            kw["msd_frames"] = m
         if "check_rates" in t:
             if not isinstance(t["check_rates"], bool):
                 raise ConfigError("[run] check_rates must be true or false.")

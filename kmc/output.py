@@ -1,5 +1,6 @@
 """Result files of ``kmc run --out DIR``: ``result.json``, ``results.csv``, ``arrhenius.png``
-(two or more temperatures) and ``msd.png``.
+(two or more temperatures), ``msd.csv`` (the replica-mean MSD curves on the lag grid), ``msd.png``
+and ``msd_loglog.png`` (log-log, with the D* fit windows shaded).
 
 All files are first written to hidden temporary files in ``DIR`` and renamed into place only
 when every one of them has been produced, so a failed run leaves no partial or mixed set.
@@ -13,6 +14,8 @@ import math
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from kmc.runner import RunResult, _columns
 from kmc.store import _TMP_PREFIX
@@ -32,6 +35,35 @@ def csv_text(result: RunResult) -> str:
         w.writerow(["" if r.get(c) is None or (isinstance(r.get(c), float) and not
                                                  math.isfinite(r[c])) else repr(r[c])
                     if isinstance(r.get(c), float) else r[c] for c in cols])
+    return buf.getvalue()
+
+
+def msd_csv_text(result: RunResult) -> str:
+    """``msd.csv``: one row per temperature and lag: time, tracer and collective MSD (total and
+    per axis, Å^2), their replica standard errors, and whether the lag is inside the D* and D_J
+    fit windows."""
+    cols = ["temperature_K", "t_s", "msd_tracer_A2", "msd_tracer_err_A2", "msd_collective_A2",
+            "msd_collective_err_A2", "msd_tracer_xx_A2", "msd_tracer_yy_A2", "msd_tracer_zz_A2",
+            "msd_collective_xx_A2", "msd_collective_yy_A2", "msd_collective_zz_A2",
+            "in_fit_D_tracer", "in_fit_D_jump"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for c in result.msd:
+        t = c["t_s"]
+        fit = c.get("fit", {})
+        for j in range(len(t)):
+            row = [c["temperature_K"], t[j], c["msd_tracer_A2"][j],
+                   c["msd_tracer_err_A2"][j] if "msd_tracer_err_A2" in c else "",
+                   c["msd_collective_A2"][j],
+                   c["msd_collective_err_A2"][j] if "msd_collective_err_A2" in c else ""]
+            for key in ("msd_tracer_axes_A2", "msd_collective_axes_A2"):
+                row.extend(c[key][j] if key in c else ["", "", ""])
+            for q in ("D_tracer", "D_jump"):
+                f = fit.get(q)
+                row.append("" if f is None else int(f["start_s"] <= t[j] <= f["end_s"]))
+            w.writerow([repr(float(v)) if isinstance(v, (float, np.floating)) else v
+                        for v in row])
     return buf.getvalue()
 
 
@@ -102,14 +134,18 @@ def write_outputs(result: RunResult, out_dir: str | Path, *, loglog: bool = Fals
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
         tmp = staged["results.csv"] = _temp(d, "results.csv", pending)
         tmp.write_text(csv_text(result), encoding="utf-8")
-        basis = result.config.run.arrhenius_basis
-        if result.arrhenius is not None and basis in result.fits:
+        basis = result.arrhenius["basis"] if result.arrhenius is not None else None
+        if basis is not None and basis in result.fits:
             tmp = staged["arrhenius.png"] = _temp(d, "arrhenius.png", pending)
             fig = plot_arrhenius(result.fits[basis], None, label=_LABELS.get(basis))
             _annotate(fig, result.arrhenius)
             fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        tmp = staged["msd.csv"] = _temp(d, "msd.csv", pending)
+        tmp.write_text(msd_csv_text(result), encoding="utf-8")
         tmp = staged["msd.png"] = _temp(d, "msd.png", pending)
         plot_msd(result.msd, tmp, loglog=loglog)
+        tmp = staged["msd_loglog.png"] = _temp(d, "msd_loglog.png", pending)
+        plot_msd(result.msd, tmp, loglog=True)
     except BaseException:
         for tmp in pending:
             tmp.unlink(missing_ok=True)

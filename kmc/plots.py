@@ -273,7 +273,9 @@ def plot_msd(
     curves : sequence of mapping
         Each with ``temperature_K``, ``t_s`` (1-D), ``msd_tracer_A2`` (1-D), ``msd_collective_A2``
         (1-D or None) and optionally ``msd_tracer_err_A2`` / ``msd_collective_err_A2`` (1-D
-        standard errors, drawn as ±1 sigma bands).
+        standard errors, drawn as ±1 sigma bands) and ``fit`` (the fit windows of
+        :func:`kmc.transport.analyze_frames`: the D* window is shaded, hatched when the MSD is
+        not diffusive there).
     path : str or Path, optional
         Where to save the figure (dpi 150, tight bounding box).
     loglog : bool, default False
@@ -357,6 +359,10 @@ def plot_msd(
         if cur.get("msd_collective_A2") is not None:
             any_collective = True
             draw(ax, t, cur["msd_collective_A2"], cur.get("msd_collective_err_A2"), c, "--", None)
+        fit = (cur.get("fit") or {}).get("D_tracer")
+        if fit is not None:  # the D* fit window (hatched where it is not diffusive)
+            ax.axvspan(fit["start_s"], fit["end_s"], color=c, alpha=0.12, lw=0,
+                       hatch=None if fit["diffusive"] else "//")
 
     style_handles = [Line2D([], [], color="0.2", ls="-", lw=1.6)]
     style_labels = ["tracer"]

@@ -8,6 +8,7 @@ always gives the same one.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -28,8 +29,9 @@ from kmc.provenance import run_provenance
 from kmc.simulation import Simulation
 from kmc.analysis import arrhenius_report
 from kmc.arrhenius import ArrheniusFit
-from kmc.transport import (A3_TO_CM3, ReplicaSample, block_sums, mean_err, replica_values,
-                           summarize)
+from kmc.exceptions import NoEventsError
+from kmc.transport import (A3_TO_CM3, QUANTITIES, FrameBuffer, MSDAnalysis, ReplicaSample,
+                           analyze_frames, mean_err)
 
 if TYPE_CHECKING:  # annotations only
     from pymatgen.core import Structure
@@ -328,20 +330,18 @@ def replica_seeds(seed: int, n_temperatures: int, n_replicas: int) -> list[list[
 
 @dataclass
 class ReplicaRun:
-    """One replica's measurement: its sample, MSD snapshots (averaged over its blocks) and engine
-    timing."""
+    """One replica's finished measurement: its frames, the single-window sample of the whole
+    measurement (class occupation, hop totals) and engine timing."""
 
+    frames: FrameBuffer
     sample: ReplicaSample
-    msd_t: np.ndarray
-    msd_tracer: np.ndarray
-    msd_collective: np.ndarray
     engine_hops: int
     engine_wall_s: float
 
 
-def block_hops(run: "Config.run", n_ions: int) -> int:
-    """Hops (all ions together) in one measurement block."""
-    return max(1, int(math.ceil(run.block_hops_per_ion * n_ions)))
+def nominal_hops(run: "Config.run", n_ions: int) -> int:
+    """Hops (all ions together) the first round of a replica's measurement aims at."""
+    return max(1, int(math.ceil(run.hops_per_ion * n_ions)))
 
 
 #: longest stretch of hops between two safe points (checkpoint opportunities) of a replica; the
@@ -353,37 +353,21 @@ def _no_safe_point() -> None:
     pass
 
 
-class _Block:
-    """The measurement block in progress: hops done into it and the MSD snapshots so far."""
-
-    __slots__ = ("events0", "done", "t", "msd_s", "msd_c")
-
-    def __init__(self, events0: int) -> None:
-        self.events0 = events0
-        self.done = 0
-        self.t: list[float] = []
-        self.msd_s: list[float] = []
-        self.msd_c: list[float] = []
-
-    def __getstate__(self):
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            setattr(self, k, v)
-
-
 class ReplicaMeasurement:
-    """A replica that can be measured block by block and extended later without waste.
+    """A replica whose ion displacements are recorded at frames equally spaced in simulated
+    time, and which can be extended later without waste.
 
-    Each block is a fresh measurement window (time origin) on the continuing trajectory: the
-    equilibration is done once, and extending the run only appends blocks.
+    The equilibration is done once; :meth:`start` opens the measurement (a
+    :class:`~kmc.transport.FrameBuffer` of ``capacity`` intervals ``spacing_s`` apart) and
+    :meth:`measure_until` advances the engine hop-chunk-wise up to each time mark (the engine
+    stops exactly at the mark; its clock is memoryless, so this is statistically exact) and
+    records the frame there. Extending only appends frames (decimating a full buffer).
 
-    The object is its own resumable state: it holds the equilibration hops done and the block in
-    progress, and it pickles (with its :class:`~kmc.simulation.Simulation`, RNG included), so a
-    measurement continued after a pickle round trip is bit for bit the uninterrupted one.
-    ``safe_point`` callbacks (see :meth:`equilibrate`, :meth:`measure_to`) are called between
-    chunks of at most :data:`SAFE_POINT_HOPS` hops, whenever the object is in such a state.
+    The object is its own resumable state (its :class:`~kmc.simulation.Simulation` with the RNG,
+    the frame buffer and plain numbers), so a measurement continued after a checkpoint round
+    trip is bit for bit the uninterrupted one. ``safe_point`` callbacks are called at most
+    :data:`SAFE_POINT_HOPS` hops apart (inside a frame interval or after a frame) and at the
+    end of every round.
     With ``equilibrate=False`` the constructor leaves the equilibration to :meth:`equilibrate`.
     """
 
@@ -396,47 +380,30 @@ class ReplicaMeasurement:
                               blocked=self.blocked, seed=seed)
         self.run_cfg = run
         self.n = self.sim.n_ions
-        self.block_hops = block_hops(run, self.n)
-        # (more points than hops give every hop anyway: the cap only saves memory)
-        points = min(run.msd_points, self.block_hops)
-        self.marks = np.unique(np.linspace(0, self.block_hops, points + 1)
-                               .astype(np.int64))[1:]
-        self.blocks: list[ReplicaSample] = []
-        self.msd: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.events = 0        # measured events (a knock-off is one event moving two ions)
-        self.ion_moves = 0     # measured ion moves
         self.wall = 0.0
         self.eq_hops = int(math.ceil(run.equilibration_hops_per_ion * self.n))
         self.eq_done = 0
-        self._cur: _Block | None = None
-        #: optional kmc.trajectory.TrajectoryRecorder following this replica's measurement
-        self.recorder = None
+        self.frames: FrameBuffer | None = None
+        self.events0 = 0       # engine events before the measurement
+        self.unsaved_hops = 0  # measured hops since the last safe point
         if equilibrate:
             self.equilibrate()
 
-    def _advance(self, hops: int) -> None:
-        rec = getattr(self, "recorder", None)
-        if rec is not None and self.eq_done >= self.eq_hops and not rec.finished:
-            # split at the recorder's frame marks (run(a) + run(b) == run(a + b) bit for bit)
-            rec.start(self.sim)
-            while hops > 0:
-                h = min(hops, rec.hops_to_next())
-                self._engine_run(h)
-                hops -= h
-                rec.sync(self.sim, h)
-            return
-        self._engine_run(hops)
+    def _advance(self, hops: int, t_stop: float = math.inf) -> int:
+        return self._engine_run(hops, t_stop)
 
-    def _engine_run(self, hops: int) -> None:
+    def _engine_run(self, hops: int, t_stop: float = math.inf) -> int:
         sim = self.sim
         if self.run_cfg.check_rates:
-            for _ in range(hops):
-                sim.run(1)
+            done = 0
+            while done < hops and sim.run(1, t_stop) == 1:
                 sim.check_rates()
-            return
+                done += 1
+            return done
         t0 = time.perf_counter()
-        sim.run(hops)
+        done = sim.run(hops, t_stop)
         self.wall += time.perf_counter() - t0
+        return done
 
     @property
     def equilibrated(self) -> bool:
@@ -450,96 +417,115 @@ class ReplicaMeasurement:
             self.eq_done += h
             safe_point()
 
-    def measure(self, n_blocks: int, progress: Callable[[int], None] | None = None) -> None:
-        """Append ``n_blocks`` blocks; ``progress(hops)`` is called with the hops just done."""
-        self.measure_to(len(self.blocks) + n_blocks, progress)
+    def start(self, spacing_s: float, capacity: int) -> None:
+        """Open the measurement (a no-op once open): frame 0 is the current state."""
+        if self.frames is not None:
+            return
+        self.sim.reset_measurement()
+        self.events0 = self.sim.total_hops
+        self.frames = FrameBuffer.empty(capacity, self.n, spacing_s)
+        self.frames.append(self.sim.displacements, 0.0, 0)
 
-    def measure_to(self, n_blocks: int, progress: Callable[[int], None] | None = None,
-                   safe_point: Callable[[], None] = _no_safe_point) -> None:
-        """Measure (continuing a block in progress) until ``n_blocks`` blocks are complete."""
+    def measure_until(self, t_target_s: float, progress: Callable[[int], None] | None = None,
+                      safe_point: Callable[[], None] = _no_safe_point) -> None:
+        """Record frames until the last one is at ``t_target_s`` after the start."""
         self.equilibrate(safe_point)
-        while len(self.blocks) < n_blocks:
-            self._step_block(progress, safe_point)
-
-    def _step_block(self, progress, safe_point) -> None:
-        sim, n = self.sim, self.n
-        if self._cur is None:
-            sim.reset_measurement()
-            self._cur = _Block(sim.total_hops)
-        cur = self._cur
-        n_marks = len(self.marks)
-        while len(cur.t) < n_marks:
-            mark = int(self.marks[len(cur.t)])
-            while cur.done < mark:
-                h = min(mark - cur.done, SAFE_POINT_HOPS)
-                self._advance(h)
-                cur.done += h
-                if progress:
-                    progress(h)
-                if cur.done < mark:
+        fb, sim = self.frames, self.sim
+        clock = sim.engine.state["clock"]
+        while fb.time_s < t_target_s * (1.0 - 1e-12):
+            t_stop = sim.t0 + fb.next_mark_s()
+            while clock[0] < t_stop:
+                done = self._advance(SAFE_POINT_HOPS - self.unsaved_hops, t_stop)
+                self.unsaved_hops += done
+                if progress and done:
+                    progress(done)
+                if clock[0] < t_stop:
+                    self.unsaved_hops = 0
                     safe_point()
-            d = sim.displacements
-            cur.t.append(sim.time)
-            cur.msd_s.append(float(np.einsum("ia,ia->", d, d)) / n)
-            cur.msd_c.append(float(np.sum(d.sum(axis=0) ** 2)) / n)
-            if len(cur.t) < n_marks:
+            st = sim.engine.state
+            fb.append(st["disp"], float(st["sumsq"].sum()), int(st["hops"].sum()))
+            if self.unsaved_hops >= SAFE_POINT_HOPS or fb.time_s >= t_target_s * (1.0 - 1e-12):
+                self.unsaved_hops = 0
                 safe_point()
-        self.blocks.append(ReplicaSample.from_simulation(sim))
-        self.events += sim.total_hops - cur.events0
-        self.ion_moves += int(sim.engine.state["hops"].sum())
-        self.msd.append((np.array(cur.t), np.array(cur.msd_s), np.array(cur.msd_c)))
-        self._cur = None
-        safe_point()
 
     @property
-    def n_blocks(self) -> int:
-        return len(self.blocks)
+    def events(self) -> int:
+        """Measured engine events (a knock-off is one event moving two ions)."""
+        return self.sim.total_hops - self.events0
+
+    @property
+    def ion_moves(self) -> int:
+        return int(self.sim.engine.state["hops"].sum())
 
     def result(self) -> ReplicaRun:
-        t, s, c = (np.mean([m[k] for m in self.msd], axis=0) for k in range(3))
-        return ReplicaRun(ReplicaSample.concat(self.blocks), t, s, c, self.sim.total_hops,
-                          self.wall)
+        return ReplicaRun(self.frames, ReplicaSample.from_simulation(self.sim),
+                          self.sim.total_hops, self.wall)
 
 
 def run_replica(system: System, temperature_K: float, seed: np.random.SeedSequence,
                 run: "Config.run", progress: Callable[[int], None] | None = None) -> ReplicaRun:
-    """Equilibrate, then measure one replica for ``run.time_origins`` blocks (``hops_per_ion`` in
-    all), snapshotting the MSD ``run.msd_points`` times per block; ``progress(hops)`` gets the
-    cumulative measured hops."""
+    """Equilibrate, then measure one replica for about ``hops_per_ion`` hops per ion (first
+    round), exactly as :func:`run_config` measures it: the frame spacing comes from the mean
+    total rate of all ``run.replicas`` replicas of its temperature (their seeds are the siblings
+    of ``seed``, rebuilt from its spawn key, and they are equilibrated for that only);
+    ``progress(hops)`` gets the cumulative measured hops."""
     rep = ReplicaMeasurement(system, temperature_K, seed, run)
+    reps = [rep]
+    if isinstance(seed, np.random.SeedSequence) and seed.spawn_key:
+        *parent, me = seed.spawn_key
+        reps = [rep if j == me else ReplicaMeasurement(
+            system, temperature_K, np.random.SeedSequence(seed.entropy, spawn_key=(*parent, j)),
+            run) for j in range(max(run.replicas, me + 1))][:run.replicas] or [rep]
+        if rep not in reps:
+            reps = [rep]
+    spacing = measurement_spacing(reps, run)
+    rep.start(spacing, run.msd_frames)
     total = [0]
 
     def tick(h: int) -> None:
         total[0] += h
         progress(total[0])
-    rep.measure(run.time_origins, tick if progress else None)
+    rep.measure_until(spacing * run.msd_frames, tick if progress else None)
     return rep.result()
+
+
+def record_trajectory(rec, sim: Simulation) -> None:
+    """Fill the :class:`kmc.trajectory.TrajectoryRecorder` ``rec`` (frames at hop marks) from a
+    copy of the equilibrated replica ``sim``: the copy continues the replica's own random stream
+    without the stops at the MSD frame times, so it is a trajectory of the same model and the
+    measured replica is left untouched."""
+    twin = copy.deepcopy(sim)
+    twin.reset_measurement()
+    rec.start(twin)
+    while not rec.finished:
+        h = rec.hops_to_next()
+        twin.run(h)
+        rec.sync(twin, h)
+
+
+def measurement_spacing(reps: list[ReplicaMeasurement], run: "Config.run") -> float:
+    """Frame spacing (s) of a temperature's first round: ``hops_per_ion`` hops per ion at the
+    replicas' mean total rate after equilibration, over ``msd_frames`` intervals. The same for
+    every replica, so their MSD curves share one lag grid."""
+    rate = float(np.mean([r.sim.engine.total_rate for r in reps]))
+    if not rate > 0.0:
+        raise NoEventsError(reps[0].sim.frozen_reason())
+    return nominal_hops(run, reps[0].n) / rate / run.msd_frames
 
 
 def _rel_err(x: np.ndarray) -> float:
     m, e = mean_err(x)
-    return e / m if m > 0 and math.isfinite(e) else math.inf
-
-
-def _block_rel_err(y: list[np.ndarray], t: list[np.ndarray]) -> float:
-    """Relative standard error of the ratio estimate sum(y)/sum(t) over all blocks treated as
-    independent (a second, many-degrees-of-freedom opinion for the stopping rule)."""
-    y, t = np.concatenate(y), np.concatenate(t)
-    b = len(y)
-    if b < 2 or y.sum() <= 0:
-        return math.inf
-    r = y.sum() / t.sum()
-    se = math.sqrt(float(np.sum((y - r * t) ** 2)) / (b * (b - 1))) * b / t.sum()
-    return se / r
+    return e / abs(m) if m != 0 and math.isfinite(e) else math.inf
 
 
 class TemperatureState:
-    """Resumable state of one temperature: its replicas (created so far), the number of blocks
-    per replica the current convergence round aims at (``k``) and the round number."""
+    """Resumable state of one temperature: its replicas (created so far), the frame spacing of
+    the first round, the measurement time the current round aims at and the round number."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self) -> None:
         self.reps: list[ReplicaMeasurement] = []
-        self.k = k
+        self.spacing_s: float | None = None
+        self.t_target_s: float | None = None
         self.rounds = 1
         #: optional kmc.trajectory.TrajectoryRecorder, attached to the first replica
         self.recorder = None
@@ -551,54 +537,53 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
                         grow: Callable[[int], None] | None = None, *,
                         state: TemperatureState | None = None,
                         safe_point: Callable[[], None] = _no_safe_point
-                        ) -> tuple[list[ReplicaRun], dict, dict]:
-    """All replicas of one temperature, extended in rounds until converged (see
-    :class:`kmc.config.RunConfig`). Returns the replica runs, their per-replica values and the
-    convergence record. ``grow(hops)`` announces hops added by an extension round.
+                        ) -> tuple[list[ReplicaRun], MSDAnalysis, dict]:
+    """All replicas of one temperature, extended in rounds (each doubling the measurement time)
+    until converged (see :class:`kmc.config.RunConfig`). Returns the replica runs, the MSD
+    analysis and the convergence record. ``grow(hops)`` announces hops added by an extension.
 
     ``state`` (a :class:`TemperatureState`, possibly restored from a checkpoint) is continued
     where it stands: replicas it already holds are never created again, so their seeds are not
     used (nor spawned) twice. ``safe_point()`` is called whenever ``state`` may be saved."""
-    st = state if state is not None else TemperatureState(run.time_origins)
+    st = state if state is not None else TemperatureState()
     while len(st.reps) < len(seeds):
         st.reps.append(ReplicaMeasurement(system, temperature_K, seeds[len(st.reps)], run,
                                           equilibrate=False))
         safe_point()
     reps = st.reps
-    rec = getattr(st, "recorder", None)
-    if rec is not None and getattr(reps[0], "recorder", None) is None:
-        reps[0].recorder = rec
     for rep in reps:
         rep.equilibrate(safe_point)
-    k_max = run.max_blocks
+    rec = getattr(st, "recorder", None)
+    if rec is not None and not rec.finished and reps[0].frames is None:
+        record_trajectory(rec, reps[0].sim)
+    if st.spacing_s is None:
+        st.spacing_s = measurement_spacing(reps, run)
+        st.t_target_s = st.spacing_s * run.msd_frames
+        safe_point()
+    for rep in reps:
+        rep.start(st.spacing_s, run.msd_frames)
+    limit = run.max_hops_limit
     while True:
-        k = st.k
         for rep in reps:
-            rep.measure_to(k, progress, safe_point)
-        samples = [ReplicaSample.concat(r.blocks) for r in reps]
-        vals = replica_values(samples, dim, volume_A3, temperature_K, charge_e, field_V_per_A)
-        rel = {q: _rel_err(vals[f"{q}_cm2_s"]) for q in ("D_tracer", "D_jump")}
+            rep.measure_until(st.t_target_s, progress, safe_point)
+        an = analyze_frames([r.frames for r in reps], dim, volume_A3, temperature_K, charge_e,
+                            field_V_per_A, run.time_origins)
+        rel = {q: _rel_err(an.values[f"{q}_cm2_s"]) for q in QUANTITIES}
         if run.target_rel_err is None:
             converged, reason = None, "fixed run length (no target_rel_err)"
             break
-        # Stop on the larger of the replica and the block estimate of the relative error: the
-        # replica estimate alone (few degrees of freedom) would often stop on a lucky low value
-        # and so report error bars that are too small.
-        r2_b, col2_b = block_sums(samples, field_V_per_A)
-        t_b = [smp.block_time_s for smp in samples]
-        rel_blk = {"D_tracer": _block_rel_err([b.sum(axis=1) for b in r2_b], t_b),
-                   "D_jump": _block_rel_err([b.sum(axis=1) for b in col2_b], t_b)}
-        if all(max(rel[q], rel_blk[q]) <= run.target_rel_err for q in run.converge_on):
-            converged, reason = True, "target_rel_err reached"
+        if all(rel[q] <= run.target_rel_err and an.summary[f"diffusive_{q}"]
+               for q in run.converge_on):
+            converged, reason = True, "target_rel_err reached in the diffusive regime"
             break
-        if k >= k_max:
+        nominal = run.hops_per_ion * 2 ** (st.rounds - 1)
+        if 2 * nominal > limit * (1 + 1e-9):
             converged, reason = False, "max_hops_per_ion reached"
             break
-        k_new = min(2 * k, k_max)
         if grow:
-            grow(len(reps) * (k_new - k) * reps[0].block_hops)
-        st.k, st.rounds = k_new, st.rounds + 1
-    rounds = st.rounds
+            grow(len(reps) * int(round(nominal * reps[0].n)))
+        st.t_target_s *= 2.0
+        st.rounds += 1
     n = reps[0].n
     knock = None
     if system.network.knockoffs is not None:
@@ -609,24 +594,27 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
     frac = np.array([p["spanning_fraction"] for p in perc])
     dims = np.array([p["dimensionality"] for p in perc])
     f_mean, f_err = mean_err(frac)
+    s = an.summary
+    used = float(np.mean([r.ion_moves for r in reps])) / n if n else 0.0
     record = {
         "percolation": {"spanning_fraction": f_mean, "spanning_fraction_err": f_err,
                         "dimensionality_mean": float(dims.mean()),
                         "dimensionality_min": int(dims.min()),
                         "blocked_sites": int(perc[0]["blocked_sites"])},
-        "time_origins": k,
-        "block_hops_per_ion": reps[0].block_hops / n,
-        "hops_per_ion_used": k * reps[0].block_hops / n,
+        "time_origins": run.time_origins,
+        # hops per ion in the longest fitted lag of D*
+        "block_hops_per_ion": used * s["fit_end_D_tracer_s"] / s["time_s"] if s["time_s"] else 0.0,
+        "hops_per_ion_used": used,
         "converged": converged,
         "stop_reason": reason,
         "target_rel_err": run.target_rel_err,
         "rel_err_D_tracer": rel["D_tracer"],
         "rel_err_D_jump": rel["D_jump"],
-        "convergence_rounds": rounds,
+        "convergence_rounds": st.rounds,
     }
     if knock is not None:
         record["knockoff_event_fraction"], record["knockoff_event_fraction_err"] = knock
-    return [r.result() for r in reps], vals, record
+    return [r.result() for r in reps], an, record
 
 
 @dataclass
@@ -655,6 +643,28 @@ class RunResult:
     #: what produced it (:func:`kmc.provenance.run_provenance`); ``provenance`` in to_dict()
     provenance: dict = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def warnings(self) -> list[str]:
+        """One sentence per temperature and quantity measured outside the diffusive regime
+        (what to do about it), and one when a single replica gives no error bars."""
+        out = []
+        for r in self.results:
+            for q in ("D_tracer", "D_jump"):
+                fit = r.get("fit", {}).get(q)
+                if fit is None or fit["diffusive"]:
+                    continue
+                out.append(
+                    f"{q} at {r['temperature_K']:g} K is not in the diffusive regime (MSD "
+                    f"local exponent {fit['local_exponent']:.2f} over {fit['start_s']:.3g}-"
+                    f"{fit['end_s']:.3g} s, MSD {fit['msd_at_start_A2']:.3g} A^2 at the window "
+                    f"start, needed >= {fit['msd_min_A2']:.3g}): run longer, i.e. raise [run] "
+                    f"hops_per_ion (to {4 * self.config.run.hops_per_ion:g}, say) or set "
+                    f"target_rel_err so the run extends until it is diffusive.")
+        if self.results and self.results[0].get("replicas") == 1:
+            out.append("one replica: no standard errors are given (replicas are the "
+                       "independent samples); set [run] replicas = 4 or more for error bars.")
+        return out
+
     def to_dict(self) -> dict:
         """JSON-ready data (NaN becomes None)."""
         return _jsonable({"version": __version__, "config": self.config.to_dict(),
@@ -667,7 +677,9 @@ class RunResult:
     def arrhenius_fit(self, basis: str | None = None) -> ArrheniusFit:
         """The :class:`~kmc.arrhenius.ArrheniusFit` of ``basis`` (default: the config's
         ``arrhenius_basis``); also ``"D_tracer_xx"`` etc. for the per-axis fits."""
-        basis = basis or self.config.run.arrhenius_basis
+        if basis is None:
+            basis = self.arrhenius["basis"] if self.arrhenius is not None \
+                else self.config.run.arrhenius_basis
         if basis not in self.fits:
             why = "; ".join(self.notes) or f"fits available: {', '.join(self.fits) or 'none'}"
             raise KeyError(f"no {basis!r} Arrhenius fit in this result ({why}).")
@@ -730,21 +742,18 @@ def field_work_over_kT(model: RateModel, temperature_K: float) -> float:
     return float(work.max() / (KB_EV_K * temperature_K)) if work.size else 0.0
 
 
-def _msd_curve(T: float, reps: list[ReplicaRun]) -> dict:
-    """Replica-mean MSD curves (each replica already averaged over its blocks, i.e. time
-    origins), with the exact point (0, 0) first and replica standard errors."""
-    def with_origin(a: np.ndarray) -> np.ndarray:
-        return np.concatenate([[0.0], a])
-    curve = {"temperature_K": T,
-             "t_s": with_origin(np.mean([r.msd_t for r in reps], axis=0)),
-             "msd_tracer_A2": with_origin(np.mean([r.msd_tracer for r in reps], axis=0)),
-             "msd_collective_A2": with_origin(np.mean([r.msd_collective for r in reps], axis=0))}
-    if len(reps) > 1:
-        sq = np.sqrt(len(reps))
-        curve["msd_tracer_err_A2"] = with_origin(
-            np.std([r.msd_tracer for r in reps], axis=0, ddof=1) / sq)
-        curve["msd_collective_err_A2"] = with_origin(
-            np.std([r.msd_collective for r in reps], axis=0, ddof=1) / sq)
+def _msd_curve(T: float, an: MSDAnalysis) -> dict:
+    """Replica-mean MSD curves on the lag grid (all time origins), with the exact point (0, 0)
+    first, replica standard errors and the fit windows."""
+    c = an.curve
+    curve = {"temperature_K": T}
+    for key in ("t_s", "msd_tracer_A2", "msd_collective_A2", "msd_tracer_err_A2",
+                "msd_collective_err_A2"):
+        if key in c:
+            curve[key] = np.concatenate([[0.0], c[key]])
+    for key in ("msd_tracer_axes_A2", "msd_collective_axes_A2"):
+        curve[key] = np.vstack([np.zeros((1, 3)), c[key]])
+    curve["fit"] = c["fit"]
     return curve
 
 
@@ -883,7 +892,7 @@ def run_config(config: Config, progress: bool = False, *,
     field_on = bool(np.any(system.model.field != 0.0))
     field_vec = system.model.field if field_on else None
     seeds = replica_seeds(run.seed, len(run.temperatures_K), run.replicas)
-    bh = block_hops(run, system.n_ions)
+    bh = nominal_hops(run, system.n_ions)
     state, why = None, None
     if checkpoint is not None:
         blob = checkpoint.load()
@@ -891,7 +900,7 @@ def run_config(config: Config, progress: bool = False, *,
             state, why = decode_checkpoint(blob, config)
     resumed = state is not None
     if state is None:
-        state = RunState(bar_total=len(run.temperatures_K) * run.replicas * run.time_origins * bh)
+        state = RunState(bar_total=len(run.temperatures_K) * run.replicas * bh)
     restored_hops = state.hops_so_far()
     oc = config.output
     traj_T = None
@@ -920,18 +929,17 @@ def run_config(config: Config, progress: bool = False, *,
     for ti in range(state.t_index, len(run.temperatures_K)):
         T = run.temperatures_K[ti]
         if state.current is None:
-            state.current = TemperatureState(run.time_origins)
+            state.current = TemperatureState()
             if traj_T is not None and T == traj_T:
                 from kmc.trajectory import TrajectoryRecorder
 
-                state.current.recorder = TrajectoryRecorder(run.time_origins * bh,
+                state.current.recorder = TrajectoryRecorder(bh,
                                                             config.output.trajectory_frames)
-        reps, vals, record = measure_temperature(
+        reps, an, record = measure_temperature(
             system, T, seeds[ti], run, net.dimensionality, net.volume_A3, config.model.charge_e,
             field_vec, tick, grow, state=state.current, safe_point=safe)
         res = {"temperature_K": T}
-        res.update(summarize([r.sample for r in reps], net.dimensionality, net.volume_A3, T,
-                             config.model.charge_e, field_vec))
+        res.update(an.summary)
         res.update(record)
         if field_on:
             res["field_abs_V_per_A"] = float(np.linalg.norm(system.model.field))
@@ -946,8 +954,8 @@ def run_config(config: Config, progress: bool = False, *,
                                        for k, name in enumerate(net.class_names)}
         res["dimensionality"] = net.dimensionality
         state.results.append(res)
-        state.curves.append(_msd_curve(T, reps))
-        state.all_vals.append(vals)
+        state.curves.append(_msd_curve(T, an))
+        state.all_vals.append(an.values)
         state.engine_hops.append(int(hops_all))
         rec = getattr(state.current, "recorder", None)
         if rec is not None:

@@ -403,7 +403,8 @@ def test_failed_result_write_keeps_the_checkpoint_and_no_temporary_files(tmp_pat
     monkeypatch.undo()
     assert main([a for a in argv if a != "--quiet"]) == 0
     assert "resumed from" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["msd.png", "result.json", "results.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["msd.csv", "msd.png", "msd_loglog.png",
+                                                     "result.json", "results.csv"]
 
 
 def _subprocess_env() -> dict[str, str]:

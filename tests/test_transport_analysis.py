@@ -94,8 +94,8 @@ def test_target_needs_two_replicas_and_round_trip():
     c = cfg(target_rel_err=0.1, max_hops_per_ion=80, converge_on=["D_tracer", "D_jump"],
             arrhenius_basis="D_jump", time_origins=2)
     assert Config.from_dict(c.to_dict()) == c
-    assert c.run.block_hops_per_ion == 10 and c.run.max_blocks == 8
-    assert cfg(target_rel_err=0.1).run.max_blocks == 16  # default: 16 x hops_per_ion
+    assert c.run.block_hops_per_ion == 10 and c.run.max_hops_limit == 80
+    assert cfg(target_rel_err=0.1).run.max_hops_limit == 16 * 20  # default: 16 x hops_per_ion
     assert Config.from_dict(cfg().to_dict()) == cfg()
 
 
@@ -106,7 +106,10 @@ def test_json_has_arrhenius_object_and_run_keys(tmp_path, capsys):
     data = json.loads(out)
     arr = data["arrhenius"]
     assert ARRHENIUS_KEYS <= set(arr)
-    assert arr["basis"] == "sigma_T" and isinstance(arr["non_arrhenius"], bool)
+    # default basis "auto": the smaller median relative error of D* and sigma T
+    assert arr["basis_requested"] == "auto" and isinstance(arr["non_arrhenius"], bool)
+    med = arr["basis_median_rel_err"]
+    assert arr["basis"] == min(med, key=med.get)
     assert "explanation" in arr["non_arrhenius_detail"]
     lo, hi = arr["sigma_300K_ci_S_cm"]
     assert 0 < lo < arr["sigma_300K_S_cm"] < hi
@@ -123,7 +126,7 @@ def test_json_has_arrhenius_object_and_run_keys(tmp_path, capsys):
 
 
 def test_sigma_T_prefactor_is_the_nernst_einstein_D_J_prefactor():
-    res = run_config(cfg(temperatures_K=[400.0, 600.0]))
+    res = run_config(cfg(temperatures_K=[400.0, 600.0], arrhenius_basis="sigma_T"))
     a = res.arrhenius
     n = res.network["n_ions"] / (res.network["volume_A3"] * A3_TO_CM3)
     assert a["prefactor_cm2_s"] * n * E_CHARGE_C ** 2 / KB_J_K == pytest.approx(
@@ -158,7 +161,7 @@ def test_one_temperature_has_no_fit_and_says_so(tmp_path, capsys):
 
 
 def test_table_reports_fit_convergence_and_field(tmp_path, capsys):
-    text = BASE.replace("[run]", "[run]\ntarget_rel_err = 0.5").replace(
+    text = BASE.replace("[run]", "[run]\ntarget_rel_err = 0.5\narrhenius_basis = 'sigma_T'").replace(
         "barrier_eV = 0.25", "barrier_eV = 0.25\nfield_V_per_A = [0.002, 0.0, 0.0]")
     (tmp_path / "c.toml").write_text(text)
     assert main(["run", str(tmp_path / "c.toml"), "--quiet"]) == 0
@@ -190,7 +193,15 @@ def test_out_dir_files_csv_rows_and_every_key(tmp_path, capsys):
     for row, r in zip(rows, data["results"]):
         assert float(row["D_tracer_cm2_s"]) == r["D_tracer_cm2_s"]  # full precision
         assert float(row["temperature_K"]) == r["temperature_K"]
-    for name in ("arrhenius.png", "msd.png"):
+    with open(out / "msd.csv", newline="") as fh:
+        msd_rows = list(csv.DictReader(fh))
+    assert {float(r["temperature_K"]) for r in msd_rows} == {400.0, 500.0, 650.0}
+    for r in data["results"]:  # the D* fit window is marked on exactly its lags
+        mine = [m for m in msd_rows if float(m["temperature_K"]) == r["temperature_K"]]
+        inside = [float(m["t_s"]) for m in mine if m["in_fit_D_tracer"] == "1"]
+        assert len(inside) == r["fit"]["D_tracer"]["n_points"]
+        assert min(inside) == r["fit"]["D_tracer"]["start_s"]
+    for name in ("arrhenius.png", "msd.png", "msd_loglog.png"):
         blob = (out / name).read_bytes()
         assert blob[:8] == PNG_MAGIC and len(blob) > 10_000
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -226,7 +237,9 @@ def test_msd_curves_start_at_origin_with_errors():
     res = run_config(cfg(time_origins=4))
     for c in res.msd:
         assert c["t_s"][0] == 0.0 and c["msd_tracer_A2"][0] == 0.0
-        assert len(c["t_s"]) == 6 and np.all(np.diff(c["t_s"]) > 0)
+        assert len(c["t_s"]) > 20 and np.all(np.diff(c["t_s"]) > 0)
+        assert c["msd_tracer_axes_A2"].shape == (len(c["t_s"]), 3)
+        assert {"D_tracer", "D_jump"} <= set(c["fit"])
         assert c["msd_tracer_err_A2"].shape == c["t_s"].shape
 
 
@@ -249,14 +262,17 @@ def test_flatten():
 
 
 # ------------------------------------------------------------------------------ time origins
-def test_time_origins_are_blocks_of_one_trajectory():
-    c = cfg(time_origins=4, temperatures_K=[500.0])
+def test_frames_are_equally_spaced_states_of_one_trajectory():
+    c = cfg(time_origins=4, temperatures_K=[500.0], msd_frames=32)
     system = build_system(c)
     seed = replica_seeds(c.run.seed, 1, 1)[0][0]
     rep = run_replica(system, 500.0, seed, c.run)
-    s = rep.sample
-    assert s.n_blocks == 4
-    assert s.hops == 4 * math.ceil(5 * 6)  # 20/4 = 5 hops per ion per block, 6 ions
+    fb, s = rep.frames, rep.sample
+    assert fb.n_frames == 33 and fb.capacity == 32
+    assert s.time_s == pytest.approx(32 * fb.spacing_s, rel=1e-12)
+    assert np.array_equal(fb.frames[0], np.zeros((6, 3)))
+    np.testing.assert_array_equal(fb.frames[-1].sum(axis=0), s.block_collective[0])
+    assert fb.ion_moves == s.hops  # the last frame is the end of the measurement
     v = replica_values([s], 3, system.network.volume_A3, 500.0)
     expect = s.block_r2_axis.sum() * 1e-16 / (2 * 3 * 6 * s.block_time_s.sum())
     assert v["D_tracer_cm2_s"][0] == pytest.approx(expect, rel=1e-12)
@@ -341,8 +357,11 @@ def test_field_route_keys_sign_and_charge():
 def test_convergence_stops_at_target():
     res = run_config(cfg(target_rel_err=0.9, temperatures_K=[500.0]))
     r = res.results[0]
-    assert r["converged"] is True and r["stop_reason"] == "target_rel_err reached"
-    assert r["hops_per_ion_used"] == 20 and r["convergence_rounds"] == 1
+    assert r["converged"] is True
+    assert r["stop_reason"] == "target_rel_err reached in the diffusive regime"
+    assert r["diffusive_D_tracer"] is True  # converged means: diffusive and precise enough
+    nominal = 20 * 2 ** (r["convergence_rounds"] - 1)
+    assert 0.75 * nominal < r["hops_per_ion_used"] < 1.25 * nominal
     assert r["rel_err_D_tracer"] <= 0.9
 
 
@@ -351,10 +370,12 @@ def test_convergence_stops_at_max_hops_and_says_so():
                          converge_on=["D_tracer", "D_jump"]))
     r = res.results[0]
     assert r["converged"] is False and r["stop_reason"] == "max_hops_per_ion reached"
-    assert r["hops_per_ion_used"] == 80 and r["time_origins"] == 4
-    assert r["convergence_rounds"] == 3  # 1 -> 2 -> 4 blocks
+    assert 60 < r["hops_per_ion_used"] < 100
+    assert r["convergence_rounds"] == 3  # 20 -> 40 -> 80 hops per ion (time doubled)
+    # the buffer was decimated twice: same number of frames, four times the spacing
+    assert r["time_s"] == pytest.approx(r["frame_spacing_s"] * r["msd_frames"], rel=1e-12)
     assert r["rel_err_D_tracer"] > 1e-4
-    assert r["hops"] == 4 * 80 * 6  # replicas x hops per ion x ions: nothing rerun
+    assert r["hops"] == round(r["hops_per_ion_used"] * 4 * 6)  # replicas x ions: nothing rerun
 
 
 def test_convergence_lowers_the_error_and_is_reproducible():

@@ -84,6 +84,9 @@ def test_lesson5_blocking(tmp_path):
     i = p.index(0.2)
     assert ga[i] > 0.9 > lg[i]                      # 3D still spans where 1D channels are cut
     assert n["lgps_long_spanning_curve"][i] <= lg[i]   # longer channels: more cut
+    # part 2: 20-hop blocks overstate D* of jammed c-LLZO against the MSD slope
+    assert n["short_block_over_msd_D"] > 2.0
+    assert n["estimator_D_err_cm2_s"] < 0.3 * n["estimator_D_cm2_s"]
 
 
 def test_kmc_tutorial_command_and_listing(tmp_path, capsys):
