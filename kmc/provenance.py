@@ -79,10 +79,11 @@ def estimator_settings(config: "Config") -> dict:
     run = config.run
     return {"replicas": run.replicas, "hops_per_ion": run.hops_per_ion,
             "equilibration_hops_per_ion": run.equilibration_hops_per_ion,
-            "time_origins": run.time_origins, "block_hops_per_ion": run.block_hops_per_ion,
-            "msd_points": run.msd_points, "target_rel_err": run.target_rel_err,
-            "max_blocks": run.max_blocks, "converge_on": list(run.converge_on),
-            "arrhenius_basis": run.arrhenius_basis, "error": "standard error over replicas"}
+            "estimator": "MSD slope over all overlapping time origins, diffusive window",
+            "msd_frames": run.msd_frames, "time_origins": run.time_origins,
+            "target_rel_err": run.target_rel_err, "max_hops_per_ion": run.max_hops_per_ion,
+            "converge_on": list(run.converge_on), "arrhenius_basis": run.arrhenius_basis,
+            "error": "standard error over replicas"}
 
 
 def run_provenance(config: "Config", system: "System") -> dict:
