@@ -4,17 +4,12 @@ The event catalogue is fixed: events are grouped by source site (CSR ``uoff_out`
 event has rate 0.  A binary :class:`SumTree` over sites holds each site's total outgoing rate; a hop
 is drawn by descending the tree (O(log N)) and scanning the few events of the chosen site, whose
 rates are evaluated on the spot.  After a hop only the sites whose outgoing rates can depend on the
-two sites whose occupancy changed (a local, precomputed neighbourhood) get their totals recomputed.
-
-Constant-rate models without exclusions or knock-offs keep no per-event rates: a site's total is a
-branch-free sum over its empty destinations.  Every other model keeps the rate of each event
-(``rate``) and, after a hop, re-evaluates only the events whose rate can have changed (see
-``_refresh``); a changed site's total is re-summed from those stored rates in event order, so it
-is the very double a from-scratch sum would give.
-
-Only occupied sites have outgoing rates, and the occupancy of no site other than the hop's two
-changes: a site that is empty or blocked after the hop had total 0 before and has 0 after, so it is
-never marked (the hop's own source and destination always are).
+two sites whose occupancy changed get their totals recomputed; ``_touch`` states the rule that
+picks them.  No per-event rate array is kept, which saves memory and the cache misses of scattered
+updates (a variant that stored every rate and re-evaluated only the changed events ran more
+instructions per hop: re-summing a site's few events in one tight loop is cheaper).  Totals are
+always recomputed from scratch, so which sites get re-summed never changes a result, as long as
+every site whose total changed is among them.
 
 All arrays are owned by Python (``spec`` is static, ``state`` is the dynamic state); the engine holds
 typed memoryviews on them.  Pair-interaction fields and exclusion counts are integers (energies in
@@ -59,7 +54,7 @@ STATUS_TIME = 2
 SPEC_KEYS = (
     "uoff_out", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src", "layout",
     "uoff_ex", "ex_nbr", "uoff_in", "in_nbr", "in_Jq", "t_vec1", "t_vec2", "t_len1sq", "t_len2sq",
-    "t_kra", "t_nu", "t_dE", "t_Jq", "t_srcex", "t_rate0", "t_rev", "E_site", "site_class",
+    "t_kra", "t_nu", "t_dE", "t_Jq", "t_srcex", "t_rate0", "E_site", "site_class",
 )
 STATE_KEYS = (
     "occ", "ion_at", "ion_site", "disp", "hops", "sumsq", "clock", "counters",
@@ -88,7 +83,6 @@ cdef class Engine:
     cdef const double[::1] t_len1sq, t_len2sq, t_kra, t_nu, t_dE, t_rate0
     cdef const int64_t[::1] t_Jq
     cdef const uint8_t[::1] t_srcex
-    cdef const int32_t[::1] t_rev    # template of each template's reverse event
     cdef const double[::1] E_site
     cdef const int32_t[::1] site_class
     cdef int32_t[::1] t_rclass       # rate class of each template (key of the exp() memo)
@@ -102,23 +96,23 @@ cdef class Engine:
     # derived (rebuilt exactly from occ)
     cdef int32_t[::1] excnt
     cdef int64_t[::1] hq
-    cdef double[::1] rate            # rate of every event (models with ``cached``; else empty)
     cdef SumTree tree
     cdef int32_t[::1] dirty
     cdef uint8_t[::1] is_dirty
     cdef Py_ssize_t n_dirty
     # parameters
     cdef readonly double beta
-    cdef readonly bint has_int, has_ex, has_mid, static, cached
+    cdef readonly bint has_int, has_ex, has_mid, static, simple
     # work counters (deterministic, for benchmarks): sites marked dirty, site totals re-summed,
     # event rates evaluated (in updates and in the selection scan)
     cdef int64_t n_marks, n_resums, n_evals
+    cdef int32_t max_srcex           # largest t_srcex: excnt[n] above it closes every hop into n
     cdef readonly Py_ssize_t n_sites, n_events
     cdef bitgen_t* rng
     cdef RateMemo* memo
     cdef readonly object bit_generator
     cdef readonly dict spec, state
-    cdef object _hq_array, _excnt_array, _rate_array
+    cdef object _hq_array, _excnt_array
 
     def __cinit__(self, *args, **kwargs):
         self.memo = <RateMemo*> malloc(MEMO_SIZE * sizeof(RateMemo))
@@ -169,7 +163,6 @@ cdef class Engine:
         self.t_Jq = spec["t_Jq"]
         self.t_srcex = spec["t_srcex"]
         self.t_rate0 = spec["t_rate0"]
-        self.t_rev = spec["t_rev"]
         self.E_site = spec["E_site"]
         self.site_class = spec["site_class"]
         _, rclass = np.unique(np.stack([np.asarray(spec["t_kra"], float),
@@ -189,13 +182,9 @@ cdef class Engine:
         self.has_mid = self.ev_mid.shape[0] == self.n_events and self.n_events > 0
         self.has_ex = self.ex_nbr.shape[0] > 0
         self.has_int = self.in_nbr.shape[0] > 0
-        if self.t_rev.shape[0] != self.n_tmpl:
-            raise ValueError("t_rev needs one reverse template per template")
-        rev = np.asarray(spec["t_rev"])
-        if self.n_tmpl and not np.array_equal(rev[rev], np.arange(self.n_tmpl)):
-            raise ValueError("t_rev must pair every template with its reverse")
-        # constant rates without exclusions or knock-offs: totals are cheap sums (no rate array)
-        self.cached = not (static and not self.has_mid and not self.has_ex)
+        # constant rates without exclusions or knock-offs: totals are branch-free sums
+        self.simple = static and not self.has_mid and not self.has_ex
+        self.max_srcex = int(np.max(spec["t_srcex"], initial=0))
 
         self.occ = state["occ"]
         self.ion_at = state["ion_at"]
@@ -215,8 +204,6 @@ cdef class Engine:
         self._hq_array = np.zeros(self.n_sites, dtype=np.int64)
         self.excnt = self._excnt_array
         self.hq = self._hq_array
-        self._rate_array = np.zeros(self.n_events if self.cached else 0, dtype=np.float64)
-        self.rate = self._rate_array
         self.tree = SumTree(max(self.n_sites, 1))
         self.dirty = np.zeros(self._dirty_bound(), dtype=np.int32)
         self.is_dirty = np.zeros(self.n_sites, dtype=np.uint8)
@@ -238,7 +225,7 @@ cdef class Engine:
     # ------------------------------------------------------------------ derived state
     def rebuild(self):
         """Recompute exclusion counts, interaction fields, every rate and the tree from ``occ``."""
-        cdef Py_ssize_t s, k, e, base
+        cdef Py_ssize_t s, k
         cdef int64_t acc
         cdef int32_t cnt
         cdef int64_t evals = self.n_evals   # a rebuild is not hop work
@@ -256,12 +243,6 @@ cdef class Engine:
                         if self.occ[self.in_nbr[k]] == 1:
                             acc += self.in_Jq[k]
                 self.hq[s] = acc
-            if self.cached:
-                for s in range(self.n_sites):
-                    base = self._tmpl_base(s)
-                    for e in range(self._lo(self.uoff_out, self.pc_out, s),
-                                   self._hi(self.uoff_out, self.pc_out, s)):
-                        self.rate[e] = self._rate(e, s, e - base)
             for s in range(self.n_sites):
                 self.tree.tree[self.tree.cap + s] = self._site_total(s)
             self.tree.rebuild()
@@ -289,14 +270,13 @@ cdef class Engine:
         cdef Py_ssize_t base = self._tmpl_base(s)
         if self.occ[s] != 1:
             return 0.0
-        if self.cached:
-            # the stored rates, summed in the same order as a from-scratch evaluation would
+        if self.simple:
+            # constant rates: a branch-free sum over the empty destinations
             for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
-                tot += self.rate[e]
+                tot += self.t_rate0[e - base] * _EMPTY_WEIGHT[self.occ[self.ev_dst[e]]]
             return tot
-        # constant rates: a branch-free sum over the empty destinations
         for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
-            tot += self.t_rate0[e - base] * _EMPTY_WEIGHT[self.occ[self.ev_dst[e]]]
+            tot += self._rate(e, s, e - base)
         return tot
 
     cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
@@ -359,76 +339,51 @@ cdef class Engine:
             e = self._lo(self.uoff_out, self.pc_out, s)
             if e < self.n_events:
                 __builtin_prefetch(&self.ev_dst[e])
-                if self.cached:
-                    __builtin_prefetch(&self.rate[e])
 
-    cdef void _touch_constant(self, Py_ssize_t x) noexcept nogil:
-        # Constant rates, no exclusions, no knock-offs: the occupancy of x enters only the rates
-        # of x's own events and of the events into x, whose sources are the destinations of x's
-        # events (every event has its reverse).  Empty sources have total 0 before and after.
+    cdef inline void _mark_sources(self, Py_ssize_t n) noexcept nogil:
+        # the occupied sources of the events into n: the destinations of n's events (every event
+        # has its reverse)
         cdef Py_ssize_t e, p
+        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
+            p = self.ev_dst[e]
+            if self.occ[p] == 1:
+                self._mark(p)
+
+    cdef void _touch(self, Py_ssize_t x) noexcept nogil:
+        # Mark every site whose total can have changed because the hop changed the occupancy of
+        # x (called for the hop's source and destination, after occ, excnt and hq are updated).
+        # The rate of p -> q reads occ[p], occ[q], occ[mid], excnt[q], hq[p] and hq[q] (the rest
+        # is static).  Only an occupied site has a non-zero total, and no site other than the
+        # hop's two changes occupancy, so a site that is empty or blocked now had total 0 before
+        # and has 0 now: only x and occupied sites are marked.  What the hop changed at x:
+        #   occ[x]: x's events and the events into x (their sources);
+        #     knock-offs with x in the middle (their sources);
+        #   excnt[n], n an exclusion neighbour of x: the events into n; if n is occupied they
+        #     are closed before and after (an occupied destination), so only an empty n counts;
+        #   hq[n], n an interaction neighbour of x: n's own events if n holds an ion; the events
+        #     into n if n is empty, unless excnt[n] > max_srcex, which closes every hop into n
+        #     before and after (excnt[n] did not change, or n is an exclusion neighbour of x and
+        #     the rule above covers it); nothing if n holds a blocker.
+        cdef Py_ssize_t k, n, p
         self._mark(x)
-        for e in range(self._lo(self.uoff_out, self.pc_out, x), self._hi(self.uoff_out, self.pc_out, x)):
-            p = self.ev_dst[e]
-            if self.occ[p] == 1:
-                self._mark(p)
-
-    cdef inline void _update_out(self, Py_ssize_t n) noexcept nogil:
-        # re-evaluate every event out of n and mark n
-        cdef Py_ssize_t e
-        cdef Py_ssize_t base = self._tmpl_base(n)
-        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
-            self.rate[e] = self._rate(e, n, e - base)
-        self._mark(n)
-
-    cdef inline void _update_into(self, Py_ssize_t n) noexcept nogil:
-        # re-evaluate every event into n from an occupied source p and mark p: the event p -> n
-        # is the reverse of n -> p (template t_rev[t], listed in p's cell); an empty or blocked
-        # source has rate 0 before and after
-        cdef Py_ssize_t e, p, r, t, pc
-        cdef Py_ssize_t base = self._tmpl_base(n)
-        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
-            p = self.ev_dst[e]
-            if self.occ[p] == 1:
-                t = self.t_rev[e - base]
-                pc = self._tmpl_base(p)
-                r = pc + t
-                self.rate[r] = self._rate(r, p, t)
-                self._mark(p)
-
-    cdef void _refresh(self, Py_ssize_t x) noexcept nogil:
-        # Re-evaluate every event whose rate depends on something the hop changed at x: its
-        # occupancy, and the exclusion counts and interaction fields of x's neighbours.  The rate
-        # of p -> q reads occ[p], occ[q], occ[mid], excnt[q], hq[p] and hq[q] (and static data):
-        #   occ[x]: events out of x and into x; knock-offs with x in the middle;
-        #   excnt[n] (n an exclusion neighbour of x): events into n, which are all 0 unless n is
-        #     empty (an occupied destination blocks the hop before and after);
-        #   hq[n] (n an interaction neighbour of x): events out of n if n holds an ion, events
-        #     into n if n is empty; neither if n holds a blocker.
-        # Sites other than the hop's two keep their occupancy, so these tests read the same
-        # before and after the hop.
-        cdef Py_ssize_t k, n, e, p
-        self._update_out(x)
-        self._update_into(x)
+        self._mark_sources(x)
         if self.has_mid:
             for k in range(self.mid_off[x], self.mid_off[x + 1]):
                 p = self.mid_src[k]
                 if self.occ[p] == 1:
-                    e = self.mid_ev[k]
-                    self.rate[e] = self._rate(e, p, e - self._tmpl_base(p))
                     self._mark(p)
         if self.has_ex:
             for k in range(self._lo(self.uoff_ex, self.pc_ex, x), self._hi(self.uoff_ex, self.pc_ex, x)):
                 n = self.ex_nbr[k]
                 if self.occ[n] == 0:
-                    self._update_into(n)
+                    self._mark_sources(n)
         if self.has_int:
             for k in range(self._lo(self.uoff_in, self.pc_in, x), self._hi(self.uoff_in, self.pc_in, x)):
                 n = self.in_nbr[k]
                 if self.occ[n] == 1:
-                    self._update_out(n)
-                elif self.occ[n] == 0:
-                    self._update_into(n)
+                    self._mark(n)
+                elif self.occ[n] == 0 and not (self.has_ex and self.excnt[n] > self.max_srcex):
+                    self._mark_sources(n)
 
     cdef void _flush(self) noexcept nogil:
         # site totals are recomputed from scratch (never by deltas): no drift, exact restores
@@ -485,12 +440,8 @@ cdef class Engine:
                 self.hq[self.in_nbr[k]] -= self.in_Jq[k]
             for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
                 self.hq[self.in_nbr[k]] += self.in_Jq[k]
-        if self.cached:
-            self._refresh(s)
-            self._refresh(d)
-        else:
-            self._touch_constant(s)
-            self._touch_constant(d)
+        self._touch(s)
+        self._touch(d)
         self._flush()
         if m < 0:
             self.ion_site[ion] = <int32_t> d
@@ -535,10 +486,7 @@ cdef class Engine:
             last = -1
             base = self._tmpl_base(s)
             for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
-                if self.cached:
-                    r = self.rate[e]
-                else:
-                    r = self._rate(e, s, e - base)
+                r = self._rate(e, s, e - base)
                 if r > 0.0:
                     last = e
                     if rem < r:
@@ -586,12 +534,6 @@ cdef class Engine:
         return out
 
     @property
-    def stored_rates(self):
-        """The per-event rates the engine keeps up to date between hops (a copy; ``None`` for
-        constant-rate models, which keep none).  They must equal :attr:`rates` bit for bit."""
-        return self._rate_array.copy() if self.cached else None
-
-    @property
     def work(self):
         """Deterministic work counts since construction or :meth:`reset_work`: sites marked
         (``marks``, duplicates included), site totals re-summed (``resums``) and event rates
@@ -630,7 +572,6 @@ cdef class Engine:
         total += self._hq_array.nbytes + self._excnt_array.nbytes
         total += np.asarray(self.tree.tree).nbytes + np.asarray(self.dirty).nbytes
         total += np.asarray(self.is_dirty).nbytes + np.asarray(self.t_rclass).nbytes
-        total += self._rate_array.nbytes
         total += MEMO_SIZE * sizeof(RateMemo)
         return int(total)
 
