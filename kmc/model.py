@@ -229,8 +229,7 @@ class RateModel:
             t_len2sq=np.einsum("ij,ij->i", tp.vec2, tp.vec2),
             t_kra=self.kra_class[hc], t_nu=self.nu_class[hc], t_dE=t_dE,
             t_Jq=self._template_pair_Jq(), t_srcex=self._template_src_excluded(),
-            t_rate0=rate0, t_rev=tp.reverse.astype(np.int32), E_site=E_site,
-            site_class=net.site_class.astype(np.int32),
+            t_rate0=rate0, E_site=E_site, site_class=net.site_class.astype(np.int32),
         )
         return spec, bool(static)
 
