@@ -4,11 +4,15 @@
     python scripts/bench_engine.py --quick    # smaller hop counts
 
 Cases: simple cubic 32^3 half-filled and single-vacancy with equal barriers, the same with
-nearest-neighbour pair interactions, a size scan from 10^3 to 10^6 sites (half-filled), and the
-realistic workload: cubic garnet LLZO (2x2x2 and 4x4x4 cells, Li7, 300 K) with the data file's
-2.0 A hard-core exclusions, alone and with three Li-Li repulsion shells out to 4 A. The shell
-energies (0.10, 0.05, 0.02 eV) are a benchmark workload, not a physical parameter set: they give
-each site the neighbour lists a screened-Coulomb lattice model would have.
+nearest-neighbour pair interactions, a size scan from 10^3 to 10^6 sites (half-filled and single
+vacancy; compare scripts/bench_c_reference.c), and the realistic workload: cubic garnet LLZO
+(2x2x2 and 4x4x4 cells, Li7, 300 K) with the data file's 2.0 A hard-core exclusions, alone and
+with three Li-Li repulsion shells out to 4 A. The shell energies (0.10, 0.05, 0.02 eV) are a
+benchmark workload, not a physical parameter set: they give each site the neighbour lists a
+screened-Coulomb lattice model would have. Then hops/s against the number of interaction shells
+(sc 32^3 half-filled with 0-3 shells of 0.05, 0.03, 0.02 eV; c-LLZO 4x4x4 with 0-3 of the shells
+above), each with the engine's deterministic work per hop: sites marked, site totals re-summed,
+rates evaluated (these counts do not depend on the machine's load).
 Timing covers engine hops only (one call into the Cython loop), after a warm-up.
 """
 from __future__ import annotations
@@ -30,27 +34,36 @@ from kmc.network import SiteNetwork  # noqa: E402
 from kmc.runner import build_system  # noqa: E402
 from kmc.simulation import Simulation  # noqa: E402
 
-LLZO_SHELLS = "[[2.5, 0.10], [3.0, 0.05], [4.0, 0.02]]"  # benchmark workload (see docstring)
+LLZO_TABLE = [(2.5, 0.10), (3.0, 0.05), (4.0, 0.02)]  # benchmark workload (see docstring)
 
 
-def sc_model(L: int, barrier_eV: float, J_eV: float = 0.0) -> RateModel:
-    """Simple cubic L^3 (a = 1 A), nearest-neighbour hops at 1e13 Hz, optional nn pair energy."""
+SC_SHELLS = [(1.01, 0.05), (1.42, 0.03), (1.74, 0.02)]  # sc shells at 1, sqrt 2, sqrt 3 (a = 1 A)
+
+
+def sc_model(L: int, barrier_eV: float, J_eV: float = 0.0, shells: int | None = None
+             ) -> RateModel:
+    """Simple cubic L^3 (a = 1 A), nearest-neighbour hops at 1e13 Hz, optional nn pair energy
+    ``J_eV`` or the first ``shells`` of SC_SHELLS."""
+    table = SC_SHELLS[:shells] if shells is not None else ([(1.01, J_eV)] if J_eV else [])
     net = SiteNetwork.from_structure(teaching_lattice("sc", 1.0).structure, "Li", (L, L, L),
-                                     hop_cutoff_A=1.01, interaction_cutoff_A=1.01 if J_eV else 0.0,
+                                     hop_cutoff_A=1.01,
+                                     interaction_cutoff_A=table[-1][0] if table else 0.0,
                                      site_labels=["site"])
-    return RateModel(net, 1e13, barrier_eV, mobile_mobile=[(1.01, J_eV)] if J_eV else [])
+    return RateModel(net, 1e13, barrier_eV, mobile_mobile=table)
 
 
-def case(L: int, n_ions: str, interactions: bool, hops: int) -> dict:
-    model = sc_model(L, 0.25, 0.05 if interactions else 0.0)
+def case(L: int, n_ions: str, interactions: bool, hops: int, shells: int | None = None) -> dict:
+    model = sc_model(L, 0.25, 0.05 if interactions else 0.0, shells)
     n_sites = model.network.n_sites
     n = n_sites - 1 if n_ions == "vacancy" else n_sites // 2
     return timed(Simulation(model, 600.0, n_ions=n, seed=1), hops)
 
 
-def llzo_case(cells: int, interactions: bool, hops: int) -> dict:
-    """c-LLZO with the data-file model (exclusions), optionally with the benchmark shells."""
-    shells = f"[model.interactions_eV]\nmobile_mobile = {LLZO_SHELLS}\n" if interactions else ""
+def llzo_case(cells: int, interactions: bool, hops: int, n_shells: int = 3) -> dict:
+    """c-LLZO with the data-file model (exclusions), optionally with the first ``n_shells``
+    benchmark shells."""
+    table = str(LLZO_TABLE[:n_shells]).replace("(", "[").replace(")", "]")
+    shells = f"[model.interactions_eV]\nmobile_mobile = {table}\n" if interactions else ""
     system = build_system(Config.from_toml(
         f"[lattice]\nbuiltin = \"llzo-cubic\"\nsupercell = [{cells}, {cells}, {cells}]\n{shells}"))
     return timed(Simulation(system.model, 300.0, n_ions=system.n_ions, seed=1), hops)
@@ -65,8 +78,19 @@ def timed(sim: Simulation, hops: int) -> dict:
         sim.run(hops)
         best = max(best, hops / (time.perf_counter() - t0))
     n_sites = sim.engine.n_sites
+    work = {}
+    if hasattr(sim.engine, "work"):  # (absent in builds before the counters)
+        sim.engine.reset_work()
+        done = sim.run(100_000)
+        work = {k: v / done for k, v in sim.engine.work.items()}
     return {"sites": n_sites, "ions": sim.n_ions, "hops_per_s": best,
-            "bytes_per_site": sim.engine.nbytes / n_sites}
+            "bytes_per_site": sim.engine.nbytes / n_sites, "work": work}
+
+
+def work_text(r: dict) -> str:
+    w = r["work"]
+    return (f"{w['marks']:7.1f} {w['resums']:7.1f} {w['evals']:7.1f}" if w else
+            f"{'-':>7s} {'-':>7s} {'-':>7s}")
 
 
 def calibration() -> float:
@@ -86,7 +110,8 @@ def main() -> None:
     print(f"# kmc engine benchmark  {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}"
           f"  python {platform.python_version()}  numpy {np.__version__}")
     print(f"# machine speed: 5e6-iteration Python loop took {calibration():.2f} s")
-    print(f"{'case':48s} {'sites':>9s} {'ions':>8s} {'hops/s':>10s} {'bytes/site':>11s}")
+    print(f"{'case':48s} {'sites':>9s} {'ions':>8s} {'hops/s':>10s} {'bytes/site':>11s}"
+          f" {'marks':>7s} {'resums':>7s} {'evals':>7s}  (work per hop)")
     rows = [
         ("sc 32^3 half-filled", 32, "half", False),
         ("sc 32^3 single vacancy", 32, "vacancy", False),
@@ -94,18 +119,33 @@ def main() -> None:
         ("sc 32^3 single vacancy, nn interaction", 32, "vacancy", True),
     ]
     rows += [(f"size scan: sc {L}^3 half-filled", L, "half", False) for L in (10, 22, 46, 100)]
+    rows += [(f"size scan: sc {L}^3 single vacancy", L, "vacancy", False)
+             for L in (10, 22, 46, 100)]
     rows += [(f"c-LLZO {c}x{c}x{c} Li7 300 K, exclusions{', 3 shells' if inter else ''}",
               c, "llzo", inter) for c in (2, 4) for inter in (False, True)]
     scan = []
     for name, L, n_ions, inter in rows:
         r = llzo_case(L, inter, hops) if n_ions == "llzo" else case(L, n_ions, inter, hops)
         print(f"{name:48s} {r['sites']:9d} {r['ions']:8d} {r['hops_per_s']:10.3g} "
-              f"{r['bytes_per_site']:11.1f}",
+              f"{r['bytes_per_site']:11.1f} {work_text(r)}",
               flush=True)
-        if name.startswith("size scan"):
+        if name.startswith("size scan") and "half" in name:
             scan.append(r)
+        if name.startswith("size scan") and "vacancy" in name:
+            print(f"{'':48s} {1e9 / r['hops_per_s']:9.0f} ns per hop")
     ratio = (1 / scan[-1]["hops_per_s"]) / (1 / scan[0]["hops_per_s"])
     print(f"cost per hop grows {ratio:.2f}x from {scan[0]['sites']} to {scan[-1]['sites']} sites")
+    print("hops/s against the number of interaction shells (ratio to no shells):")
+    for label, run in (("sc 32^3 half-filled", lambda n: case(32, "half", n > 0, hops, n)),
+                       ("c-LLZO 4x4x4 Li7 300 K, exclusions",
+                        lambda n: llzo_case(4, n > 0, hops, n))):
+        base = None
+        for n in range(4):
+            r = run(n)
+            base = base or r["hops_per_s"]
+            print(f"{label + f', {n} shells':48s} {r['sites']:9d} {r['ions']:8d} "
+                  f"{r['hops_per_s']:10.3g} {r['bytes_per_site']:11.1f} {work_text(r)}  "
+                  f"{r['hops_per_s'] / base:.2f}x", flush=True)
     print(f"peak resident memory of this process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

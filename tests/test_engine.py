@@ -291,3 +291,75 @@ def test_placement_beats_random_sequential_jamming_on_llzo():
             assert np.all(occ[nbr[off[s]:off[s + 1]]] == 0)
     with pytest.raises(Exception, match="could be placed"):
         Simulation(model, 600.0, n_ions=64, seed=0)  # above close packing (60 per cell)
+
+
+# --- the marking rule: after a hop only the totals that can change are re-summed -------------
+
+def _marking_cases():
+    """Models that exercise every branch of the engine's marking rule (``_touch``)."""
+    sc = lattice_network("sc", (6, 6, 6), interaction_cutoff_A=1.5)
+    yield "interacting, two shells, field", RateModel(
+        sc, 1e13, 0.2, mobile_mobile=[(1.01, 0.05), (1.5, -0.02)],
+        field_V_per_A=(0.03, 0.0, 0.0)), dict(n_ions=108)
+    yield "single vacancy, interacting", RateModel(
+        sc, 1e13, 0.2, mobile_mobile=[(1.01, 0.05), (1.5, -0.02)]), dict(n_ions=215)
+    plain = lattice_network("sc", (6, 6, 6))
+    yield "dilute, constant rates, field", RateModel(
+        plain, 1e13, 0.2, field_V_per_A=(0.05, 0.0, 0.0)), dict(n_ions=6)
+    fcc = lattice_network("fcc", (3, 3, 3), exclusion_distance_A=0.75,
+                          interaction_cutoff_A=1.01)
+    blocked = np.zeros(fcc.n_sites, bool)
+    blocked[np.random.default_rng(0).choice(fcc.n_sites, 6, replace=False)] = True
+    # exclusions with interactions: empty interaction neighbours with one occupied excluded
+    # neighbour (the would-be source) stay open, those with more are closed
+    yield "exclusions, blockers, interactions", RateModel(
+        fcc, 1e13, 0.3, mobile_mobile=[(0.75, 0.04), (1.01, 0.03)],
+        mobile_blocker=[(1.01, -0.05)]), dict(n_ions=14, blocked=blocked)
+    ko = knockoff_model().network
+    barriers = [0.15 if n.startswith("knockoff") else 0.35 for n in ko.event_class_names]
+    occ = np.zeros(ko.n_sites, np.int8)
+    occ[ko.site_class == 0] = ION
+    occ[np.flatnonzero(ko.site_class == 1)[:4]] = ION
+    yield "knock-offs", RateModel(ko, 1e13, barriers, site_energy_eV=[0.0, 0.3]), \
+        dict(occupancy=occ)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in _marking_cases()])
+def test_marking_rule_keeps_every_total_exact(name):
+    """After every hop the engine's incremental totals equal the numpy reference (check_rates)
+    and, bit for bit, the totals of an engine rebuilt from the occupancy: no site whose total
+    changed was left unmarked, on interacting, dilute, field-driven, excluded and knock-off
+    models."""
+    model, kw = next((m, k) for n, m, k in _marking_cases() if n == name)
+    sim = Simulation(model, 700.0, seed=3, **kw)
+    for i in range(250):
+        sim.run(1)
+        sim.check_rates()
+        if i % 25 == 0:
+            fresh = pickle.loads(pickle.dumps(sim.engine))  # rebuilt from occ
+            assert np.array_equal(fresh.site_totals, sim.engine.site_totals)
+
+
+@pytest.mark.parametrize("J", [0.0, 0.05])
+def test_an_isolated_ion_re_sums_only_its_two_sites(J):
+    """One ion alone (no other ion within reach): a hop changes the totals of its source (now
+    empty) and destination only; every other site in reach is empty and keeps total 0."""
+    net = lattice_network("sc", (6, 6, 6), interaction_cutoff_A=1.01 if J else 0.0)
+    model = RateModel(net, 1e13, 0.2, mobile_mobile=[(1.01, J)] if J else [])
+    occ = np.zeros(net.n_sites, np.int8)
+    occ[0] = ION
+    sim = Simulation(model, 600.0, occupancy=occ, seed=1)
+    sim.engine.reset_work()
+    sim.run(100)
+    assert sim.engine.work["resums"] == 2 * 100
+
+
+def test_single_vacancy_re_sums_the_twelve_changed_totals():
+    """Single vacancy on simple cubic: the ions next to the vacancy's old site lose their one
+    allowed hop, those next to its new site gain one, and the hop's two sites swap roles:
+    6 + 6 totals change per hop (no two neighbours of adjacent sites coincide on sc)."""
+    net = lattice_network("sc", (6, 6, 6))
+    sim = Simulation(RateModel(net, 1e13, 0.2), 600.0, n_ions=net.n_sites - 1, seed=2)
+    sim.engine.reset_work()
+    sim.run(100)
+    assert sim.engine.work["resums"] == 12 * 100

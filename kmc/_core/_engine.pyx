@@ -4,8 +4,12 @@ The event catalogue is fixed: events are grouped by source site (CSR ``uoff_out`
 event has rate 0.  A binary :class:`SumTree` over sites holds each site's total outgoing rate; a hop
 is drawn by descending the tree (O(log N)) and scanning the few events of the chosen site, whose
 rates are evaluated on the spot.  After a hop only the sites whose outgoing rates can depend on the
-two sites whose occupancy changed (a local, precomputed neighbourhood) get their totals recomputed;
-no per-event rate array is kept, which saves memory and the cache misses of scattered updates.
+two sites whose occupancy changed get their totals recomputed; ``_touch`` states the rule that
+picks them.  No per-event rate array is kept, which saves memory and the cache misses of scattered
+updates (a variant that stored every rate and re-evaluated only the changed events ran more
+instructions per hop: re-summing a site's few events in one tight loop is cheaper).  Totals are
+always recomputed from scratch, so which sites get re-summed never changes a result, as long as
+every site whose total changed is among them.
 
 All arrays are owned by Python (``spec`` is static, ``state`` is the dynamic state); the engine holds
 typed memoryviews on them.  Pair-interaction fields and exclusion counts are integers (energies in
@@ -98,7 +102,11 @@ cdef class Engine:
     cdef Py_ssize_t n_dirty
     # parameters
     cdef readonly double beta
-    cdef readonly bint has_int, has_ex, has_mid, static
+    cdef readonly bint has_int, has_ex, has_mid, static, simple
+    # work counters (deterministic, for benchmarks): sites marked dirty, site totals re-summed,
+    # event rates evaluated (in updates and in the selection scan)
+    cdef int64_t n_marks, n_resums, n_evals
+    cdef int32_t max_srcex           # largest t_srcex: excnt[n] above it closes every hop into n
     cdef readonly Py_ssize_t n_sites, n_events
     cdef bitgen_t* rng
     cdef RateMemo* memo
@@ -174,6 +182,9 @@ cdef class Engine:
         self.has_mid = self.ev_mid.shape[0] == self.n_events and self.n_events > 0
         self.has_ex = self.ex_nbr.shape[0] > 0
         self.has_int = self.in_nbr.shape[0] > 0
+        # constant rates without exclusions or knock-offs: totals are branch-free sums
+        self.simple = static and not self.has_mid and not self.has_ex
+        self.max_srcex = int(np.max(spec["t_srcex"], initial=0))
 
         self.occ = state["occ"]
         self.ion_at = state["ion_at"]
@@ -214,9 +225,10 @@ cdef class Engine:
     # ------------------------------------------------------------------ derived state
     def rebuild(self):
         """Recompute exclusion counts, interaction fields, every rate and the tree from ``occ``."""
-        cdef Py_ssize_t s, k, e
+        cdef Py_ssize_t s, k
         cdef int64_t acc
         cdef int32_t cnt
+        cdef int64_t evals = self.n_evals   # a rebuild is not hop work
         with nogil:
             for s in range(self.n_sites):
                 cnt = 0
@@ -234,6 +246,7 @@ cdef class Engine:
             for s in range(self.n_sites):
                 self.tree.tree[self.tree.cap + s] = self._site_total(s)
             self.tree.rebuild()
+        self.n_evals = evals
 
     cdef inline Py_ssize_t _lo(self, const int64_t[::1] uoff, Py_ssize_t per_cell,
                                Py_ssize_t s) noexcept nogil:
@@ -257,7 +270,7 @@ cdef class Engine:
         cdef Py_ssize_t base = self._tmpl_base(s)
         if self.occ[s] != 1:
             return 0.0
-        if self.static and not self.has_mid and not self.has_ex:
+        if self.simple:
             # constant rates: a branch-free sum over the empty destinations
             for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
                 tot += self.t_rate0[e - base] * _EMPTY_WEIGHT[self.occ[self.ev_dst[e]]]
@@ -276,6 +289,7 @@ cdef class Engine:
         cdef Py_ssize_t d = self.ev_dst[e]
         cdef Py_ssize_t m
         cdef double dE, ea
+        self.n_evals += 1
         if self.occ[s] != 1 or self.occ[d] != 0:
             return 0.0
         if self.has_mid:
@@ -311,7 +325,9 @@ cdef class Engine:
         return m.rate
 
     cdef inline void _mark(self, Py_ssize_t s) noexcept nogil:
+        # s's total must be re-summed (callers mark only the hop's two sites and occupied sites)
         cdef Py_ssize_t e
+        self.n_marks += 1
         if not self.is_dirty[s]:
             self.is_dirty[s] = 1
             self.dirty[self.n_dirty] = <int32_t> s
@@ -324,34 +340,56 @@ cdef class Engine:
             if e < self.n_events:
                 __builtin_prefetch(&self.ev_dst[e])
 
-    cdef inline void _mark_with_sources(self, Py_ssize_t a) noexcept nogil:
-        # a and every site with an event into a (the reverse of each event out of a)
-        cdef Py_ssize_t e
-        self._mark(a)
-        for e in range(self._lo(self.uoff_out, self.pc_out, a), self._hi(self.uoff_out, self.pc_out, a)):
-            self._mark(self.ev_dst[e])
+    cdef inline void _mark_sources(self, Py_ssize_t n) noexcept nogil:
+        # the occupied sources of the events into n: the destinations of n's events (every event
+        # has its reverse)
+        cdef Py_ssize_t e, p
+        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
+            p = self.ev_dst[e]
+            if self.occ[p] == 1:
+                self._mark(p)
 
     cdef void _touch(self, Py_ssize_t x) noexcept nogil:
-        # mark every site whose outgoing rates depend on the occupancy of site x
-        cdef Py_ssize_t k, e, n
-        self._mark_with_sources(x)
+        # Mark every site whose total can have changed because the hop changed the occupancy of
+        # x (called for the hop's source and destination, after occ, excnt and hq are updated).
+        # The rate of p -> q reads occ[p], occ[q], occ[mid], excnt[q], hq[p] and hq[q] (the rest
+        # is static).  Only an occupied site has a non-zero total, and no site other than the
+        # hop's two changes occupancy, so a site that is empty or blocked now had total 0 before
+        # and has 0 now: only x and occupied sites are marked.  What the hop changed at x:
+        #   occ[x]: x's events and the events into x (their sources);
+        #     knock-offs with x in the middle (their sources);
+        #   excnt[n], n an exclusion neighbour of x: the events into n; if n is occupied they
+        #     are closed before and after (an occupied destination), so only an empty n counts;
+        #   hq[n], n an interaction neighbour of x: n's own events if n holds an ion; the events
+        #     into n if n is empty, unless excnt[n] > max_srcex, which closes every hop into n
+        #     before and after (excnt[n] did not change, or n is an exclusion neighbour of x and
+        #     the rule above covers it); nothing if n holds a blocker.
+        cdef Py_ssize_t k, n, p
+        self._mark(x)
+        self._mark_sources(x)
         if self.has_mid:
             for k in range(self.mid_off[x], self.mid_off[x + 1]):
-                self._mark(self.mid_src[k])
+                p = self.mid_src[k]
+                if self.occ[p] == 1:
+                    self._mark(p)
         if self.has_ex:
             for k in range(self._lo(self.uoff_ex, self.pc_ex, x), self._hi(self.uoff_ex, self.pc_ex, x)):
                 n = self.ex_nbr[k]
-                for e in range(self._lo(self.uoff_out, self.pc_out, n),
-                               self._hi(self.uoff_out, self.pc_out, n)):
-                    self._mark(self.ev_dst[e])
+                if self.occ[n] == 0:
+                    self._mark_sources(n)
         if self.has_int:
             for k in range(self._lo(self.uoff_in, self.pc_in, x), self._hi(self.uoff_in, self.pc_in, x)):
-                self._mark_with_sources(self.in_nbr[k])
+                n = self.in_nbr[k]
+                if self.occ[n] == 1:
+                    self._mark(n)
+                elif self.occ[n] == 0 and not (self.has_ex and self.excnt[n] > self.max_srcex):
+                    self._mark_sources(n)
 
     cdef void _flush(self) noexcept nogil:
         # site totals are recomputed from scratch (never by deltas): no drift, exact restores
         cdef Py_ssize_t i, s, leaf
         cdef double tot
+        self.n_resums += self.n_dirty
         for i in range(self.n_dirty):
             s = self.dirty[i]
             self.is_dirty[s] = 0
@@ -487,11 +525,25 @@ cdef class Engine:
         out = np.zeros(self.n_events)
         cdef double[::1] o = out
         cdef Py_ssize_t s, e, base
+        cdef int64_t evals = self.n_evals
         for s in range(self.n_sites):
             base = self._tmpl_base(s)
             for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
                 o[e] = self._rate(e, s, e - base)
+        self.n_evals = evals
         return out
+
+    @property
+    def work(self):
+        """Deterministic work counts since construction or :meth:`reset_work`: sites marked
+        (``marks``, duplicates included), site totals re-summed (``resums``) and event rates
+        evaluated (``evals``; updates and selection scans, not :attr:`rates`)."""
+        return {"marks": int(self.n_marks), "resums": int(self.n_resums),
+                "evals": int(self.n_evals)}
+
+    def reset_work(self):
+        """Zero the :attr:`work` counters."""
+        self.n_marks = self.n_resums = self.n_evals = 0
 
     @property
     def fields_eV(self):
