@@ -19,3 +19,7 @@ class NoEventsError(KMCError, RuntimeError):
 
 class CheckpointError(KMCError, ValueError):
     """A checkpoint is unreadable or belongs to another configuration."""
+
+
+class ConvergenceError(KMCError, RuntimeError):
+    """A relaxation or NEB did not reach its force tolerance within its step budget."""
