@@ -276,6 +276,11 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
     for im in images:
         im.info.pop("energy", None)
     e0, e1 = float(ends[0].info["energy"]), float(ends[1].info["energy"])
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    # endpoints stay fixed: a single-point calculator hands NEB their (cached) energies
+    for im, e in ((images[0], e0), (images[-1], e1)):
+        im.calc = SinglePointCalculator(im, energy=e, forces=np.zeros((len(im), 3)))
     for im in images[1:-1]:
         im.calc = backend.calculator
     converged = False
