@@ -240,6 +240,10 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         from ase.io import read
 
         ends = read(str(ends_file), index=":")
+        for a in ends:  # extxyz may hand the stored energy back through a single-point calculator
+            if "kmc_energy_eV" not in a.info and a.calc is not None:
+                a.info["kmc_energy_eV"] = float(a.get_potential_energy())
+            a.calc = None
         log(f"neb {key}: relaxed endpoints from cache")
     else:
         ends = []
@@ -252,7 +256,7 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
             a = a.copy()
             b = a.copy()
             b.calc = backend.calculator
-            a.info["energy"] = float(b.get_potential_energy())
+            a.info["kmc_energy_eV"] = float(b.get_potential_energy())
             calls += 1
             ends.append(a)
         if ends_file is not None:
@@ -275,7 +279,7 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         stage = "pre"
     for im in images:
         im.info.pop("energy", None)
-    e0, e1 = float(ends[0].info["energy"]), float(ends[1].info["energy"])
+    e0, e1 = float(ends[0].info["kmc_energy_eV"]), float(ends[1].info["kmc_energy_eV"])
     from ase.calculators.singlepoint import SinglePointCalculator
 
     # endpoints stay fixed: a single-point calculator hands NEB their (cached) energies
