@@ -27,7 +27,7 @@ import numpy as np
 from kmc.exceptions import ConvergenceError, StructureError
 
 __all__ = ["NEBSettings", "NEBResult", "barriers_from_energies", "read_endpoint", "check_endpoints",
-           "relax", "neb_path"]
+           "relax", "neb_path", "require_converged", "stored_energy"]
 
 
 @dataclass(frozen=True)
@@ -179,11 +179,28 @@ def _write_atomic(path: Path, images: list, **kw) -> None:
     tmp.replace(path)
 
 
+def stored_energy(atoms) -> float | None:
+    """Energy kept with a structure read back from a cache file, or None.
+
+    ASE's extxyz reader turns an ``energy`` entry of the comment line into a
+    SinglePointCalculator result rather than ``atoms.info``, so both places are checked.
+    """
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    if "energy" in atoms.info:
+        return float(atoms.info["energy"])
+    calc = getattr(atoms, "calc", None)  # only a stored result: a live calculator may be shared
+    if isinstance(calc, SinglePointCalculator) and "energy" in calc.results:
+        return float(calc.results["energy"])
+    return None
+
+
 def _energies_of(images: list, calculator) -> list[float]:
     out = []
     for im in images:
-        if "energy" in im.info:
-            out.append(float(im.info["energy"]))
+        e = stored_energy(im)
+        if e is not None:
+            out.append(e)
             continue
         a = im.copy()
         a.calc = calculator
@@ -279,6 +296,7 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         stage = "pre"
     for im in images:
         im.info.pop("energy", None)
+        im.calc = None
     e0, e1 = float(ends[0].info["kmc_energy_eV"]), float(ends[1].info["kmc_energy_eV"])
     from ase.calculators.singlepoint import SinglePointCalculator
 
