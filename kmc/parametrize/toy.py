@@ -79,15 +79,18 @@ class DoubleWell(Calculator):
 
 
 class LatticeToy(Calculator):
-    """A lattice Hamiltonian as an ASE calculator.
+    """A lattice Hamiltonian as a smooth ASE calculator.
 
-    Each atom of ``species`` is assigned to its nearest site (unit-cell sites ``unit_frac`` of
-    ``unit_lattice``, repeated periodically); the energy is the sum of the site energies of the
-    assigned sites, the pair terms between assigned sites (looked up by class pair and distance
-    rounded to 0.01 Å), a tether ``k |r - R_site|^2 / 2`` per atom, and a repulsion
-    ``B (r_core - r)^2`` between atoms of ``species`` closer than ``r_core``. The site and pair
-    terms do not depend on the exact positions, so without the core every configuration is
-    already relaxed. Other atoms feel nothing.
+    Each atom of ``species`` sits in a soft-min well over the sites (unit-cell sites ``unit_frac``
+    of ``unit_lattice``, repeated periodically): ``-tau log sum_s exp(-k |r - R_s|^2 / 2 tau)``,
+    with weights ``w_s`` (the soft-max of the same exponents) that are 1 on a site and switch
+    smoothly between sites. The energy adds the weighted site energies, the weighted pair terms
+    between the sites of two atoms (looked up by class pair and distance rounded to 0.01 Å), a
+    random but fixed energy per supercell site of standard deviation ``noise_eV`` (a disorder no
+    per-class model can fit: the fit's noise), and a repulsion ``B (r_core - r)^2`` between atoms
+    closer than ``r_core``. On the sites, the energy is exactly the lattice Hamiltonian plus the
+    noise; between them it is smooth, so NEB converges. Forces are central finite differences
+    (the core analytic). Other atoms feel nothing.
 
     Parameters
     ----------
@@ -97,65 +100,97 @@ class LatticeToy(Calculator):
         Class name -> site energy.
     pair_eV
         ``(class_a, class_b, distance_A)`` -> pair term (either class order).
-    noise_eV
-        Standard deviation of a deterministic pseudo-random energy (hash of the occupied sites).
     """
 
     implemented_properties = ["energy", "forces"]
 
     def __init__(self, unit_lattice, unit_frac, unit_class, site_energy_eV: dict,
-                 pair_eV: dict, species: str = "Li", k_eV_A2: float = 1.0,
+                 pair_eV: dict, species: str = "Li", k_eV_A2: float = 0.4, tau_eV: float = 0.02,
                  r_core_A: float = 0.0, core_eV_A2: float = 5.0, noise_eV: float = 0.0,
                  **kw) -> None:
         super().__init__(**kw)
         self.L = np.asarray(unit_lattice, float)
         self.frac = np.mod(np.asarray(unit_frac, float), 1.0)
         self.cls = list(unit_class)
-        self.e_site = dict(site_energy_eV)
+        self.e_unit = np.array([float(site_energy_eV.get(c, 0.0)) for c in self.cls])
         self.pair = {}
         for (a, b, d), j in pair_eV.items():
             self.pair[(a, b, round(float(d), 2))] = float(j)
             self.pair[(b, a, round(float(d), 2))] = float(j)
         self.species = species
-        self.k, self.r_core, self.core, self.noise = float(k_eV_A2), float(r_core_A), float(core_eV_A2), \
-            float(noise_eV)
+        self.k, self.tau = float(k_eV_A2), float(tau_eV)
+        self.r_core, self.core, self.noise = float(r_core_A), float(core_eV_A2), float(noise_eV)
 
-    def _assign(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest unit site of each position and the Cartesian position of that site image."""
+    def _eta(self, key: tuple) -> float:
+        """The fixed random energy of the supercell site at fractional position ``key`` / 1000."""
+        memo = self.__dict__.setdefault("_eta_memo", {})
+        if key not in memo:
+            seed = int.from_bytes(hashlib.sha256(np.array(key, np.int64).tobytes()).digest()[:8], "little")
+            memo[key] = float(np.random.default_rng(seed).standard_normal())
+        return memo[key]
+
+    def _smooth_energy(self, pos: np.ndarray, cell: np.ndarray) -> float:
         f = pos @ np.linalg.inv(self.L)
         d = f[:, None, :] - self.frac[None, :, :]
         d -= np.rint(d)
-        dist = np.linalg.norm(d @ self.L, axis=2)
-        u = np.argmin(dist, axis=1)
-        site = pos - d[np.arange(len(pos)), u] @ self.L
-        return u, site
+        R = pos[:, None, :] - d @ self.L                    # nearest image of every unit site
+        x = -self.k * (d @ self.L) ** 2
+        x = x.sum(axis=2) / (2 * self.tau)
+        m = x.max(axis=1, keepdims=True)
+        w = np.exp(x - m)
+        z = w.sum(axis=1, keepdims=True)
+        e = float((-self.tau * (np.log(z) + m)).sum())
+        w /= z
+        e += float((w * self.e_unit[None, :]).sum())
+        inv = np.linalg.inv(cell)
+        if self.noise:
+            fr = np.mod(np.rint(R @ inv * 1000), 1000).astype(np.int64).reshape(-1, 3)
+            eta = np.array([self._eta(tuple(row)) for row in fr])
+            e += self.noise * float((w.reshape(-1) * eta).sum())
+        n, u = w.shape
+        if n > 1 and self.pair:
+            dv = R[None, :, None, :, :] - R[:, None, :, None, :]     # (i, j, a, b, 3)
+            fr = dv @ inv
+            dist = np.linalg.norm((fr - np.rint(fr)) @ cell, axis=-1)
+            dint = np.rint(dist * 100).astype(np.int64)
+            J = np.zeros_like(dist)
+            for a in range(u):
+                for b in range(u):
+                    sub = dint[:, :, a, b]
+                    for dd in np.unique(sub):
+                        jv = self.pair.get((self.cls[a], self.cls[b], round(dd / 100, 2)))
+                        if jv:
+                            J[:, :, a, b][sub == dd] = jv
+            J[np.arange(n), np.arange(n)] = 0.0
+            e += 0.5 * float(np.einsum("ia,jb,ijab->", w, w, J))
+        return e
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         a = self.atoms
+        cell = np.asarray(a.cell)
         idx = np.array([i for i, s in enumerate(a.get_chemical_symbols()) if s == self.species], int)
-        pos = a.positions[idx]
-        u, site = self._assign(pos)
-        e = sum(self.e_site.get(self.cls[k], 0.0) for k in u)
+        pos = a.positions[idx].copy()
+        e = self._smooth_energy(pos, cell)
         f = np.zeros((len(a), 3))
-        f[idx] = -self.k * (pos - site)
-        e += 0.5 * self.k * float(((pos - site) ** 2).sum())
-        from ase.geometry import get_distances
+        h = 1e-4
+        for k in range(len(idx)):
+            for c in range(3):
+                pos[k, c] += h
+                ep = self._smooth_energy(pos, cell)
+                pos[k, c] -= 2 * h
+                em = self._smooth_energy(pos, cell)
+                pos[k, c] += h
+                f[idx[k], c] = -(ep - em) / (2 * h)
+        if self.r_core > 0 and len(idx) > 1:
+            from ase.geometry import get_distances
 
-        if len(idx) > 1:
-            dv_site, d_site = get_distances(site, cell=a.cell, pbc=a.pbc)
             dv, d = get_distances(pos, cell=a.cell, pbc=a.pbc)
             for i in range(len(idx)):
                 for j in range(i + 1, len(idx)):
-                    e += self.pair.get((self.cls[u[i]], self.cls[u[j]], round(float(d_site[i, j]), 2)), 0.0)
                     if d[i, j] < self.r_core:
                         e += self.core * (self.r_core - d[i, j]) ** 2
                         g = -2 * self.core * (self.r_core - d[i, j]) * dv[i, j] / d[i, j]  # dE/dr_j
                         f[idx[j]] -= g
                         f[idx[i]] += g
-        if self.noise:  # the same occupied sites always get the same noise
-            fs = np.mod(np.rint(site @ np.linalg.inv(np.asarray(a.cell)) * 1000), 1000).astype(np.int64)
-            fs = fs[np.lexsort(fs.T[::-1])]
-            seed = int.from_bytes(hashlib.sha256(fs.tobytes()).digest()[:8], "little")
-            e += self.noise * float(np.random.default_rng(seed).standard_normal())
         self.results = {"energy": float(e), "forces": f}
