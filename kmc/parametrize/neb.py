@@ -72,6 +72,7 @@ class NEBResult:
     wall_s: float
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    band_file: str | None = None      #: the converged band (extxyz) in the cache, if any
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (the ``kmc neb --json`` output)."""
@@ -246,6 +247,8 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         if done.is_file():
             log(f"neb {key}: cached result {done}")
             data = json.loads(done.read_text())
+            band = cache / f"neb_{key}_final.extxyz"
+            data.setdefault("band_file", str(band) if band.is_file() else None)
             return NEBResult(**data)
     t0 = time.perf_counter()
     calls = 0
@@ -292,7 +295,7 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         log(f"neb {key}: resuming band ({stage} stage, {steps} steps done)")
     if images is None or len(images) != settings.n_images + 2:
         images = [ends[0].copy()] + [ends[0].copy() for _ in range(settings.n_images)] + [ends[1].copy()]
-        NEB(images).interpolate(method="idpp", mic=True)
+        NEB(images, method="improvedtangent").interpolate(method="idpp", mic=True)
         stage = "pre"
     for im in images:
         im.info.pop("energy", None)
@@ -359,6 +362,7 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
             im.calc = None
             im.info = {"energy": e}
         _write_atomic(cache / f"neb_{key}_final.extxyz", final_band)
+        result.band_file = str(cache / f"neb_{key}_final.extxyz")
         tmp = cache / f"neb_{key}.json.tmp"
         tmp.write_text(json.dumps(result.to_dict(), indent=1))
         tmp.replace(cache / f"neb_{key}.json")
