@@ -61,7 +61,7 @@ def _fit_once(C: np.ndarray, X: np.ndarray, E: np.ndarray, alpha: float | None):
 
 
 def fit_hamiltonian(C: np.ndarray, X: np.ndarray, E: np.ndarray, names: list[str], seed: int = 0,
-                    n_bootstrap: int = 200, n_folds: int = 5) -> HamiltonianFit:
+                    n_bootstrap: int = 100, n_folds: int = 5) -> HamiltonianFit:
     """Fit ``E = C mu + X beta`` (see the module docstring).
 
     Parameters

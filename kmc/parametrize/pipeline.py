@@ -167,6 +167,22 @@ def _design(problem: LatticeProblem, configs: list[Configuration], exclude: set[
     return np.array(C), np.array(X), names
 
 
+def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, s: int, d: int) -> bool:
+    """True if an ion (other than the hopping one) or a host atom sits on the straight hop s -> d
+    (closer than 0.4 x the hop length, at most 1 Å, to the segment): the band would start by pushing
+    atoms through each other, so the hop is not an elementary one in this configuration."""
+    from ase.geometry import find_mic
+
+    v = find_mic(problem.pos[d] - problem.pos[s], problem.cell, pbc=True)[0]
+    length = float(np.linalg.norm(v))
+    others = np.vstack([problem.pos[occ & (np.arange(len(occ)) != s)], problem.host_positions,
+                        problem.pos[[i for _, w, i in cfg.dopants if w == "mobile"]].reshape(-1, 3)])
+    rel = find_mic(others - problem.pos[s], problem.cell, pbc=True)[0]
+    t = np.clip(rel @ v / length ** 2, 0.0, 1.0)
+    dist = np.linalg.norm(rel - t[:, None] * v, axis=1)
+    return bool((dist < min(1.0, 0.4 * length)).any())
+
+
 def _environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
                   hop_orbit: int, excluded: set[int], n_env: int) -> list[tuple[int, int, int]]:
     """Up to ``n_env`` (configuration, source site, destination site) of one hop orbit with distinct
@@ -189,6 +205,8 @@ def _environments(problem: LatticeProblem, configs: list[Configuration], energie
                 if not occ[s] or occ[d] or blocked[d]:
                     continue
                 if any(occ[x] and x != s for x in excl_nbr.get(int(d), ())):
+                    continue
+                if _path_blocked(problem, cfg, occ, int(s), int(d)):
                     continue
                 sig = []
                 for site in (s, d):
