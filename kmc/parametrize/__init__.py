@@ -12,8 +12,10 @@ barrier conventions), :mod:`~kmc.parametrize.lattice` (sites, orbits, configurat
 :mod:`~kmc.parametrize.toy` (analytic calculators with known answers, for tests and tutorials).
 
 Imports: kmc.constants / kmc.exceptions and the system layer (to read structures and write models);
-never the engine, run, analysis, campaign or cli layers (the CLI lives in kmc/parametrize_cli.py). Heavy backends (torch, CHGNet, SevenNet) are
-imported lazily inside :mod:`kmc.parametrize.calculators`, so the core package works without them.
+never the engine, run, analysis, campaign or cli layers (the CLI lives in kmc/parametrize_cli.py).
+Heavy backends (torch, CHGNet, SevenNet) are imported lazily inside
+:mod:`kmc.parametrize.calculators`, and scikit-learn inside :mod:`kmc.parametrize.fit`, so the core
+package works without them.
 """
 
 from kmc.parametrize.pipeline import ParametrizedModel, ParametrizeSettings, parametrize
