@@ -12,8 +12,10 @@ Heavy imports happen inside :func:`get_calculator` (torch takes seconds to impor
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import platform
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +52,10 @@ def _chgnet(threads: int | None) -> Backend:
         raise ConfigError(f"calculator 'chgnet' needs the chgnet package ({exc}); {_MLIP_HINT}.") from None
     if threads:
         torch.set_num_threads(int(threads))
-    model = CHGNet.load(verbose=False)
-    calc = CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="ignore")
+    # CHGNet announces itself on stdout, which must stay clean for --json
+    with contextlib.redirect_stdout(sys.stderr):
+        model = CHGNet.load(verbose=False)
+        calc = CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="ignore")
     return Backend("chgnet", calc, {
         "calculator": "chgnet", "chgnet_version": _version("chgnet"),
         "weights": f"CHGNet {getattr(model, 'version', None) or 'pretrained'} (shipped in the chgnet wheel)",
@@ -68,7 +72,8 @@ def _sevennet(threads: int | None) -> Backend:
                           "install it with `pip install sevenn` next to the [mlip] extra.") from None
     if threads:
         torch.set_num_threads(int(threads))
-    calc = SevenNetCalculator("7net-0", device="cpu")
+    with contextlib.redirect_stdout(sys.stderr):
+        calc = SevenNetCalculator("7net-0", device="cpu")
     return Backend("sevennet", calc, {
         "calculator": "sevennet", "sevenn_version": _version("sevenn"), "weights": "SevenNet-0 (7net-0)",
         "torch_version": torch.__version__, "device": "cpu",
