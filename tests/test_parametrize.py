@@ -183,9 +183,9 @@ def test_model_file_has_the_framework_schema_and_runs(toy_run, capsys):
         assert v["n_environments"] == 3
     shells = dict((round(r, 2), j) for r, j in data["model"]["interactions_eV"]["mobile_mobile"])
     assert shells[1.5] == pytest.approx(model.data["fit"]["terms"]["pair:Li1_1a-Li2_1b@1.50"]["value_eV"], abs=1e-6)
-    for d in (3.0, 4.0):  # two orbits (Li1-Li1, Li2-Li2) of equal multiplicity share each shell
-        pair = [model.data["fit"]["terms"][f"pair:{c}-{c}@{d:.2f}"]["value_eV"] for c in ("Li1_1a", "Li2_1b")]
-        assert shells[d] == pytest.approx(np.mean(pair), abs=1e-6)
+    for r in (3.0, 4.0):  # two orbits (Li1-Li1, Li2-Li2) of equal multiplicity share each shell
+        pair = [model.data["fit"]["terms"][f"pair:{c}-{c}@{r:.2f}"]["value_eV"] for c in ("Li1_1a", "Li2_1b")]
+        assert shells[r] == pytest.approx(np.mean(pair), abs=1e-6)
     prov = data["provenance"]
     assert prov["n_configurations"] == len(model.data["configurations"])
     assert prov["cv_rmse_meV_per_cell"] == pytest.approx(1000 * model.data["fit"]["cv_rmse_eV_per_cell"], abs=1e-3)
