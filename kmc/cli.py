@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     from kmc.teaching_cli import add_parsers as add_teaching  # validate, tutorial, animate
 
     add_teaching(sub)
+    from kmc.parametrize_cli import add_parsers as add_parametrize  # neb, parametrize
+
+    add_parametrize(sub)
     return p
 
 

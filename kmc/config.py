@@ -93,16 +93,21 @@ class LatticeConfig:
     interaction_cutoff_A: float | None = None
     cif: str | None = None
     symprec: float | None = None
+    framework_file: str | None = None   # a framework data file by path (e.g. from kmc parametrize)
 
     @property
     def kind(self) -> str:
         """``"teaching"``, ``"framework"`` or ``"cif"``."""
         if self.cif is not None:
             return "cif"
+        if self.framework_file is not None:
+            return "framework"
         return "teaching" if self.builtin in LATTICES else "framework"
 
     @property
     def source_name(self) -> str:
+        if self.framework_file is not None:
+            return self.framework_file
         return self.cif if self.cif is not None else str(self.builtin)
 
     @classmethod
@@ -112,13 +117,26 @@ class LatticeConfig:
         :meth:`kmc.api.System.from_structure`), which takes the place of ``cif``."""
         t = _check_keys("lattice", t, [f.name for f in fields(cls)])
         kw: dict[str, Any] = {}
-        if "builtin" in t and "cif" in t:
-            raise ConfigError("[lattice] has both builtin and cif; keep exactly one of them.")
+        if sum(k in t for k in ("builtin", "cif", "framework_file")) > 1:
+            raise ConfigError("[lattice] names more than one of builtin, cif and framework_file; keep "
+                              "exactly one of them.")
         if structure_name is not None:
-            if "builtin" in t or "cif" in t:
+            if "builtin" in t or "cif" in t or "framework_file" in t:
                 raise ConfigError("a structure given in memory takes the place of [lattice] "
-                                  "builtin and cif; remove them.")
+                                  "builtin, cif and framework_file; remove them.")
             kw["cif"], kw["builtin"] = str(structure_name), None
+        elif "framework_file" in t:
+            if not isinstance(t["framework_file"], str) or not t["framework_file"]:
+                raise ConfigError("[lattice] framework_file must be the path of a model file, e.g. "
+                                  "framework_file = \"model/model.toml\".")
+            path = Path(t["framework_file"]).expanduser()
+            if not path.is_absolute():
+                path = Path(base_dir if base_dir is not None else ".") / path
+            path = path.absolute()
+            if not path.is_file():
+                raise ConfigError(f"no framework file at {str(path)!r}; check [lattice] framework_file "
+                                  f"(a relative path is read from the config file's directory).")
+            kw["framework_file"], kw["builtin"] = str(path), None
         elif "cif" in t:
             if not isinstance(t["cif"], str) or not t["cif"]:
                 raise ConfigError("[lattice] cif must be the path of a CIF file, e.g. "
@@ -165,9 +183,10 @@ class LatticeConfig:
                 raise ConfigError("[lattice] mobile must be an element symbol such as \"Li\".")
             kw["mobile"] = t["mobile"]
             if kind == "framework":
-                from kmc.frameworks import load_framework
+                from kmc.frameworks import load_framework, load_framework_file
 
-                fw = load_framework(kw["builtin"])
+                fw = load_framework(kw["builtin"]) if kw.get("framework_file") is None else \
+                    load_framework_file(kw["framework_file"])
                 if t["mobile"] != fw.mobile:
                     raise ConfigError(f"[lattice] mobile = {t['mobile']!r} does not match "
                                       f"{fw.name}, whose mobile ion is {fw.mobile}; remove mobile "

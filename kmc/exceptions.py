@@ -32,3 +32,7 @@ class CampaignError(KMCError, RuntimeError):
     def __init__(self, message: str, report=None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class ConvergenceError(KMCError, RuntimeError):
+    """A relaxation or NEB did not reach its force tolerance within its step budget."""

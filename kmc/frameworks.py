@@ -104,6 +104,27 @@ def load_framework(name: str) -> Framework:
     return framework_from_dict(tomllib.loads(text))
 
 
+def load_framework_file(path: str) -> Framework:
+    """Load a framework data file by path (``[lattice] framework_file``, e.g. written by
+    ``kmc parametrize``)."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the framework file {str(p)!r} ({exc.strerror}); check "
+                          f"[lattice] framework_file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the framework file {str(p)!r} is not valid TOML ({exc}); regenerate it "
+                          f"with `kmc parametrize`.") from None
+    try:
+        return framework_from_dict(data)
+    except KeyError as exc:
+        raise ConfigError(f"the framework file {str(p)!r} lacks the key {exc}; it needs the schema "
+                          f"of structures/*.toml (regenerate it with `kmc parametrize`).") from None
+
+
 def framework_from_dict(data: dict) -> Framework:
     """Build a :class:`Framework` from the parsed contents of a data file."""
     cell = data["cell"]

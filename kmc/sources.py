@@ -16,7 +16,7 @@ from pymatgen.core import Composition, Structure
 from kmc.config import (CIF_EXCLUSION_DISTANCE_A, CIF_HOP_CUTOFF_A, CIF_SYMPREC, Config,
                         InterstitialcyConfig, LatticeConfig, auto_supercell)
 from kmc.exceptions import ConfigError, StructureError, StructureWarning
-from kmc.frameworks import Framework, load_framework
+from kmc.frameworks import Framework, load_framework, load_framework_file
 from kmc.lattices import teaching_lattice
 from kmc.network import CLOSE_SITE_A, SiteNetwork, _neighbour_pairs, close_site_pairs
 
@@ -234,7 +234,8 @@ def build_source(lc: LatticeConfig, shells_A: list[float] = (),
                                          interaction_cutoff_A=inter, site_labels=labels)
         src = Source(kind, lc.builtin, net, hop, excl, inter, 1.0, float(len(tl.structure)))
     elif kind == "framework":
-        fw = load_framework(lc.builtin)
+        fw = load_framework(lc.builtin) if lc.framework_file is None else \
+            load_framework_file(lc.framework_file)
         hop = lc.hop_cutoff_A or fw.hop_cutoff_A
         excl = lc.exclusion_distance_A if lc.exclusion_distance_A is not None \
             else fw.exclusion_distance_A

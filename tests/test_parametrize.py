@@ -1,0 +1,337 @@
+"""kmc parametrize / kmc neb with analytic calculators whose answers are known exactly.
+
+* DoubleWell: the NEB barriers must equal the 1D maximum of the well (scipy, no NEB code).
+* LatticeToy: a lattice Hamiltonian with known site energy and pair terms plus a fixed random
+  energy per site (noise the model cannot fit); the fit must recover the known terms within its
+  bootstrap errors, the attempt frequency must be the tether's sqrt(k/m)/2pi, a pair pushed apart
+  by a repulsive core must come out as a computed exclusion, and the written model must run.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from ase import Atoms
+from ase.io import write
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.cif import CifWriter
+
+from kmc.cli import main
+from kmc.exceptions import ConvergenceError, StructureError
+from kmc.parametrize.calculators import Backend
+from kmc.parametrize.lattice import load_problem
+from kmc.parametrize.neb import NEBSettings, neb_path
+from kmc.parametrize.pipeline import ParametrizeSettings, parametrize
+from kmc.parametrize.toy import DoubleWell, LatticeToy
+
+SITE_B = 0.12                                  # site energy of class B over class A (eV)
+PAIRS = {1.5: 0.08, 3.0: -0.03, 4.0: 0.02}     # pair term by site distance (eV)
+NOISE = 0.002                                  # random energy per site (eV)
+K_TETHER = 0.4                                 # eV/Å^2
+SETTINGS = ParametrizeSettings(n_configs=24, n_low_energy=3, n_exclusion_tests=2,
+                               neb=NEBSettings(n_images=3, fmax_eV_A=0.05), seed=0)
+
+
+def toy_cif(path: Path, occ: float = 0.5, host_occ: float = 1.0, mobile: str = "Li") -> Path:
+    """Tetragonal a=4, c=3 Å: Cl at (1/2,1/2,0), mobile sites A (0,0,0) and B (0,0,1/2): A-B 1.5 Å."""
+    s = Structure(Lattice.tetragonal(4.0, 3.0), [{"Cl": host_occ}, {mobile: occ}, {mobile: occ}],
+                  [[0.5, 0.5, 0], [0, 0, 0], [0, 0, 0.5]])
+    CifWriter(s).write_file(str(path))
+    return path
+
+
+def toy_backend(cif: Path, **kw) -> Backend:
+    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0)
+    names = p.class_names
+    net = p.network
+    pair = {(names[a], names[b], d): PAIRS[d] for a, b, d in p.orbits}
+    calc = LatticeToy(net.unit_lattice, net.unit_frac, [names[c] for c in net.unit_class],
+                      {names[0]: 0.0, names[1]: SITE_B}, pair, k_eV_A2=K_TETHER, noise_eV=NOISE, **kw)
+    return Backend("toy", calc, {"calculator": "toy"})
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    cif = toy_cif(d / "toy.cif")
+    model = parametrize(str(cif), "Li", d / "model", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=toy_backend(cif), settings=SETTINGS,
+                        cache_dir=d / "cache", log=lambda m: None)
+    return d, model
+
+
+# ------------------------------------------------------------------------------------ NEB
+def _well_endpoints(x: float = 1.1):
+    return [Atoms("Li", positions=[[5 + s * x, 5, 5]], cell=[10, 10, 10], pbc=True) for s in (-1, 1)]
+
+
+def test_neb_barriers_equal_the_exact_double_well(tmp_path):
+    well = DoubleWell()
+    exact = well.exact_barriers()
+    a, b = _well_endpoints()
+    r = neb_path(a, b, Backend("well", well), NEBSettings(n_images=7, fmax_eV_A=0.005),
+                 cache_dir=tmp_path, log=lambda m: None)
+    assert r.converged
+    for key in ("barrier_forward_eV", "barrier_backward_eV", "dE_eV", "E_KRA_eV"):
+        assert getattr(r, key) == pytest.approx(exact[key], abs=2e-4), key
+    # the engine's convention gives the forward barrier back from E_KRA and dE
+    assert max(r.E_KRA_eV + r.dE_eV / 2, r.dE_eV, 0) == pytest.approx(r.barrier_forward_eV, abs=1e-12)
+
+
+class _Counting(DoubleWell):
+    calls = 0
+
+    def calculate(self, *a, **kw):
+        type(self).calls += 1
+        super().calculate(*a, **kw)
+
+
+def test_neb_rerun_reads_the_cache(tmp_path):
+    a, b = _well_endpoints()
+    first = neb_path(a, b, Backend("well", _Counting()), NEBSettings(n_images=5), cache_dir=tmp_path,
+                     log=lambda m: None)
+    assert _Counting.calls > 0
+    _Counting.calls = 0
+    again = neb_path(a, b, Backend("well", _Counting()), NEBSettings(n_images=5), cache_dir=tmp_path,
+                     log=lambda m: None)
+    assert _Counting.calls == 0 and again.energies_eV == first.energies_eV
+
+
+def test_kmc_neb_prints_barriers_and_writes_the_band(tmp_path, capsys):
+    a, b = _well_endpoints()
+    write(tmp_path / "i.extxyz", a)
+    write(tmp_path / "f.extxyz", b)
+    band = tmp_path / "band.extxyz"
+    rc = main(["neb", str(tmp_path / "i.extxyz"), str(tmp_path / "f.extxyz"), "--calculator",
+               "kmc.parametrize.toy:DoubleWell", "--images", "7", "--fmax", "0.005", "--band", str(band),
+               "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    exact = DoubleWell().exact_barriers()
+    assert d["E_KRA_eV"] == pytest.approx(exact["E_KRA_eV"], abs=2e-4)
+    from ase.io import read
+
+    images = read(str(band), index=":")
+    assert len(images) == 9
+    e = [im.get_potential_energy() for im in images]
+    assert max(e) - e[0] == pytest.approx(d["barrier_forward_eV"], abs=1e-9)
+
+
+def test_kmc_neb_unconverged_is_an_error_and_writes_nothing(tmp_path, capsys):
+    a, b = _well_endpoints()
+    write(tmp_path / "i.extxyz", a)
+    write(tmp_path / "f.extxyz", b)
+    rc = main(["neb", str(tmp_path / "i.extxyz"), str(tmp_path / "f.extxyz"), "--calculator",
+               "kmc.parametrize.toy:DoubleWell", "--steps", "2", "--band", str(tmp_path / "band.extxyz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("kmc: error: the NEB did not converge")
+    assert not (tmp_path / "band.extxyz").exists()
+
+
+# ------------------------------------------------------------------------------------ fit
+def test_fit_recovers_the_known_hamiltonian(toy_run):
+    _, model = toy_run
+    terms = model.data["fit"]["terms"]
+    names = {"site:Li2_1b": SITE_B, "pair:Li1_1a-Li2_1b@1.50": PAIRS[1.5],
+             "pair:Li1_1a-Li1_1a@3.00": PAIRS[3.0], "pair:Li2_1b-Li2_1b@3.00": PAIRS[3.0],
+             "pair:Li1_1a-Li1_1a@4.00": PAIRS[4.0], "pair:Li2_1b-Li2_1b@4.00": PAIRS[4.0]}
+    assert set(terms) == set(names) and not model.data["fit"]["undetermined"]
+    for n, true in names.items():
+        v, e = terms[n]["value_eV"], terms[n]["error_eV"]
+        assert 0 < e < 0.01, n
+        assert abs(v - true) < 3 * e, (n, v, e, true)
+    # the unfittable noise: per cell sqrt(ions) x NOISE at most, and not zero
+    n_ions = 27
+    assert 0.2 * NOISE < model.data["fit"]["cv_rmse_eV_per_cell"] < 2 * NOISE * np.sqrt(n_ions)
+    assert model.data["computed_exclusions"] == []
+
+
+def test_attempt_frequency_is_the_tether_frequency(toy_run):
+    from ase.data import atomic_masses, atomic_numbers
+    from scipy.constants import atomic_mass, electron_volt
+
+    _, model = toy_run
+    m = atomic_masses[atomic_numbers["Li"]] * atomic_mass
+    exact = np.sqrt(K_TETHER * electron_volt * 1e20 / m) / (2 * np.pi) / 1e12
+    for hop in model.data["neb"].values():
+        assert hop["attempt_frequency_THz"] == pytest.approx(exact, rel=1e-3)
+
+
+def test_model_file_has_the_framework_schema_and_runs(toy_run, capsys):
+    d, model = toy_run
+    text = (d / "model" / "model.toml").read_text()
+    data = tomllib.loads(text)
+    ref = tomllib.loads((Path(__file__).parents[1] / "structures" / "llzo_cubic.toml").read_text())
+    for key in ("name", "description", "formula_unit", "formula_units_per_cell", "mobile_species",
+                "cell", "sites", "network", "model"):
+        assert key in data and key in ref
+    for key in ("attempt_frequency_THz", "site_energies_eV", "barriers_eV", "interactions_eV"):
+        assert key in data["model"]
+    assert data["model"]["site_energies_eV"]["Li2_1b"] == pytest.approx(
+        model.data["fit"]["terms"]["site:Li2_1b"]["value_eV"], abs=1e-6)
+    for hop, v in model.data["neb"].items():
+        assert data["model"]["barriers_eV"][hop] == pytest.approx(np.mean(
+            [b["E_KRA_eV"] for b in v["bands"]]), abs=1e-6)
+        assert v["n_environments"] == 3
+    shells = dict((round(r, 2), j) for r, j in data["model"]["interactions_eV"]["mobile_mobile"])
+    assert shells[1.5] == pytest.approx(model.data["fit"]["terms"]["pair:Li1_1a-Li2_1b@1.50"]["value_eV"], abs=1e-6)
+    for r in (3.0, 4.0):  # two orbits (Li1-Li1, Li2-Li2) of equal multiplicity share each shell
+        pair = [model.data["fit"]["terms"][f"pair:{c}-{c}@{r:.2f}"]["value_eV"] for c in ("Li1_1a", "Li2_1b")]
+        assert shells[r] == pytest.approx(np.mean(pair), abs=1e-6)
+    prov = data["provenance"]
+    assert prov["n_configurations"] == len(model.data["configurations"])
+    assert prov["cv_rmse_meV_per_cell"] == pytest.approx(1000 * model.data["fit"]["cv_rmse_eV_per_cell"], abs=1e-3)
+    cfg = d / "run.toml"
+    cfg.write_text('[lattice]\nframework_file = "model/model.toml"\nsupercell = [4, 4, 4]\n'
+                   '[run]\ntemperatures_K = [600.0]\nhops_per_ion = 20\nequilibration_hops_per_ion = 5\n'
+                   'replicas = 2\nseed = 1\n')
+    assert main(["run", str(cfg), "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["results"][0]["D_tracer_cm2_s"] > 0
+
+
+def test_rerun_is_bit_identical_from_the_cache(toy_run, tmp_path):
+    d, model = toy_run
+    backend = toy_backend(d / "toy.cif")
+    calls = []
+    orig = backend.calculator.calculate
+
+    def counting(*a, **kw):
+        calls.append(1)
+        return orig(*a, **kw)
+
+    backend.calculator.calculate = counting
+    again = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=backend, settings=SETTINGS,
+                        cache_dir=d / "cache", log=lambda m: None)
+    assert len(calls) == 2 * len(model.data["neb"])  # only the curvature for the attempt frequency
+    strip = lambda t: [x for x in t.splitlines() if not x.startswith(("# Computed", "date", "wall_s"))]
+    assert strip(again.model_toml) == strip(model.model_toml)
+
+
+@pytest.mark.parametrize("core", [2.7, 0.0])
+def test_a_pair_that_relaxes_away_is_a_computed_exclusion(tmp_path, core):
+    cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
+    model = parametrize(str(cif), "Li", tmp_path / "m", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=2.0, calculator=toy_backend(cif, r_core_A=core, core_eV_A2=5.0),
+                        settings=ParametrizeSettings(n_configs=12, n_low_energy=0, n_exclusion_tests=2,
+                                                     n_environments=1, neb=NEBSettings(n_images=3)),
+                        cache_dir=tmp_path / "c", log=lambda m: None)
+    short = "Li1_1a-Li2_1b@1.50"
+    evidence = model.data["exclusions"][short]
+    assert len(evidence) == 2
+    net = tomllib.loads((tmp_path / "m" / "model.toml").read_text())["network"]
+    if core:
+        assert model.data["computed_exclusions"] == [short]
+        assert all(e["relaxed_away"] and e["relaxed_distance_A"] > 2.0 for e in evidence)
+        assert 1.5 < net["exclusion_distance_A"] < 3.0
+        assert f"pair:{short}" not in model.data["fit"]["terms"]
+    else:
+        assert model.data["computed_exclusions"] == []
+        assert not any(e["relaxed_away"] for e in evidence)
+        assert net["exclusion_distance_A"] == 0.0
+        assert model.data["fit"]["terms"][f"pair:{short}"]["value_eV"] == pytest.approx(PAIRS[1.5], abs=0.02)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kmc: error: "), err
+    return err[0]
+
+
+def test_bad_inputs_exit_2_with_one_sentence_and_write_nothing(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    no_li = toy_cif(tmp_path / "nali.cif", mobile="Na")
+    assert main(["parametrize", str(no_li), "--out", str(out), "--calculator", "kmc.parametrize.toy:DoubleWell",
+                 "--quiet"]) == 2
+    assert "contains no Li" in _one_error_line(capsys)
+    disordered = toy_cif(tmp_path / "dis.cif", host_occ=0.5)
+    assert main(["parametrize", str(disordered), "--out", str(out), "--quiet"]) == 2
+    assert "partial occupancies" in _one_error_line(capsys)
+    good = toy_cif(tmp_path / "toy.cif")
+    assert main(["parametrize", str(good), "--out", str(out), "--calculator", "nope", "--quiet"]) == 2
+    assert "unknown calculator" in _one_error_line(capsys)
+    assert main(["parametrize", str(good), "--out", str(out), "--calculator", "no_such_mod:Calc", "--quiet"]) == 2
+    assert "cannot be imported" in _one_error_line(capsys)
+    monkeypatch.setitem(sys.modules, "chgnet", None)  # the [mlip] extra not installed
+    assert main(["parametrize", str(good), "--out", str(out), "--quiet"]) == 2
+    assert '.[mlip]' in _one_error_line(capsys)
+    assert main(["parametrize", "nonexistent.cif", "--out", str(out), "--quiet"]) == 2
+    assert "neither a builtin framework" in _one_error_line(capsys)
+    assert main(["neb", str(good), str(good), "--calculator", "kmc.parametrize.toy:DoubleWell"]) == 2
+    assert "no atom moves" in _one_error_line(capsys)
+    assert not out.exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep")
+    assert main(["parametrize", str(good), "--out", str(tmp_path / "full"), "--quiet"]) == 2
+    assert "not an empty directory" in _one_error_line(capsys)
+
+
+def test_unconverged_relaxation_leaves_no_model(tmp_path):
+    cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
+    with pytest.raises(ConvergenceError, match="did not converge"):
+        parametrize(str(cif), "Li", tmp_path / "m", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                    exclusion_cutoff_A=2.0, calculator=toy_backend(cif, r_core_A=2.7),
+                    settings=ParametrizeSettings(n_configs=4, relax_max_steps=1), cache_dir=tmp_path / "c",
+                    log=lambda m: None)
+    assert not (tmp_path / "m").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
+
+
+def test_unconverged_neb_leaves_no_model(tmp_path):
+    cif = toy_cif(tmp_path / "toy.cif")
+    with pytest.raises(ConvergenceError, match="NEB did not converge"):
+        parametrize(str(cif), "Li", tmp_path / "m", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                    exclusion_cutoff_A=0.0, calculator=toy_backend(cif),
+                    settings=ParametrizeSettings(n_configs=8, n_low_energy=0, n_environments=1,
+                                                 neb=NEBSettings(n_images=3, max_steps=2)),
+                    cache_dir=tmp_path / "c", log=lambda m: None)
+    assert not (tmp_path / "m").exists()
+
+
+def test_full_sublattice_without_vacancies_is_an_error(tmp_path):
+    cif = toy_cif(tmp_path / "full.cif", occ=1.0)
+    with pytest.raises(StructureError, match="only one arrangement"):
+        parametrize(str(cif), "Li", None, hop_cutoff_A=3.1, calculator=toy_backend(toy_cif(tmp_path / "t.cif")),
+                    settings=ParametrizeSettings(max_vacancies=0), log=lambda m: None)
+
+
+def test_a_real_process_exits_2_without_traceback(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "kmc.cli", "parametrize", str(tmp_path / "none.cif"), "--out",
+                        str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("kmc: error: ")
+    assert not (tmp_path / "o").exists()
+
+
+def test_toy_forces_are_the_gradient_of_its_energy(tmp_path):
+    from kmc.parametrize.lattice import load_problem
+
+    cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
+    calc = toy_backend(cif, r_core_A=2.7).calculator
+    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0)
+    rng = np.random.default_rng(1)
+    a = p.atoms(p.random_configuration(rng))
+    a.positions += rng.normal(0, 0.3, a.positions.shape)
+    a.calc = calc
+    f = a.get_forces()
+    fd = np.zeros_like(f)
+    for i in range(len(a)):
+        for k in range(3):
+            e = []
+            for h in (1e-5, -1e-5):
+                b = a.copy()
+                b.calc = calc
+                b.positions[i, k] += h
+                e.append(b.get_potential_energy())
+            fd[i, k] = -(e[0] - e[1]) / 2e-5
+    assert np.abs(f - fd).max() < 1e-6 * max(1.0, np.abs(f).max())
