@@ -1074,6 +1074,7 @@ class Campaign:
                 clean_stale_temps(out / "figures")
                 ckpts = CheckpointDir(out)
                 clean_stale_temps(ckpts.directory)
+                ckpts.check_no_legacy({p.key for p in self.points})
                 with Store(out) as store:
                     store.set_meta("campaign", self.to_spec())
                     stored = store.done_keys()
