@@ -64,6 +64,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -433,12 +434,19 @@ class LocalExecutor:
         # from a source checkout it would import the uncompiled tree instead of the installed kmc
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
-                                   initializer=_watch_parent, initargs=(os.getpid(),))
+                                   initializer=_worker_init, initargs=(os.getpid(),))
         try:
             futures = {pool.submit(fn, arg): tag for tag, arg in tasks}
             for fut in as_completed(futures):
                 exc = fut.exception()
                 yield futures[fut], (None if exc else fut.result()), exc
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM of this process: ask the workers to save a last checkpoint at
+            # their next safe point and stop (kmc.checkpoint.install_stop_handlers)
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(OSError):
+                    child.terminate()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -549,6 +557,15 @@ class DaskExecutor:
         finally:
             for fut in futures:
                 fut.cancel()
+
+
+def _worker_init(pid: int) -> None:
+    """Initializer of local worker processes: stop cleanly on SIGINT/SIGTERM (a run saves a
+    last checkpoint), and exit when the parent is gone."""
+    from kmc.checkpoint import install_stop_handlers
+
+    install_stop_handlers()
+    _watch_parent(pid)
 
 
 def _watch_parent(pid: int, interval_s: float = 0.5) -> None:
@@ -1068,7 +1085,13 @@ class Campaign:
         # start/connect the executor before anything is created in out (a scheduler that cannot
         # be reached is a bad input: exit 2, nothing written); no executor when nothing is left
         with (ex if todo else contextlib.nullcontext()):
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=out):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"cannot write to the output directory {str(out)!r} "
+                                  f"({exc.strerror or exc}); choose a writable --out.") from None
             with campaign_lock(out):
                 clean_stale_temps(out)
                 clean_stale_temps(out / "figures")

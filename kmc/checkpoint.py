@@ -29,13 +29,17 @@ the decoder is. Checkpoints of kmc versions that wrote pickles are refused, neve
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
+import signal
+import threading
+import weakref
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -45,7 +49,8 @@ from kmc.store import atomic_write_bytes
 __all__ = ["MAGIC", "RUN_CHECKPOINT_NAME", "DEFAULT_CHECKPOINT_EVERY_S", "CheckpointFile",
            "CheckpointDir", "RunCheckpointFile", "check_checkpoint_every", "open_run_checkpoint",
            "PLAIN_FORMAT", "PlainDataError", "register_plain", "encode_plain", "decode_plain",
-           "LEGACY_PICKLE_SENTENCE", "is_legacy_checkpoint"]
+           "LEGACY_PICKLE_SENTENCE", "is_legacy_checkpoint", "stop_requested", "stop_point",
+           "stop_on_signals", "install_stop_handlers"]
 
 #: first bytes of every checkpoint file (then the run key and a newline)
 MAGIC = b"KMCCKPT1"
@@ -283,6 +288,10 @@ def open_run_checkpoint(out_dir: str | Path, config, interval_s: float | None, *
     from kmc.runner import checkpoint_status
 
     file = CheckpointFile(Path(out_dir) / RUN_CHECKPOINT_NAME, run_key(config.to_dict()))
+    if file.path.exists() and not file.path.is_file():
+        raise CheckpointError(f"{str(file.path)!r} is not a checkpoint file (it is a directory "
+                              f"or another special file), and kmc deletes only its own files; "
+                              f"move it away or choose another --out directory.")
     if fresh:
         file.discard()
     where = str(file.path)
@@ -609,3 +618,64 @@ def decode_plain(data: bytes, context: Mapping[str, Any] | None = None) -> Any:
         return _Decoder(arrays, context or {})(skeleton.get("data"))
     except RecursionError:
         raise PlainDataError("the skeleton is nested too deeply") from None
+
+
+# ====================================================================== stopping at a safe point
+class _StopState:
+    """Process-wide: the signal that asked the run in progress to stop, and the live safe-point
+    callbacks that will honour it (a run that can stop cleanly is in progress while one lives)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.points: weakref.WeakSet = weakref.WeakSet()
+
+
+_STOP = _StopState()
+
+
+def stop_requested() -> int | None:
+    """The signal number that asked the run in progress to stop, or None."""
+    return _STOP.signum
+
+
+def stop_point(owner: Any) -> None:
+    """Declare ``owner`` (a run's safe-point callback) as checking :func:`stop_requested` at
+    every safe point while it lives: a SIGINT/SIGTERM handled by :func:`stop_on_signals` is then
+    deferred to the next safe point, where the state is consistent and is saved, instead of
+    interrupting at an arbitrary instruction."""
+    _STOP.points.add(owner)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if len(_STOP.points) and _STOP.signum is None:
+        _STOP.signum = signum           # the run saves a last checkpoint at its next safe point
+        return
+    _STOP.signum = signum
+    raise KeyboardInterrupt             # no run to stop cleanly, or a second signal: stop now
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Handle SIGINT (Ctrl-C) and SIGTERM (what batch schedulers send first) alike: a run in
+    progress saves a last checkpoint at its next safe point and raises KeyboardInterrupt;
+    anything else is interrupted at once. Restores the previous handlers on exit (only the
+    main thread may set handlers; elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    _STOP.signum = None
+    for s in old:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def install_stop_handlers() -> None:
+    """:func:`stop_on_signals` for the rest of the process (campaign worker processes)."""
+    _STOP.signum = None
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _on_signal)

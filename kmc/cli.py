@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 from importlib import resources
@@ -296,8 +297,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: exit codes of every command (README "Exit codes"): 0 success, 1 a campaign with failed points,
+#: 2 bad input (one sentence on stderr), 128 + signal number when interrupted (130 Ctrl-C,
+#: 143 SIGTERM; rerun the same command to resume), 141 when stdout is closed early (``| head``)
+EXIT_OK, EXIT_FAILED_POINTS, EXIT_BAD_INPUT, EXIT_BROKEN_PIPE = 0, 1, 2, 141
+
+
+def _stdout_gone() -> int:
+    """After a closed pipe on stdout: point stdout at /dev/null so that the interpreter's final
+    flush cannot fail again, and exit quietly as Unix tools do."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a bad input, with one sentence on stderr)."""
+    from kmc.checkpoint import stop_on_signals, stop_requested
+
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
@@ -305,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             print("kmc: error: no command given; name one, e.g. `kmc run quickstart` (see "
                   "`kmc --help`).", file=sys.stderr)
             return 2
-        return args.func(args)
+        with stop_on_signals():
+            code = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except KMCError as exc:
         print(f"kmc: error: {exc}", file=sys.stderr)
         return 2
@@ -314,9 +338,12 @@ def main(argv: list[str] | None = None) -> int:
               "a shorter interaction range.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # campaigns (and runs with checkpoints) continue where they stopped
-        print("kmc: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        # campaigns (and runs with checkpoints, which saved a last one) continue where they
+        # stopped; SIGTERM is handled like Ctrl-C
+        signum = stop_requested() or signal.SIGINT
+        with contextlib.suppress(OSError):
+            print("kmc: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":

@@ -388,6 +388,32 @@ CONVERGE_QUANTITIES = ("D_tracer", "D_jump")
 DEFAULT_MAX_HOPS_FACTOR = 16
 
 
+#: engine hops one run may ask for: the engine counts hops in signed 64-bit integers (2**63 - 1),
+#: with a factor of 2 to spare for the block rounding
+MAX_ENGINE_HOPS = 2**62
+
+
+def check_hop_budget(run: "RunConfig", n_ions: int) -> int:
+    """The largest number of engine hops ``run`` may do with ``n_ions`` ions (every temperature,
+    replica, equilibration and convergence round).
+
+    Raises
+    ------
+    ConfigError
+        When that exceeds :data:`MAX_ENGINE_HOPS`, which the engine's 64-bit counters cannot hold.
+    """
+    n = max(int(n_ions), 1)
+    per_replica = math.ceil(run.equilibration_hops_per_ion * n) \
+        + run.max_blocks * max(1, math.ceil(run.block_hops_per_ion * n))
+    total = len(run.temperatures_K) * run.replicas * per_replica
+    if total > MAX_ENGINE_HOPS:
+        raise ConfigError(f"[run] asks for up to {float(total):.3g} engine hops ({n} ions, "
+                          f"hops_per_ion = {run.hops_per_ion:g}), more than the engine's 64-bit "
+                          f"hop counters hold ({float(MAX_ENGINE_HOPS):.3g}); lower hops_per_ion "
+                          f"(or max_hops_per_ion, equilibration_hops_per_ion).")
+    return int(total)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Temperatures, run length, replicas, seed, convergence control and the Arrhenius basis.

@@ -19,8 +19,9 @@ from typing import Callable, Protocol
 import numpy as np
 
 from kmc import __version__
-from kmc.checkpoint import PlainDataError, decode_plain, encode_plain, register_plain
-from kmc.config import Config
+from kmc.checkpoint import (PlainDataError, decode_plain, encode_plain, register_plain,
+                            stop_point, stop_requested)
+from kmc.config import Config, check_hop_budget
 from kmc.exceptions import ConfigError
 from kmc.model import KB_EV_K, RateModel
 from kmc.network import SiteNetwork
@@ -906,10 +907,18 @@ class _Saver:
 
     def __init__(self, hook: RunCheckpoint | None, config: Config, state: RunState) -> None:
         self.hook, self.config, self.state = hook, config, state
+        stop_point(self)  # while this lives, SIGINT/SIGTERM wait for the next safe point
         self.last = time.monotonic()
         self.saves = 0
 
     def __call__(self) -> None:
+        if stop_requested() is not None:
+            # SIGINT/SIGTERM (kmc.checkpoint.stop_on_signals): the state is consistent here, so
+            # save it one last time and stop; rerunning resumes from exactly this point
+            if self.hook is not None:
+                self.hook.save(encode_checkpoint(self.config, self.state))
+                self.saves += 1
+            raise KeyboardInterrupt
         if self.hook is None:
             return
         interval = self.hook.interval_s
@@ -934,6 +943,7 @@ def run_config(config: Config, progress: bool = False, *,
     engines carry on."""
     system = build_system(config)
     net, run = system.network, config.run
+    check_hop_budget(run, system.n_ions)
     field_on = bool(np.any(system.model.field != 0.0))
     field_vec = system.model.field if field_on else None
     seeds = replica_seeds(run.seed, len(run.temperatures_K), run.replicas)

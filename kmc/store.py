@@ -235,8 +235,14 @@ class Store:
             if not self.path.is_file():
                 raise ConfigError(f"no campaign store at {str(self.path)!r}; run `kmc campaign "
                                   f"FILE --out {self.directory}` first.")
-            uri = f"file:{self.path.resolve()}?mode=ro"
-            self._con = sqlite3.connect(uri, uri=True, timeout=30.0)
+            if self.path.stat().st_size == 0:
+                # a 0-byte file (e.g. a store created but killed before its schema) is an empty
+                # store: read it as one, without touching the file
+                self._con = sqlite3.connect(":memory:")
+                self._con.executescript(_SCHEMA)
+            else:
+                uri = f"file:{self.path.resolve()}?mode=ro"
+                self._con = sqlite3.connect(uri, uri=True, timeout=30.0)
         else:
             self._con = sqlite3.connect(self.path, timeout=30.0)
         self._con.row_factory = sqlite3.Row
