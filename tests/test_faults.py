@@ -1,0 +1,157 @@
+"""Faults and hostile files (issue 20): each case ends in one sentence and exit 2, a quiet exit,
+or a clean stop that resumes, never a traceback or a partial result."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kmc.runner as runner
+from kmc.checkpoint import RUN_CHECKPOINT_NAME
+from kmc.cli import main
+from kmc.store import TIMING_KEYS
+
+SMALL = """\
+[lattice]
+builtin = "sc"
+supercell = [4, 4, 4]
+
+[occupancy]
+filling = 0.5
+
+[model]
+attempt_frequency_THz = 10.0
+barrier_eV = 0.25
+
+[run]
+temperatures_K = [500.0, 700.0]
+hops_per_ion = 40
+equilibration_hops_per_ion = 2
+replicas = 2
+time_origins = 2
+seed = 42
+"""
+
+
+def one_sentence(err: str, *phrases: str) -> None:
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kmc: error: "), err
+    assert "Traceback" not in err
+    for p in phrases:
+        assert p in lines[0], (p, lines[0])
+
+
+def stripped(path: Path) -> dict:
+    d = json.loads(path.read_text())
+    for r in d["results"]:
+        for k in TIMING_KEYS:
+            r.pop(k)
+    return d
+
+
+@pytest.fixture
+def cfg(tmp_path) -> Path:
+    p = tmp_path / "c.toml"
+    p.write_text(SMALL)
+    return p
+
+
+@pytest.mark.parametrize("value", ["1e19", "1e30"])
+def test_astronomical_hops_per_ion_is_one_sentence(tmp_path, capsys, value):
+    p = tmp_path / "big.toml"
+    p.write_text(SMALL.replace("hops_per_ion = 40", f"hops_per_ion = {value}"))
+    assert main(["run", str(p), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    one_sentence(capsys.readouterr().err, "64-bit", "lower hops_per_ion")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_campaign_out_is_one_sentence(tmp_path, capsys, cfg, monkeypatch):
+    spec = tmp_path / "camp.toml"
+    spec.write_text('base = "c.toml"\n[grid]\n"run.seed" = [1, 2]\n')
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *a, **k):   # a file system that refuses (root ignores permission bits)
+        if self.name == "camp-out":
+            raise PermissionError(1, "Operation not permitted")
+        return real_mkdir(self, *a, **k)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert main(["campaign", str(spec), "--out", str(tmp_path / "camp-out"), "--workers", "1",
+                 "--quiet"]) == 2
+    one_sentence(capsys.readouterr().err, "cannot write to the output directory", "--out")
+
+
+def test_zero_byte_store_is_a_new_store(tmp_path, capsys, cfg):
+    spec = tmp_path / "camp.toml"
+    spec.write_text('base = "c.toml"\n[grid]\n"run.seed" = [1]\n')
+    out = tmp_path / "camp"
+    out.mkdir()
+    (out / "store.sqlite").write_bytes(b"")
+    assert main(["campaign", str(spec), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    from kmc.store import Store
+    with Store(out, readonly=True) as st:
+        assert len(st) == 1
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_run_ckpt_that_is_a_directory_is_left_alone(tmp_path, capsys, cfg, fresh):
+    out = tmp_path / "out"
+    (out / RUN_CHECKPOINT_NAME).mkdir(parents=True)
+    (out / RUN_CHECKPOINT_NAME / "keep.txt").write_text("mine")
+    argv = ["run", str(cfg), "--out", str(out), "--quiet"] + (["--fresh"] if fresh else [])
+    assert main(argv) == 2
+    one_sentence(capsys.readouterr().err, "not a checkpoint file", "move it away")
+    assert (out / RUN_CHECKPOINT_NAME / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == [RUN_CHECKPOINT_NAME]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@pytest.mark.parametrize("argv", [["info", "llzo-cubic"], ["run", "{cfg}"]])
+def test_closed_stdout_pipe_exits_quietly(tmp_path, cfg, argv):
+    """``kmc ... | head -1``: the reader goes away; kmc exits 141 without a traceback."""
+    argv = [a.replace("{cfg}", str(cfg)) for a in argv]
+    r, w = os.pipe()
+    os.close(r)                                   # nobody will ever read: every write fails
+    p = subprocess.run([sys.executable, "-m", "kmc.cli", *argv], stdout=w,
+                       stderr=subprocess.PIPE, env=_env(), timeout=300)
+    os.close(w)
+    assert p.returncode == 141, p.stderr.decode()
+    assert p.stderr.decode() == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_a_last_checkpoint_and_the_rerun_resumes_bit_identically(
+        tmp_path, capsys, cfg, monkeypatch, signum):
+    monkeypatch.setattr(runner, "SAFE_POINT_HOPS", 64)
+    ref_out = tmp_path / "ref"
+    assert main(["run", str(cfg), "--out", str(ref_out), "--quiet"]) == 0
+    reference = stripped(ref_out / "result.json")
+    out = tmp_path / "out"
+    argv = ["run", str(cfg), "--out", str(out), "--quiet", "--checkpoint-every", "3600"]
+    real_call = runner._Saver.__call__
+    calls = [0]
+
+    def call(self):
+        calls[0] += 1
+        if calls[0] == 7:                         # arrives in the middle of the run
+            os.kill(os.getpid(), signum)
+        return real_call(self)
+    monkeypatch.setattr(runner._Saver, "__call__", call)
+    assert main(argv) == 128 + signum
+    assert "interrupted; rerun" in capsys.readouterr().err
+    assert (out / RUN_CHECKPOINT_NAME).is_file() and not (out / "result.json").exists()
+    monkeypatch.setattr(runner._Saver, "__call__", real_call)
+    assert main([a for a in argv if a != "--quiet"]) == 0
+    assert "resumed from" in capsys.readouterr().err
+    assert stripped(out / "result.json") == reference
+    assert not (out / RUN_CHECKPOINT_NAME).exists()
