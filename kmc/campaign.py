@@ -306,6 +306,8 @@ class CampaignReport:
     other_versions: dict = field(default_factory=dict)   # version -> rows of this campaign
     written: list = field(default_factory=list)    # exported files
     elapsed_s: float = 0.0
+    recomputed: list = field(default_factory=list)  # (point index, why): rows that failed
+                                                    # the store's integrity check
 
     @property
     def ok(self) -> bool:
@@ -326,6 +328,10 @@ class CampaignReport:
             parts.append(f"{len(self.resumed)} resumed from checkpoints ({reused / total:.0%} of "
                          f"their hops reused)" if total else
                          f"{len(self.resumed)} resumed from checkpoints")
+        if self.recomputed:
+            parts.append(f"{len(self.recomputed)} recomputed because the stored row failed its "
+                         f"integrity check (first: point {self.recomputed[0][0] + 1}: "
+                         f"{self.recomputed[0][1]})")
         text = ", ".join(parts) + f" in {self.elapsed_s:.1f} s."
         if self.other_versions:
             vs = ", ".join(f"{n} by kmc {v}" for v, n in sorted(self.other_versions.items()))
@@ -1043,7 +1049,8 @@ class Campaign:
             workers: int | None = None, scheduler: str | None = None, resume: bool = True,
             progress: bool = False, export: bool = True,
             log: Callable[[str], None] | None = None,
-            checkpoint_every: float | None = DEFAULT_CHECKPOINT_EVERY_S) -> CampaignReport:
+            checkpoint_every: float | None = DEFAULT_CHECKPOINT_EVERY_S,
+            append: bool = False) -> CampaignReport:
         """Run every point not yet in the store, then export the summary and figures.
 
         Parameters
@@ -1068,6 +1075,9 @@ class Campaign:
             Seconds between two checkpoints of a run in progress (``DIR/checkpoints``; default
             60). A killed campaign then loses at most about this much work per interrupted run.
             ``0`` or ``None`` disables checkpoints.
+        append : bool
+            Allow ``out`` to hold the store of a different campaign and add this campaign's
+            points to it (``--append``); without it such a directory is refused.
 
         Returns
         -------
@@ -1099,7 +1109,15 @@ class Campaign:
                 clean_stale_temps(ckpts.directory)
                 ckpts.check_no_legacy({p.key for p in self.points})
                 with Store(out) as store:
+                    self._check_same_campaign(store, out, append)
                     store.set_meta("campaign", self.to_spec())
+                    by_key = {p.key: p for p in self.points}
+                    for key, why in sorted(store.bad_rows.items()):
+                        if key in by_key:
+                            report.recomputed.append((by_key[key].index, why))
+                            if log:
+                                log(f"point {by_key[key].index + 1}: the stored row failed its "
+                                    f"integrity check ({why}); computing it again")
                     stored = store.done_keys()
                     done = stored if resume else set()
                     todo = [p for p in self.points if p.key not in done]
@@ -1120,6 +1138,21 @@ class Campaign:
                     report.written = self.export(out)
         report.elapsed_s = time.perf_counter() - t0
         return report
+
+    def _check_same_campaign(self, store: Store, out: Path, append: bool) -> None:
+        """Refuse to run into the store of a different campaign unless ``append``."""
+        old = store.get_meta("campaign")
+        same = old is None or canonical_json(old) == canonical_json(json.loads(dumps(
+            self.to_spec())))
+        if same:
+            return
+        if append:  # keep the earlier campaign's spec: its points stay reportable
+            store.set_meta("appended", [*store.get_meta("appended", []), old])
+            return
+        name = old.get("name") if isinstance(old, dict) else None
+        raise ConfigError(f"{str(out)!r} already holds the store of a different campaign"
+                          f"{f' ({name!r})' if name else ''}; choose another --out, or pass "
+                          f"--append to add this campaign's points to that store.")
 
     def _execute(self, ex: Any, store: Store, todo: list[Point], report: CampaignReport,
                  resume: bool, progress: bool, log: Callable[[str], None] | None,

@@ -29,7 +29,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
     report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
                           resume=not args.no_resume, progress=not quiet, log=log,
-                          checkpoint_every=args.checkpoint_every)
+                          checkpoint_every=args.checkpoint_every, append=args.append)
     print(report.summary())
     if report.written:
         print(f"wrote {', '.join(str(p.relative_to(report.out)) for p in report.written)} "
@@ -75,6 +75,10 @@ def add_parsers(subparsers) -> None:
                    help="save the state of every run in progress to DIR/checkpoints every "
                         "SECONDS (default 60), so a killed campaign resumes its interrupted "
                         "runs instead of restarting them; 0 switches checkpoints off")
+    c.add_argument("--append", action="store_true",
+                   help="add this campaign's points to DIR even if DIR holds the store of a "
+                        "different campaign (refused without it, so that one campaign's "
+                        "summary never silently mixes with or hides another's rows)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or status line")
     c.set_defaults(func=cmd_campaign)
 

@@ -155,3 +155,99 @@ def test_signal_saves_a_last_checkpoint_and_the_rerun_resumes_bit_identically(
     assert "resumed from" in capsys.readouterr().err
     assert stripped(out / "result.json") == reference
     assert not (out / RUN_CHECKPOINT_NAME).exists()
+
+
+# ---------------------------------------------------------------------------------- store integrity
+TINY = SMALL.replace("temperatures_K = [500.0, 700.0]", "temperatures_K = [600.0]") \
+            .replace("hops_per_ion = 40", "hops_per_ion = 4").replace("time_origins = 2",
+                                                                       "time_origins = 1")
+
+
+def _campaign(tmp_path: Path, seeds=(1, 2)) -> Path:
+    (tmp_path / "c.toml").write_text(TINY)
+    spec = tmp_path / f"camp{len(seeds)}.toml"
+    spec.write_text(f'base = "c.toml"\n[grid]\n"run.seed" = {list(seeds)}\n')
+    return spec
+
+
+def _sigma(out: Path) -> list[float]:
+    import csv
+    with open(out / "summary.csv") as fh:
+        return [float(r["sigma_S_cm"]) for r in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("damage", ["flip a digit of the result", "edit the config"])
+def test_damaged_store_row_is_reported_and_recomputed_never_served(tmp_path, capsys, damage):
+    import sqlite3
+
+    from kmc.campaign import Campaign
+    spec = _campaign(tmp_path)
+    out = tmp_path / "out"
+    argv = ["campaign", str(spec), "--out", str(out), "--workers", "1"]
+    assert main(argv) == 0
+    good = _sigma(out)
+    camp = Campaign.from_file(spec, out=out)
+    key = camp.points[0].key
+    con = sqlite3.connect(out / "store.sqlite")
+    res, cfg_json = con.execute("SELECT result_json, config_json FROM runs WHERE key = ?",
+                                (key,)).fetchone()
+    if damage.startswith("flip"):
+        i = res.index('"sigma_S_cm":') + len('"sigma_S_cm":') + 2   # a digit of the mantissa
+        d = res[i]
+        res = res[:i] + str((int(d) + 1) % 10) + res[i + 1:]
+        con.execute("UPDATE runs SET result_json = ? WHERE key = ?", (res, key))
+    else:
+        con.execute("UPDATE runs SET config_json = ? WHERE key = ?",
+                    (cfg_json.replace('"seed":1', '"seed":7'), key))
+    con.commit()
+    con.close()
+    assert camp.results(out)["status"].tolist() == ["pending", "ok"]   # not served meanwhile
+    capsys.readouterr()
+    assert main(argv) == 0
+    text = capsys.readouterr()
+    assert "failed its integrity check" in text.err and "1 recomputed" in text.out
+    assert _sigma(out) == good                                         # the true value again
+
+
+def test_a_different_campaign_into_a_used_out_needs_append(tmp_path, capsys):
+    out = tmp_path / "out"
+    first = _campaign(tmp_path, (1,))
+    second = _campaign(tmp_path, (3, 4))
+    assert main(["campaign", str(first), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    argv = ["campaign", str(second), "--out", str(out), "--workers", "1", "--quiet"]
+    assert main(argv) == 2
+    one_sentence(capsys.readouterr().err, "different campaign", "--append")
+    assert main([*argv, "--append"]) == 0
+    from kmc.store import Store
+    with Store(out, readonly=True) as st:
+        assert len(st) == 3 and st.get_meta("appended")[0]["grid"] == {"run.seed": [1]}
+    assert main(["campaign", str(second), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+
+
+def test_schema_1_store_is_migrated_and_its_rows_checked(tmp_path):
+    import hashlib
+    import sqlite3
+
+    from kmc.store import APPLICATION_ID, Store
+    cfg_ok, cfg_bad = '{"a":1}', '{"a":2}'
+    k_ok = hashlib.sha256(cfg_ok.encode()).hexdigest()
+    k_bad = hashlib.sha256(b'{"a":3}').hexdigest()          # a key its config does not give
+    con = sqlite3.connect(tmp_path / "store.sqlite")
+    con.executescript(f"""
+        CREATE TABLE runs (key TEXT PRIMARY KEY, config_json TEXT NOT NULL, seed INTEGER NOT NULL,
+            version TEXT NOT NULL, status TEXT NOT NULL, result_json TEXT, error TEXT,
+            elapsed_s REAL, created TEXT NOT NULL);
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};""")
+    for k, c in ((k_ok, cfg_ok), (k_bad, cfg_bad)):
+        con.execute("INSERT INTO runs VALUES (?, ?, 1, 'old', 'ok', '{\"results\":[]}', NULL, "
+                    "1.0, 'now')", (k, c))
+    con.commit()
+    con.close()
+    with Store(tmp_path) as st:
+        assert st.done_keys() == {k_ok} and set(st.bad_rows) == {k_bad}
+    with Store(tmp_path, readonly=True) as st:
+        assert [r["key"] for r in st.rows()] == [k_ok]
+    con = sqlite3.connect(tmp_path / "store.sqlite")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
