@@ -30,6 +30,10 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message}; see `kmc {sub[-1] + ' ' if sub else ''}--help`.")
 
 
+#: files ``kmc run --out DIR`` writes into DIR (besides ``[output] trajectory``)
+RESULT_FILES = ("result.json", "results.csv", "msd.png", "arrhenius.png")
+
+
 def resolve_config(name: str) -> Path:
     """A config path, or the name of a bundled example (``kmc run quickstart``)."""
     p = Path(name)
@@ -186,7 +190,15 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
     from kmc.store import clean_stale_temps
     from kmc.trajectory import trajectory_target, write_run_trajectory
 
-    trajectory_target(config, out)  # a missing directory is an error before the run
+    target = trajectory_target(config, out)  # a missing directory is an error before the run
+    if out is None and target is not None and target.exists():
+        raise ConfigError(f"the trajectory file {str(target)!r} exists already and would be "
+                          f"overwritten; remove it, rename [output] trajectory, or use --out DIR.")
+    if out is not None and not args.quiet:
+        old = [n for n in RESULT_FILES if (out / n).exists()]
+        old += [str(target.relative_to(out))] if target is not None and target.exists() else []
+        if old:
+            print(f"kmc: note: this run replaces {', '.join(old)} in {out}/", file=sys.stderr)
     ckpt = None
     if out is not None:
         clean_stale_temps(out)  # temporary files of killed writers (results, checkpoints)

@@ -10,7 +10,7 @@ import difflib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from kmc.exceptions import ConfigError
@@ -562,6 +562,12 @@ class OutputConfig:
             if not isinstance(path, str) or not path.lower().endswith((".extxyz", ".xyz")):
                 raise ConfigError(f"[output] trajectory must be a file name ending in .extxyz "
                                   f"(or .xyz), e.g. trajectory = \"traj.extxyz\"; got {path!r}.")
+            parts = PurePosixPath(path.replace("\\", "/")).parts
+            if (path.startswith(("/", "~", "\\")) or PureWindowsPath(path).drive
+                    or ".." in parts):
+                raise ConfigError(f"[output] trajectory = {path!r} leaves the output directory; "
+                                  f"give a path relative to --out DIR without '..', e.g. "
+                                  f"trajectory = \"traj.extxyz\".")
             kw["trajectory"] = path
         else:
             extra = [k for k in t if k != "trajectory"]

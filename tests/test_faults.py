@@ -251,3 +251,33 @@ def test_schema_1_store_is_migrated_and_its_rows_checked(tmp_path):
         assert [r["key"] for r in st.rows()] == [k_ok]
     con = sqlite3.connect(tmp_path / "store.sqlite")
     assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+# ---------------------------------------------------------------------------------- outputs
+@pytest.mark.parametrize("path", ["../../x.extxyz", "/tmp/x.extxyz", "sub/../../x.extxyz",
+                                  "~/x.extxyz", "C:/x.extxyz"])
+def test_output_paths_outside_out_are_refused(tmp_path, capsys, path):
+    victim = tmp_path / "x.extxyz"
+    victim.write_text("precious")
+    p = tmp_path / "t.toml"
+    p.write_text(SMALL + f'\n[output]\ntrajectory = "{path}"\n')
+    out = tmp_path / "a" / "b"
+    assert main(["run", str(p), "--out", str(out), "--quiet"]) == 2
+    one_sentence(capsys.readouterr().err, "leaves the output directory", "relative")
+    assert victim.read_text() == "precious" and not out.exists()
+
+
+def test_existing_files_are_never_replaced_silently(tmp_path, capsys, monkeypatch):
+    p = tmp_path / "t.toml"
+    p.write_text(TINY + '\n[output]\ntrajectory = "t.extxyz"\ntrajectory_frames = 2\n')
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.extxyz").write_text("precious")
+    assert main(["run", str(p), "--quiet"]) == 2                  # no --out: the working dir
+    one_sentence(capsys.readouterr().err, "exists already", "--out")
+    assert (tmp_path / "t.extxyz").read_text() == "precious"
+    out = tmp_path / "out"
+    assert main(["run", str(p), "--out", str(out)]) == 0
+    assert "replaces" not in capsys.readouterr().err
+    assert main(["run", str(p), "--out", str(out)]) == 0          # a rerun says what it replaces
+    err = capsys.readouterr().err
+    assert "replaces result.json" in err and "t.extxyz" in err
