@@ -171,6 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is None and args.checkpoint_every:
         raise ConfigError("--checkpoint-every needs --out DIR (the checkpoint is DIR/run.ckpt); "
                           "add --out DIR or drop --checkpoint-every.")
+    if not args.quiet:
+        for w in getattr(config, "warnings", ()):
+            print(f"kmc: warning: {w}", file=sys.stderr)
+        for d in getattr(config, "defaults_used", ()):
+            print(f"kmc: default used: {d}", file=sys.stderr)
     created = args.out is not None and not Path(args.out).exists()
     out = _prepare_out(args.out)
     try:

@@ -21,7 +21,7 @@ import numpy as np
 from kmc import __version__
 from kmc.checkpoint import (PlainDataError, decode_plain, encode_plain, register_plain,
                             stop_point, stop_requested)
-from kmc.config import Config, check_hop_budget
+from kmc.config import Config, check_hop_budget, validity_notes
 from kmc.exceptions import ConfigError
 from kmc.model import KB_EV_K, RateModel
 from kmc.network import SiteNetwork
@@ -944,6 +944,9 @@ def run_config(config: Config, progress: bool = False, *,
     system = build_system(config)
     net, run = system.network, config.run
     check_hop_budget(run, system.n_ions)
+    field_work = ([field_work_over_kT(system.model, T) for T in run.temperatures_K]
+                  if np.any(system.model.field != 0.0) else None)
+    pre_notes = validity_notes(config, field_work)  # a field far beyond linear response: error
     field_on = bool(np.any(system.model.field != 0.0))
     field_vec = system.model.field if field_on else None
     seeds = replica_seeds(run.seed, len(run.temperatures_K), run.replicas)
@@ -1032,6 +1035,7 @@ def run_config(config: Config, progress: bool = False, *,
         notes = [UNREADABLE_CHECKPOINT_NOTE, *notes]
     elif why == "legacy":
         notes = [LEGACY_CHECKPOINT_NOTE, *notes]
+    notes = [*pre_notes, *notes]
     out = RunResult(config, state.results, state.curves, info, arr, axes, fits, notes,
                     system.formula, system.mobile_per_formula_unit)
     out.trajectory = getattr(state, "trajectory", None)

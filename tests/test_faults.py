@@ -281,3 +281,79 @@ def test_existing_files_are_never_replaced_silently(tmp_path, capsys, monkeypatc
     assert main(["run", str(p), "--out", str(out)]) == 0          # a rerun says what it replaces
     err = capsys.readouterr().err
     assert "replaces result.json" in err and "t.extxyz" in err
+
+
+# ---------------------------------------------------------------------------------- plausibility
+@pytest.mark.parametrize("edit, phrases", [
+    (("barrier_eV = 0.25", "barrier_eV = -0.3"), ("negative", "at least 0")),
+    (("attempt_frequency_THz = 10.0", "attempt_frequency_THz = 1e6"), ("1e+18 Hz", "in THz")),
+    (("attempt_frequency_THz = 10.0", "attempt_frequency_THz = 1e-3"), ("outside", "in THz")),
+    (("temperatures_K = [500.0, 700.0]", "temperatures_K = [500.0, 5000.0]"),
+     ("5000 K", "melted")),
+    (("barrier_eV = 0.25", "barrier_eV = 0.25\nfield_V_per_A = [2.0, 0.0, 0.0]"),
+     ("far beyond linear response", "lower the field")),
+])
+def test_implausible_physics_is_one_sentence(tmp_path, capsys, edit, phrases):
+    p = tmp_path / "bad.toml"
+    p.write_text(SMALL.replace(*edit))
+    assert main(["run", str(p), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    one_sentence(capsys.readouterr().err, *phrases)
+    assert not (tmp_path / "out").exists()
+
+
+def test_warnings_and_defaults_are_printed_and_recorded(tmp_path, capsys):
+    text = (TINY.replace("barrier_eV = 0.25\n", "")
+            .replace("attempt_frequency_THz = 10.0", "attempt_frequency_THz = 2000.0")
+            .replace("temperatures_K = [600.0]\n", "")
+            + "\n")
+    text = text.replace("[model]\n", "[model]\nfield_V_per_A = [0.02, 0.0, 0.0]\n")
+    p = tmp_path / "w.toml"
+    p.write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", str(p), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: [model] attempt_frequency_THz = 2000 THz" in err
+    assert "default used: [model] barrier_eV = 0.25 eV" in err
+    assert "default used: [run] temperatures_K = [600.0] K" in err
+    notes = json.loads((out / "result.json").read_text())["notes"]
+    assert any(n.startswith("warning: [model] attempt_frequency_THz") for n in notes)
+    assert any(n.startswith("default used: [model] barrier_eV") for n in notes)
+    assert any("max |qE.dr|/kT" in n and n.startswith("warning") for n in notes)
+
+
+def test_config_keys_do_not_change_with_the_new_attributes():
+    from kmc.campaign import run_key
+    from kmc.config import Config
+    c = Config.from_toml(SMALL)
+    assert "warnings" not in c.to_dict() and "defaults_used" not in c.to_dict()
+    assert run_key(c.to_dict()) == run_key(Config.from_dict(c.to_dict()).to_dict())
+
+
+CIF = """\
+data_t
+_cell_length_a 4.0
+_cell_length_b 4.0
+_cell_length_c 4.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Li1 Li 0 0 0 {occ}
+O1 O 0.5 0.5 0.5 1
+"""
+
+
+@pytest.mark.parametrize("occ", ["-0.5", "1.5", "1.2(3)"])
+def test_cif_occupancy_outside_0_1_names_the_site_and_value(tmp_path, capsys, occ):
+    p = tmp_path / "bad.cif"
+    p.write_text(CIF.format(occ=occ))
+    assert main(["info", str(p)]) == 2
+    one_sentence(capsys.readouterr().err, "atom site Li1", f"occupancy {float(occ[:3]):g}",
+                 "outside 0-1")
