@@ -210,7 +210,8 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
         every = DEFAULT_CHECKPOINT_EVERY_S if args.checkpoint_every is None \
             else args.checkpoint_every
         ckpt = open_run_checkpoint(out, config, every or None, fresh=args.fresh)
-    show_progress = not args.json and not args.quiet and sys.stderr.isatty()
+    # a bar on a terminal, else a line every few seconds (logs, batch jobs); --quiet: nothing
+    show_progress = not args.json and not args.quiet
     try:
         result = run_config(config, progress=show_progress, checkpoint=ckpt)
     except KMCError:
@@ -278,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", help="write result files into DIR")
     r.add_argument("--loglog", action="store_true",
                    help="draw msd.png (with --out) on logarithmic axes")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress (a bar on a terminal, else a line every 5 s on stderr), "
+                        "notes or warnings on stderr")
     r.add_argument("--checkpoint-every", metavar="SECONDS", type=seconds, default=None,
                    help="with --out: save the run's state to DIR/run.ckpt every SECONDS "
                         "(default 60); a killed run resumes from it when rerun with the same "

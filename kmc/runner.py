@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -901,6 +902,33 @@ def _plausible(state: RunState, config: Config) -> bool:
             and all(isinstance(r, ReplicaMeasurement) for r in cur.reps))
 
 
+class LineProgress:
+    """Progress for a stderr that is not a terminal (batch jobs, CI logs): one plain line every
+    ``interval_s`` seconds (none for a run shorter than that), with the tqdm members
+    :func:`run_config` uses (``update``, ``total``, ``refresh``, ``close``)."""
+
+    def __init__(self, total: int, done: int = 0, interval_s: float = 5.0) -> None:
+        self.total, self.n, self.interval_s = total, done, interval_s
+        self.start_n = done
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, h: int) -> None:
+        self.n += h
+        now = time.monotonic()
+        if now - self.last >= self.interval_s:
+            self.last = now
+            rate = (self.n - self.start_n) / (now - self.t0)
+            left = (self.total - self.n) / rate if rate > 0 else math.inf
+            print(f"kmc: {self.n:.4g} of {self.total:.4g} hops ({self.n / self.total:.0%}), "
+                  f"{rate:.3g} hops/s, about {left:.0f} s left", file=sys.stderr, flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Saver:
     """The safe-point callback: saves the run state when ``hook.interval_s`` (read at every
     safe point, so a hook may change it) has elapsed since the start or the last save."""
@@ -967,11 +995,13 @@ def run_config(config: Config, progress: bool = False, *,
             else run.temperatures_K[0]
     safe = _Saver(checkpoint, config, state)
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=state.bar_total, initial=state.bar_done, unit="hop", unit_scale=True,
                    leave=False, desc="kmc")
+    elif progress:  # a log file, CI, a batch job: plain lines, a few seconds apart
+        bar = LineProgress(state.bar_total, state.bar_done)
 
     def tick(h: int) -> None:
         state.bar_done += h

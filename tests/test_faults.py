@@ -357,3 +357,17 @@ def test_cif_occupancy_outside_0_1_names_the_site_and_value(tmp_path, capsys, oc
     assert main(["info", str(p)]) == 2
     one_sentence(capsys.readouterr().err, "atom site Li1", f"occupancy {float(occ[:3]):g}",
                  "outside 0-1")
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    real_init = runner.LineProgress.__init__
+    monkeypatch.setattr(runner.LineProgress, "__init__",   # every update prints (not every 5 s)
+                        lambda self, total, done=0, interval_s=5.0: real_init(self, total, done,
+                                                                              0.0))
+    p = tmp_path / "c.toml"
+    p.write_text(TINY)
+    assert main(["run", str(p)]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if " hops/s, about " in x]
+    assert lines and lines[-1].startswith("kmc: ") and "%" in lines[-1]
+    assert main(["run", str(p), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
