@@ -371,3 +371,28 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypa
     assert lines and lines[-1].startswith("kmc: ") and "%" in lines[-1]
     assert main(["run", str(p), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------------- memory
+def test_a_lattice_too_large_for_memory_is_refused_before_building(tmp_path, capsys):
+    import time
+    p = tmp_path / "huge.toml"
+    p.write_text(SMALL.replace("supercell = [4, 4, 4]", "supercell = [500, 500, 500]"))
+    t0 = time.perf_counter()
+    assert main(["run", str(p), "--quiet"]) == 2                 # 1.25e8 sites: ~290 GB
+    assert time.perf_counter() - t0 < 60
+    one_sentence(capsys.readouterr().err, "needs about", "GB to build", "fewer repetitions")
+
+
+def test_memory_guard_compares_the_estimate_with_available_memory(tmp_path, capsys,
+                                                                  monkeypatch):
+    import kmc.network as network
+    p = tmp_path / "c.toml"
+    p.write_text(TINY)
+    need = network.estimated_peak_bytes(64, 64 * 6)               # sc 4x4x4: 6 hops per site
+    monkeypatch.setattr(network, "available_memory_bytes", lambda: need - 1)
+    assert main(["run", str(p), "--quiet"]) == 2
+    one_sentence(capsys.readouterr().err, f"needs about {need / 1e9:.3g} GB",
+                 f"only {(need - 1) / 1e9:.3g} GB")
+    monkeypatch.setattr(network, "available_memory_bytes", lambda: need)
+    assert main(["run", str(p), "--quiet"]) == 0
