@@ -11,9 +11,13 @@ for the next run), 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+from pathlib import Path
 
 from kmc.argtypes import positive_int, seconds
+from kmc.exceptions import ConfigError
+from kmc.store import STORE_NAME
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
@@ -27,9 +31,14 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
-    report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
-                          resume=not args.no_resume, progress=not quiet, log=log,
-                          checkpoint_every=args.checkpoint_every, append=args.append)
+    try:
+        report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
+                              resume=not args.no_resume, progress=not quiet, log=log,
+                              checkpoint_every=args.checkpoint_every, append=args.append)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"the store {str(Path(args.out) / STORE_NAME)!r} is damaged ({exc}); "
+                          f"move it away (the campaign then computes every point again) or "
+                          f"restore it from a backup.") from None
     print(report.summary())
     if report.written:
         print(f"wrote {', '.join(str(p.relative_to(report.out)) for p in report.written)} "

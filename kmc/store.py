@@ -389,7 +389,10 @@ class Store:
     # -- reading
     def get_meta(self, name: str, default: Any = None) -> Any:
         row = self._con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        try:
+            return default if row is None else json.loads(row[0])
+        except (TypeError, ValueError):  # a damaged value is no value (rows are checked apart)
+            return default
 
     def verify(self) -> dict[str, str]:
         """Check every row (key re-derived from its config, checksum recomputed); returns and
