@@ -1061,11 +1061,11 @@ def run_config(config: Config, progress: bool = False, *,
     arr, axes, fits, notes = arrhenius_report(
         list(run.temperatures_K), state.all_vals, basis=run.arrhenius_basis, seed=run.seed,
         density_cm3=density, charge_e=config.model.charge_e)
+    notes = [*pre_notes, *notes]
     if why == "unreadable":
         notes = [UNREADABLE_CHECKPOINT_NOTE, *notes]
     elif why == "legacy":
         notes = [LEGACY_CHECKPOINT_NOTE, *notes]
-    notes = [*pre_notes, *notes]
     out = RunResult(config, state.results, state.curves, info, arr, axes, fits, notes,
                     system.formula, system.mobile_per_formula_unit)
     out.trajectory = getattr(state, "trajectory", None)
