@@ -64,6 +64,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -305,6 +306,8 @@ class CampaignReport:
     other_versions: dict = field(default_factory=dict)   # version -> rows of this campaign
     written: list = field(default_factory=list)    # exported files
     elapsed_s: float = 0.0
+    recomputed: list = field(default_factory=list)  # (point index, why): rows that failed
+                                                    # the store's integrity check
 
     @property
     def ok(self) -> bool:
@@ -325,6 +328,10 @@ class CampaignReport:
             parts.append(f"{len(self.resumed)} resumed from checkpoints ({reused / total:.0%} of "
                          f"their hops reused)" if total else
                          f"{len(self.resumed)} resumed from checkpoints")
+        if self.recomputed:
+            parts.append(f"{len(self.recomputed)} recomputed because the stored row failed its "
+                         f"integrity check (first: point {self.recomputed[0][0] + 1}: "
+                         f"{self.recomputed[0][1]})")
         text = ", ".join(parts) + f" in {self.elapsed_s:.1f} s."
         if self.other_versions:
             vs = ", ".join(f"{n} by kmc {v}" for v, n in sorted(self.other_versions.items()))
@@ -456,12 +463,19 @@ class LocalExecutor:
         # from a source checkout it would import the uncompiled tree instead of the installed kmc
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
-                                   initializer=_watch_parent, initargs=(os.getpid(),))
+                                   initializer=_worker_init, initargs=(os.getpid(),))
         try:
             futures = {pool.submit(fn, arg): tag for tag, arg in tasks}
             for fut in as_completed(futures):
                 exc = fut.exception()
                 yield futures[fut], (None if exc else fut.result()), exc
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM of this process: ask the workers to save a last checkpoint at
+            # their next safe point and stop (kmc.checkpoint.install_stop_handlers)
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(OSError):
+                    child.terminate()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -631,6 +645,15 @@ def rerun_by_worker() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _worker_init(pid: int) -> None:
+    """Initializer of local worker processes: stop cleanly on SIGINT/SIGTERM (a run saves a
+    last checkpoint), and exit when the parent is gone."""
+    from kmc.checkpoint import install_stop_handlers
+
+    install_stop_handlers()
+    _watch_parent(pid)
 
 
 def _watch_parent(pid: int, interval_s: float = 0.5) -> None:
@@ -1108,7 +1131,8 @@ class Campaign:
             workers: int | None = None, scheduler: str | None = None, resume: bool = True,
             progress: bool = False, export: bool = True,
             log: Callable[[str], None] | None = None,
-            checkpoint_every: float | None = DEFAULT_CHECKPOINT_EVERY_S) -> CampaignReport:
+            checkpoint_every: float | None = DEFAULT_CHECKPOINT_EVERY_S,
+            append: bool = False) -> CampaignReport:
         """Run every point not yet in the store, then export the summary and figures.
 
         Parameters
@@ -1133,6 +1157,9 @@ class Campaign:
             Seconds between two checkpoints of a run in progress (``DIR/checkpoints``; default
             60). A killed campaign then loses at most about this much work per interrupted run.
             ``0`` or ``None`` disables checkpoints.
+        append : bool
+            Allow ``out`` to hold the store of a different campaign and add this campaign's
+            points to it (``--append``); without it such a directory is refused.
 
         Returns
         -------
@@ -1164,14 +1191,29 @@ class Campaign:
         # start/connect the executor before anything is created in out (a scheduler that cannot
         # be reached is a bad input: exit 2, nothing written); no executor when nothing is left
         with (ex if todo else contextlib.nullcontext()):
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=out):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"cannot write to the output directory {str(out)!r} "
+                                  f"({exc.strerror or exc}); choose a writable --out.") from None
             with campaign_lock(out):
                 clean_stale_temps(out)
                 clean_stale_temps(out / "figures")
                 ckpts = CheckpointDir(out)
                 clean_stale_temps(ckpts.directory)
+                ckpts.check_no_legacy({p.key for p in self.points})
                 with Store(out) as store:
+                    self._check_same_campaign(store, out, append)
                     store.set_meta("campaign", self.to_spec())
+                    by_key = {p.key: p for p in self.points}
+                    for key, why in sorted(store.bad_rows.items()):
+                        if key in by_key:
+                            report.recomputed.append((by_key[key].index, why))
+                            if log:
+                                log(f"point {by_key[key].index + 1}: the stored row failed its "
+                                    f"integrity check ({why}); computing it again")
                     stored = store.done_keys()
                     done = stored if resume else set()
                     todo = [p for p in self.points if p.key not in done]
@@ -1194,6 +1236,21 @@ class Campaign:
         if report.crashed:
             raise CampaignError(crash_message(report), report)
         return report
+
+    def _check_same_campaign(self, store: Store, out: Path, append: bool) -> None:
+        """Refuse to run into the store of a different campaign unless ``append``."""
+        old = store.get_meta("campaign")
+        same = old is None or canonical_json(old) == canonical_json(json.loads(dumps(
+            self.to_spec())))
+        if same:
+            return
+        if append:  # keep the earlier campaign's spec: its points stay reportable
+            store.set_meta("appended", [*store.get_meta("appended", []), old])
+            return
+        name = old.get("name") if isinstance(old, dict) else None
+        raise ConfigError(f"{str(out)!r} already holds the store of a different campaign"
+                          f"{f' ({name!r})' if name else ''}; choose another --out, or pass "
+                          f"--append to add this campaign's points to that store.")
 
     def _execute(self, ex: Any, store: Store, todo: list[Point], report: CampaignReport,
                  resume: bool, progress: bool, log: Callable[[str], None] | None,

@@ -11,9 +11,13 @@ for the next run), 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+from pathlib import Path
 
 from kmc.argtypes import positive_int, seconds
+from kmc.exceptions import ConfigError
+from kmc.store import STORE_NAME
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
@@ -32,10 +36,14 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     try:
         report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
                               resume=not args.no_resume, progress=not quiet, log=log,
-                              checkpoint_every=args.checkpoint_every)
+                              checkpoint_every=args.checkpoint_every, append=args.append)
     except CampaignError as exc:  # crashed runs: exit 1 with the summary, as documented
         report = exc.report
         print(f"kmc: error: {exc}", file=sys.stderr)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"the store {str(Path(args.out) / STORE_NAME)!r} is damaged ({exc}); "
+                          f"move it away (the campaign then computes every point again) or "
+                          f"restore it from a backup.") from None
     print(report.summary())
     if report.written:
         print(f"wrote {', '.join(str(p.relative_to(report.out)) for p in report.written)} "
@@ -81,6 +89,10 @@ def add_parsers(subparsers) -> None:
                    help="save the state of every run in progress to DIR/checkpoints every "
                         "SECONDS (default 60), so a killed campaign resumes its interrupted "
                         "runs instead of restarting them; 0 switches checkpoints off")
+    c.add_argument("--append", action="store_true",
+                   help="add this campaign's points to DIR even if DIR holds the store of a "
+                        "different campaign (refused without it, so that one campaign's "
+                        "summary never silently mixes with or hides another's rows)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or status line")
     c.set_defaults(func=cmd_campaign)
 

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +27,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too, but with a usage dump
         sub = self.prog.split()[1:]  # "kmc" or "kmc run"
         raise ConfigError(f"{message}; see `kmc {sub[-1] + ' ' if sub else ''}--help`.")
+
+
+#: files ``kmc run --out DIR`` writes into DIR (besides ``[output] trajectory``)
+RESULT_FILES = ("result.json", "results.csv", "msd.png", "arrhenius.png")
 
 
 def resolve_config(name: str) -> Path:
@@ -180,6 +185,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is None and args.checkpoint_every:
         raise ConfigError("--checkpoint-every needs --out DIR (the checkpoint is DIR/run.ckpt); "
                           "add --out DIR or drop --checkpoint-every.")
+    if not args.quiet:
+        for w in getattr(config, "warnings", ()):
+            print(f"kmc: warning: {w}", file=sys.stderr)
+        for d in getattr(config, "defaults_used", ()):
+            print(f"kmc: default used: {d}", file=sys.stderr)
     created = args.out is not None and not Path(args.out).exists()
     out = _prepare_out(args.out)
     try:
@@ -199,14 +209,23 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
     from kmc.store import clean_stale_temps
     from kmc.trajectory import trajectory_target, write_run_trajectory
 
-    trajectory_target(config, out)  # a missing directory is an error before the run
+    target = trajectory_target(config, out)  # a missing directory is an error before the run
+    if out is None and target is not None and target.exists():
+        raise ConfigError(f"the trajectory file {str(target)!r} exists already and would be "
+                          f"overwritten; remove it, rename [output] trajectory, or use --out DIR.")
+    if out is not None and not args.quiet:
+        old = [n for n in RESULT_FILES if (out / n).exists()]
+        old += [str(target.relative_to(out))] if target is not None and target.exists() else []
+        if old:
+            print(f"kmc: note: this run replaces {', '.join(old)} in {out}/", file=sys.stderr)
     ckpt = None
     if out is not None:
         clean_stale_temps(out)  # temporary files of killed writers (results, checkpoints)
         every = DEFAULT_CHECKPOINT_EVERY_S if args.checkpoint_every is None \
             else args.checkpoint_every
         ckpt = open_run_checkpoint(out, config, every or None, fresh=args.fresh)
-    show_progress = not args.json and not args.quiet and sys.stderr.isatty()
+    # a bar on a terminal, else a line every few seconds (logs, batch jobs); --quiet: nothing
+    show_progress = not args.json and not args.quiet
     try:
         result = run_config(config, progress=show_progress, checkpoint=ckpt)
     except KMCError:
@@ -277,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", help="write result files into DIR")
     r.add_argument("--loglog", action="store_true",
                    help="draw msd.png (with --out) on logarithmic axes")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress (a bar on a terminal, else a line every 5 s on stderr), "
+                        "notes or warnings on stderr")
     r.add_argument("--checkpoint-every", metavar="SECONDS", type=seconds, default=None,
                    help="with --out: save the run's state to DIR/run.ckpt every SECONDS "
                         "(default 60); a killed run resumes from it when rerun with the same "
@@ -316,8 +337,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: exit codes of every command (README "Exit codes"): 0 success, 1 a campaign with failed points,
+#: 2 bad input (one sentence on stderr), 128 + signal number when interrupted (130 Ctrl-C,
+#: 143 SIGTERM; rerun the same command to resume), 141 when stdout is closed early (``| head``)
+EXIT_OK, EXIT_FAILED_POINTS, EXIT_BAD_INPUT, EXIT_BROKEN_PIPE = 0, 1, 2, 141
+
+
+def _stdout_gone() -> int:
+    """After a closed pipe on stdout: point stdout at /dev/null so that the interpreter's final
+    flush cannot fail again, and exit quietly as Unix tools do."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a bad input, with one sentence on stderr)."""
+    from kmc.checkpoint import stop_on_signals, stop_requested
+
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
@@ -325,7 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             print("kmc: error: no command given; name one, e.g. `kmc run quickstart` (see "
                   "`kmc --help`).", file=sys.stderr)
             return 2
-        return args.func(args)
+        with stop_on_signals():
+            code = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except KMCError as exc:
         print(f"kmc: error: {exc}", file=sys.stderr)
         return 2
@@ -334,9 +378,12 @@ def main(argv: list[str] | None = None) -> int:
               "a shorter interaction range.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # campaigns (and runs with checkpoints) continue where they stopped
-        print("kmc: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        # campaigns (and runs with checkpoints, which saved a last one) continue where they
+        # stopped; SIGTERM is handled like Ctrl-C
+        signum = stop_requested() or signal.SIGINT
+        with contextlib.suppress(OSError):
+            print("kmc: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":

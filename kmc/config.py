@@ -10,7 +10,7 @@ import difflib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from kmc.exceptions import ConfigError
@@ -420,6 +420,111 @@ CONVERGE_QUANTITIES = ("D_tracer", "D_jump")
 DEFAULT_MAX_HOPS_FACTOR = 16
 
 
+#: engine hops one run may ask for: the engine counts hops in signed 64-bit integers (2**63 - 1),
+#: with a factor of 2 to spare for the block rounding
+MAX_ENGINE_HOPS = 2**62
+
+
+def check_hop_budget(run: "RunConfig", n_ions: int) -> int:
+    """The largest number of engine hops ``run`` may do with ``n_ions`` ions (every temperature,
+    replica, equilibration and convergence round).
+
+    Raises
+    ------
+    ConfigError
+        When that exceeds :data:`MAX_ENGINE_HOPS`, which the engine's 64-bit counters cannot hold.
+    """
+    n = max(int(n_ions), 1)
+    per_replica = math.ceil(run.equilibration_hops_per_ion * n) \
+        + run.max_blocks * max(1, math.ceil(run.block_hops_per_ion * n))
+    total = len(run.temperatures_K) * run.replicas * per_replica
+    if total > MAX_ENGINE_HOPS:
+        raise ConfigError(f"[run] asks for up to {float(total):.3g} engine hops ({n} ions, "
+                          f"hops_per_ion = {run.hops_per_ion:g}), more than the engine's 64-bit "
+                          f"hop counters hold ({float(MAX_ENGINE_HOPS):.3g}); lower hops_per_ion "
+                          f"(or max_hops_per_ion, equilibration_hops_per_ion).")
+    return int(total)
+
+
+# ---------------------------------------------------------------------- plausibility at the boundary
+#: temperatures above this are refused: every solid electrolyte has melted (K)
+MAX_TEMPERATURE_K = 3000.0
+#: E_KRA above this gets a warning: such hops are frozen at any temperature a solid survives (eV)
+HIGH_BARRIER_EV = 3.0
+#: attempt frequencies (Hz): outside the wide range an error, outside the usual one a warning
+#: (phonon frequencies of solids are 1e12-1e14 Hz, so 1e11-1e15 Hz covers every lattice hop)
+ATTEMPT_HZ_USUAL = (1e11, 1e15)
+ATTEMPT_HZ_POSSIBLE = (1e10, 1e16)
+#: max |q E . dr| / kT of a field run: linear response (the docs' condition) needs << 1; above
+#: FIELD_WORK_WARN a warning, above FIELD_WORK_ERROR an error (hop rates along and against the
+#: field then differ by more than e^10 ~ 2e4, nowhere near a linear conductivity)
+FIELD_WORK_WARN = 0.1
+FIELD_WORK_ERROR = 10.0
+
+
+def _plausibility(model: "ModelConfig", run: "RunConfig") -> list[str]:
+    """Errors for impossible physics, warnings (returned) for what a physicist might mean."""
+    warnings = []
+    hot = [T for T in run.temperatures_K if T > MAX_TEMPERATURE_K]
+    if hot:
+        raise ConfigError(f"[run] temperatures_K contains {hot[0]:g} K, above "
+                          f"{MAX_TEMPERATURE_K:g} K where every solid electrolyte has melted; give "
+                          f"temperatures in kelvin between 0 and {MAX_TEMPERATURE_K:g}.")
+    b = model.barrier_eV
+    barriers = b.items() if isinstance(b, dict) else ([("", b)] if b is not None else [])
+    for name, v in barriers:
+        where = f"[model.barrier_eV] {name}" if name else "[model] barrier_eV"
+        if v < 0:
+            raise ConfigError(f"{where} = {v:g} eV is negative, but a migration barrier (E_KRA) "
+                              f"is at least 0; give the barrier height in eV, e.g. 0.3.")
+        if v > HIGH_BARRIER_EV:
+            warnings.append(f"{where} = {v:g} eV is above {HIGH_BARRIER_EV:g} eV: such hops are "
+                            f"practically frozen; check the unit (eV, not kJ/mol).")
+    nu = model.attempt_frequency_THz
+    if nu is not None:
+        hz = nu * 1e12
+        lo, hi = ATTEMPT_HZ_POSSIBLE
+        if not lo <= hz <= hi:
+            raise ConfigError(f"[model] attempt_frequency_THz = {nu:g} THz ({hz:.3g} Hz) is "
+                              f"outside {lo:.0e}-{hi:.0e} Hz, beyond any lattice vibration; give "
+                              f"it in THz, typically 1-100 (e.g. 10).")
+        lo, hi = ATTEMPT_HZ_USUAL
+        if not lo <= hz <= hi:
+            warnings.append(f"[model] attempt_frequency_THz = {nu:g} THz is outside the usual "
+                            f"{lo / 1e12:g}-{hi / 1e12:g} THz of lattice vibrations; check the "
+                            f"unit (THz).")
+    return warnings
+
+
+def validity_notes(config: "Config", field_work_over_kT: list[float] | None = None) -> list[str]:
+    """Notes for a result: the config's plausibility warnings, the physics defaults it relied
+    on (:attr:`Config.defaults_used`) and, for a field run, the linear-response check.
+
+    Parameters
+    ----------
+    config : Config
+    field_work_over_kT : list of float, optional
+        max |q E . dr| / kT at every temperature (see ``kmc.runner.field_work_over_kT``).
+
+    Raises
+    ------
+    ConfigError
+        When the field is far beyond linear response (above :data:`FIELD_WORK_ERROR`).
+    """
+    notes = [f"warning: {w}" for w in getattr(config, "warnings", ())]
+    notes += [f"default used: {d}" for d in getattr(config, "defaults_used", ())]
+    work = max(field_work_over_kT or [0.0])
+    if work > FIELD_WORK_ERROR:
+        raise ConfigError(f"[model] field_V_per_A gives max |qE.dr|/kT = {work:.3g}, far beyond "
+                          f"linear response (which needs it well below 1); lower the field by "
+                          f"a factor of at least {work / FIELD_WORK_WARN:.2g}.")
+    if work > FIELD_WORK_WARN:
+        notes.append(f"warning: the field gives max |qE.dr|/kT = {work:.3g}; linear response "
+                     f"needs it well below 1 (e.g. < {FIELD_WORK_WARN:g}), so sigma_field is "
+                     f"biased; lower field_V_per_A.")
+    return notes
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Temperatures, run length, replicas, seed, convergence control and the Arrhenius basis.
@@ -581,6 +686,12 @@ class OutputConfig:
             if not isinstance(path, str) or not path.lower().endswith((".extxyz", ".xyz")):
                 raise ConfigError(f"[output] trajectory must be a file name ending in .extxyz "
                                   f"(or .xyz), e.g. trajectory = \"traj.extxyz\"; got {path!r}.")
+            parts = PurePosixPath(path.replace("\\", "/")).parts
+            if (path.startswith(("/", "~", "\\")) or PureWindowsPath(path).drive
+                    or ".." in parts):
+                raise ConfigError(f"[output] trajectory = {path!r} leaves the output directory; "
+                                  f"give a path relative to --out DIR without '..', e.g. "
+                                  f"trajectory = \"traj.extxyz\".")
             kw["trajectory"] = path
         else:
             extra = [k for k in t if k != "trajectory"]
@@ -641,7 +752,12 @@ TOP_LEVEL = list(SECTIONS) + ["dopants", "output"]
 @dataclass(frozen=True)
 class Config:
     """A whole simulation: ``[lattice]``, ``[occupancy]``, ``[model]``, ``[run]`` and, for a
-    framework, ``[dopants]``."""
+    framework, ``[dopants]``.
+
+    A config made by :meth:`from_dict` also carries ``warnings`` (plausibility warnings, e.g. a
+    barrier above 3 eV) and ``defaults_used`` (physics keys the file omitted and the value
+    used); they are not fields, so they change neither :meth:`to_dict` nor run keys, and
+    :func:`validity_notes` puts them into the result's notes."""
 
     lattice: LatticeConfig = field(default_factory=lambda: LatticeConfig(
         lattice_constant_A=1.0, mobile="Li", exclusion_distance_A=0.0))
@@ -687,7 +803,21 @@ class Config:
         run = RunConfig.parse(data.get("run", {}))
         output = OutputConfig.parse(data["output"], run.temperatures_K) if "output" in data \
             else None
-        return cls(lattice, occupancy, model, run, dopants, output)
+        config = cls(lattice, occupancy, model, run, dopants, output)
+        # not dataclass fields: they change neither to_dict() nor equality (nor run keys)
+        object.__setattr__(config, "warnings", tuple(_plausibility(model, run)))
+        raw_model, raw_run = data.get("model", {}), data.get("run", {})
+        used = []
+        if kind == "teaching":
+            if "barrier_eV" not in raw_model:
+                used.append(f"[model] barrier_eV = {model.barrier_eV:g} eV (teaching default)")
+            if "attempt_frequency_THz" not in raw_model:
+                used.append(f"[model] attempt_frequency_THz = {model.attempt_frequency_THz:g} "
+                            f"THz (teaching default)")
+        if isinstance(raw_run, dict) and "temperatures_K" not in raw_run:
+            used.append(f"[run] temperatures_K = {list(run.temperatures_K)} K (default)")
+        object.__setattr__(config, "defaults_used", tuple(used))
+        return config
 
     @classmethod
     def from_toml(cls, text: str, base_dir: str | Path | None = None) -> "Config":

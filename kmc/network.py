@@ -24,6 +24,54 @@ from kmc.exceptions import StructureError
 _ROUND_A = 2  # hop/shell lengths are grouped at 0.01 Å
 #: the engine indexes sites and events with 32-bit integers
 MAX_INDEX = 2**31 - 1
+#: peak bytes of building a system and its first replica, per site and per pair (hop event,
+#: exclusion or interaction pair): least-squares fit over sc, bcc and fcc supercells of 3e3-3e4
+#: sites (2.4, 3.0 and 4.5 kB per site), measured with tracemalloc by scripts/measure_memory.py
+MEMORY_PER_SITE_B = 226
+MEMORY_PER_EVENT_B = 353
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can still give this process (psutil if installed, else
+    /proc/meminfo's MemAvailable), or None when unknown."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def estimated_peak_bytes(n_sites: int, n_pairs: int) -> int:
+    """Estimated peak memory of building a network of ``n_sites`` sites and ``n_pairs`` hop
+    events, exclusion and interaction pairs, with its first replica (see
+    :data:`MEMORY_PER_SITE_B`)."""
+    return int(MEMORY_PER_SITE_B * n_sites + MEMORY_PER_EVENT_B * n_pairs)
+
+
+def check_memory(supercell, n_sites: int, n_pairs: int) -> None:
+    """Refuse a supercell whose estimated peak memory exceeds the memory available.
+
+    Raises
+    ------
+    StructureError
+        Stating the estimate and the memory available.
+    """
+    need = estimated_peak_bytes(n_sites, n_pairs)
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise StructureError(f"the supercell {list(supercell)} ({n_sites:.3g} sites, "
+                             f"{n_pairs:.3g} hop events and pairs) needs about {need / 1e9:.3g} GB "
+                             f"to build, but only {have / 1e9:.3g} GB are available; use fewer "
+                             f"repetitions or a smaller hop or interaction cutoff.")
 #: most neighbours within a hop, exclusion or interaction cutoff per site (a cutoff that would
 #: give more is a typo, e.g. 30 instead of 3.0 Å, and would exhaust the memory)
 MAX_NEIGHBOURS = 10_000
@@ -422,6 +470,9 @@ class SiteNetwork:
             raise StructureError(f"the supercell {self.supercell} has {n_events:.3g} hop events, "
                                  f"more than the engine can index ({MAX_INDEX:.3g}); use fewer "
                                  f"repetitions or a smaller hop_cutoff_A.")
+        n_cells = self.supercell[0] * self.supercell[1] * self.supercell[2]
+        n_pairs = (len(self.hops) + len(self.exclusions) + len(self.interactions)) * n_cells
+        check_memory(self.supercell, len(self.unit_frac) * n_cells, n_pairs)
         n = np.array(self.supercell)
         for name, pairs in (("hop", self.hops), ("exclusion", self.exclusions),
                             ("interaction", self.interactions)):

@@ -12,7 +12,7 @@ import copy
 import hashlib
 import json
 import math
-import pickle
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Callable, Protocol
 import numpy as np
 
 from kmc import __version__
-from kmc.config import Config
+from kmc.checkpoint import (PlainDataError, decode_plain, encode_plain, register_plain,
+                            stop_point, stop_requested)
+from kmc.config import Config, check_hop_budget, validity_notes
 from kmc.exceptions import ConfigError
 from kmc.model import KB_EV_K, RateModel
 from kmc.network import SiteNetwork
@@ -774,12 +776,18 @@ class RunCheckpoint(Protocol):
     def save(self, blob: bytes) -> None: ...
 
 
-#: first bytes of a run checkpoint blob, then one line of JSON header, then the pickled state
+#: first bytes of a run checkpoint blob, then one line of JSON header, then the plain-data state
 CHECKPOINT_MAGIC = b"KMC-RUN-CHECKPOINT\n"
-#: format of the pickled :class:`RunState`; a blob of another format is ignored (fresh start)
-CHECKPOINT_FORMAT = 1
+#: format of the :class:`RunState` payload: 2 = plain data (:func:`kmc.checkpoint.encode_plain`);
+#: 1 was a pickle, which is refused (never loaded), see :data:`LEGACY_CHECKPOINT_FORMAT`
+CHECKPOINT_FORMAT = 2
+#: format number of the pickled checkpoints of earlier kmc versions
+LEGACY_CHECKPOINT_FORMAT = 1
 UNREADABLE_CHECKPOINT_NOTE = ("a saved checkpoint of this run was unreadable (truncated or "
                               "corrupt), so the run started again from the beginning")
+LEGACY_CHECKPOINT_NOTE = ("a saved checkpoint of this run was in the old pickle format, which kmc "
+                          "no longer loads (loading a pickle can run code), so the run started "
+                          "again from the beginning")
 
 
 @dataclass
@@ -787,7 +795,8 @@ class RunState:
     """Everything :func:`run_config` needs to continue a run: the index of the current
     temperature, the finished temperatures' results, MSD curves, replica values and engine hops,
     and the current temperature's :class:`TemperatureState` (its replicas with their engines and
-    RNG states, blocks, convergence round). Pickled into checkpoints."""
+    RNG states, blocks, convergence round). Saved as plain data (:func:`encode_checkpoint`);
+    every class it may hold is registered in :func:`_register_run_state_types`."""
 
     t_index: int = 0
     results: list = field(default_factory=list)
@@ -805,6 +814,41 @@ class RunState:
         return int(sum(self.engine_hops)) + int(now)
 
 
+def _simulation_state(sim: Simulation) -> dict:
+    st = sim.engine_state()
+    st["site_energy_offset_eV"] = sim.model.site_energy_offset_eV  # per-replica dopant shifts
+    return st
+
+
+def _simulation_from_state(state: dict, context) -> Simulation:
+    model = context["model"]
+    if state["site_energy_offset_eV"] is not None:
+        model = replace(model, site_energy_offset_eV=state["site_energy_offset_eV"])
+    return Simulation.from_engine_state(model, state)
+
+
+def _register_run_state_types() -> None:
+    """The one list of classes a :class:`RunState` may hold (a new class in the run state is
+    added here; encoding an unregistered one raises TypeError naming it). A simulation is saved
+    as its engine arrays and RNG state and rebuilt on the run's model (decode context
+    ``model``); ``run_cfg`` comes from the config (context ``run``), which the header pins."""
+    from kmc.trajectory import Trajectory, TrajectoryRecorder
+
+    register_plain(RunState, name="RunState")
+    register_plain(TemperatureState, name="TemperatureState")
+    register_plain(ReplicaMeasurement, name="ReplicaMeasurement",
+                   context_fields={"run_cfg": "run"})
+    register_plain(_Block, name="Block")
+    register_plain(ReplicaSample, name="ReplicaSample")
+    register_plain(Simulation, name="Simulation", to_state=_simulation_state,
+                   from_state=_simulation_from_state)
+    register_plain(TrajectoryRecorder, name="TrajectoryRecorder")
+    register_plain(Trajectory, name="Trajectory")
+
+
+_register_run_state_types()
+
+
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                       allow_nan=False)
@@ -812,45 +856,111 @@ def _canonical(obj) -> str:
 
 def encode_checkpoint(config: Config, state: RunState) -> bytes:
     """The checkpoint blob of ``state``: magic, a JSON header (format, kmc version, the full
-    config, size and sha256 of the payload) and the pickled state."""
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    config, size and sha256 of the payload) and the plain-data payload
+    (:func:`kmc.checkpoint.encode_plain`: an .npz of a JSON skeleton and the arrays)."""
+    payload = encode_plain(state)
     header = {"format": CHECKPOINT_FORMAT, "kmc_version": __version__,
               "config": config.to_dict(), "payload_bytes": len(payload),
               "payload_sha256": hashlib.sha256(payload).hexdigest()}
     return CHECKPOINT_MAGIC + _canonical(header).encode("ascii") + b"\n" + payload
 
 
-def decode_checkpoint(blob: bytes, config: Config) -> tuple[RunState | None, str | None]:
-    """``(state, None)`` for a blob of this kmc version and config; ``(None, "mismatch")`` for a
-    well-formed blob of another format, version or config; ``(None, "unreadable")`` for a
-    truncated or corrupt one. The header is checked before anything is unpickled.
-
-    A checkpoint is a pickle: load only blobs written by kmc itself (never from untrusted
-    sources)."""
+def checkpoint_header(blob: bytes) -> dict | None:
+    """The JSON header of a run-state blob, or None when it has no complete one."""
     if not isinstance(blob, (bytes, bytearray)) or not blob.startswith(CHECKPOINT_MAGIC):
-        return None, "unreadable"
+        return None
     nl = blob.find(b"\n", len(CHECKPOINT_MAGIC))
     try:
         header = json.loads(blob[len(CHECKPOINT_MAGIC):nl].decode("ascii")) if nl > 0 else None
     except (ValueError, UnicodeDecodeError):
-        header = None
+        return None
     needed = ("format", "kmc_version", "config", "payload_bytes", "payload_sha256")
     if not isinstance(header, dict) or any(k not in header for k in needed):
+        return None
+    return header
+
+
+def checkpoint_status(blob: bytes, config: Config) -> tuple[bytes | None, str | None]:
+    """``(payload, None)`` when ``blob`` is a complete plain-data checkpoint of this kmc version
+    and config (checksum verified, nothing decoded), else ``(None, why)`` with ``why`` one of
+    ``"legacy"`` (a pickle of an earlier kmc: never loaded), ``"mismatch"`` (another format,
+    version or config) or ``"unreadable"`` (truncated or corrupt)."""
+    header = checkpoint_header(blob)
+    if header is None:
         return None, "unreadable"
+    if header["format"] == LEGACY_CHECKPOINT_FORMAT:
+        return None, "legacy"
     if (header["format"] != CHECKPOINT_FORMAT or header["kmc_version"] != __version__
             or _canonical(header["config"]) != _canonical(config.to_dict())):
         return None, "mismatch"
-    payload = bytes(blob[nl + 1:])
+    payload = bytes(blob[blob.index(b"\n", len(CHECKPOINT_MAGIC)) + 1:])
     if (len(payload) != header["payload_bytes"]
             or hashlib.sha256(payload).hexdigest() != header["payload_sha256"]):
         return None, "unreadable"
+    return payload, None
+
+
+def decode_checkpoint(blob: bytes, config: Config, system: System | None = None
+                      ) -> tuple[RunState | None, str | None]:
+    """``(state, None)`` for a blob of this kmc version and config, else ``(None, why)`` as in
+    :func:`checkpoint_status`. The header is checked before the payload is decoded, and the
+    payload is plain data: nothing in it can run code (an old pickle checkpoint is refused
+    unread). The engines are rebuilt on ``system`` (default: built from ``config``)."""
+    payload, why = checkpoint_status(blob, config)
+    if payload is None:
+        return None, why
+    if system is None:
+        system = build_system(config)
     try:
-        state = pickle.loads(payload)
-    except Exception:  # noqa: BLE001 - any failure means: not usable, start afresh
+        state = decode_plain(payload, {"model": system.model, "run": config.run})
+    except PlainDataError:
         return None, "unreadable"
-    if not isinstance(state, RunState):
+    if not isinstance(state, RunState) or not _plausible(state, config):
         return None, "unreadable"
     return state, None
+
+
+def _plausible(state: RunState, config: Config) -> bool:
+    """Cheap structural checks of a decoded state (types and counts the run relies on)."""
+    n_t = len(config.run.temperatures_K)
+    ints = (state.t_index, state.bar_done, state.bar_total)
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in ints):
+        return False
+    if not 0 <= state.t_index <= n_t or len(state.results) != state.t_index:
+        return False
+    cur = state.current
+    if cur is None:
+        return True
+    return (isinstance(cur, TemperatureState) and isinstance(cur.reps, list)
+            and len(cur.reps) <= config.run.replicas
+            and all(isinstance(r, ReplicaMeasurement) for r in cur.reps))
+
+
+class LineProgress:
+    """Progress for a stderr that is not a terminal (batch jobs, CI logs): one plain line every
+    ``interval_s`` seconds (none for a run shorter than that), with the tqdm members
+    :func:`run_config` uses (``update``, ``total``, ``refresh``, ``close``)."""
+
+    def __init__(self, total: int, done: int = 0, interval_s: float = 5.0) -> None:
+        self.total, self.n, self.interval_s = total, done, interval_s
+        self.start_n = done
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, h: int) -> None:
+        self.n += h
+        now = time.monotonic()
+        if now - self.last >= self.interval_s:
+            self.last = now
+            rate = (self.n - self.start_n) / (now - self.t0)
+            left = (self.total - self.n) / rate if rate > 0 else math.inf
+            print(f"kmc: {self.n:.4g} of {self.total:.4g} hops ({self.n / self.total:.0%}), "
+                  f"{rate:.3g} hops/s, about {left:.0f} s left", file=sys.stderr, flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Saver:
@@ -859,10 +969,18 @@ class _Saver:
 
     def __init__(self, hook: RunCheckpoint | None, config: Config, state: RunState) -> None:
         self.hook, self.config, self.state = hook, config, state
+        stop_point(self)  # while this lives, SIGINT/SIGTERM wait for the next safe point
         self.last = time.monotonic()
         self.saves = 0
 
     def __call__(self) -> None:
+        if stop_requested() is not None:
+            # SIGINT/SIGTERM (kmc.checkpoint.stop_on_signals): the state is consistent here, so
+            # save it one last time and stop; rerunning resumes from exactly this point
+            if self.hook is not None:
+                self.hook.save(encode_checkpoint(self.config, self.state))
+                self.saves += 1
+            raise KeyboardInterrupt
         if self.hook is None:
             return
         interval = self.hook.interval_s
@@ -880,7 +998,7 @@ def run_config(config: Config, progress: bool = False, *,
 
     With ``checkpoint`` the run resumes from ``checkpoint.load()`` when that is a blob of this
     kmc version and config (anything else is ignored; an unreadable blob adds a note), and saves
-    its state (:class:`RunState`, pickled with every engine and RNG state) with
+    its state (:class:`RunState`, as plain data with every engine and RNG state) with
     ``checkpoint.save`` whenever ``checkpoint.interval_s`` has elapsed at a safe point: after
     every replica creation, every :data:`SAFE_POINT_HOPS` hops of equilibration or measurement,
     every MSD snapshot and every block. A resumed run gives exactly the result of the
@@ -889,6 +1007,10 @@ def run_config(config: Config, progress: bool = False, *,
     a structure in memory by :class:`kmc.api.System`)."""
     system = build_system(config) if system is None else system
     net, run = system.network, config.run
+    check_hop_budget(run, system.n_ions)
+    field_work = ([field_work_over_kT(system.model, T) for T in run.temperatures_K]
+                  if np.any(system.model.field != 0.0) else None)
+    pre_notes = validity_notes(config, field_work)  # a field far beyond linear response: error
     field_on = bool(np.any(system.model.field != 0.0))
     field_vec = system.model.field if field_on else None
     seeds = replica_seeds(run.seed, len(run.temperatures_K), run.replicas)
@@ -897,7 +1019,7 @@ def run_config(config: Config, progress: bool = False, *,
     if checkpoint is not None:
         blob = checkpoint.load()
         if blob is not None:
-            state, why = decode_checkpoint(blob, config)
+            state, why = decode_checkpoint(blob, config, system)
     resumed = state is not None
     if state is None:
         state = RunState(bar_total=len(run.temperatures_K) * run.replicas * bh)
@@ -909,11 +1031,13 @@ def run_config(config: Config, progress: bool = False, *,
             else run.temperatures_K[0]
     safe = _Saver(checkpoint, config, state)
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=state.bar_total, initial=state.bar_done, unit="hop", unit_scale=True,
                    leave=False, desc="kmc")
+    elif progress:  # a log file, CI, a batch job: plain lines, a few seconds apart
+        bar = LineProgress(state.bar_total, state.bar_done)
 
     def tick(h: int) -> None:
         state.bar_done += h
@@ -972,8 +1096,11 @@ def run_config(config: Config, progress: bool = False, *,
     arr, axes, fits, notes = arrhenius_report(
         list(run.temperatures_K), state.all_vals, basis=run.arrhenius_basis, seed=run.seed,
         density_cm3=density, charge_e=config.model.charge_e)
+    notes = [*pre_notes, *notes]
     if why == "unreadable":
         notes = [UNREADABLE_CHECKPOINT_NOTE, *notes]
+    elif why == "legacy":
+        notes = [LEGACY_CHECKPOINT_NOTE, *notes]
     out = RunResult(config, state.results, state.curves, info, arr, axes, fits, notes,
                     system.formula, system.mobile_per_formula_unit)
     out.trajectory = getattr(state, "trajectory", None)

@@ -85,6 +85,28 @@ def place_ions(model: RateModel, n_ions: int, blocked: np.ndarray, rng: np.rando
     return occ
 
 
+def _check_engine_arrays(arrays: dict, n_sites: int, n_class: int) -> None:
+    """Refuse engine state arrays of the wrong dtype, shape or consistency (the engine indexes
+    them without bounds checks, so a bad file must fail here)."""
+    n = arrays["ion_site"].shape[0] if isinstance(arrays.get("ion_site"), np.ndarray) else -1
+    want = {"occ": (np.int8, (n_sites,)), "ion_at": (np.int32, (n_sites,)),
+            "ion_site": (np.int32, (n,)), "disp": (np.float64, (n, 3)),
+            "hops": (np.int64, (n,)), "sumsq": (np.float64, (n,)), "clock": (np.float64, (2,)),
+            "counters": (np.int64, (1,)), "class_n": (np.int64, (n_class,)),
+            "class_t": (np.float64, (n_class,)), "class_tlast": (np.float64, (n_class,))}
+    for key, (dtype, shape) in want.items():
+        a = arrays.get(key)
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape \
+                or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"engine state array {key!r} has the wrong type or shape")
+    occ, site, at = arrays["occ"], arrays["ion_site"], arrays["ion_at"]
+    if (not np.isin(occ, (EMPTY, ION, BLOCKER)).all() or int(np.sum(occ == ION)) != n
+            or (n and (site.min() < 0 or site.max() >= n_sites))
+            or not np.array_equal(at[site], np.arange(n, dtype=np.int32))
+            or not np.all(occ[site] == ION) or int(np.sum(at >= 0)) != n):
+        raise ValueError("engine state arrays are inconsistent (ions vs occupancy)")
+
+
 class Simulation:
     """A single replica.
 
@@ -233,6 +255,42 @@ class Simulation:
         np.testing.assert_allclose(self.engine.site_totals, totals, rtol=1e-12, atol=1e-300)
 
     # ------------------------------------------------------------------ checkpoints
+    def engine_state(self) -> dict:
+        """The dynamic state as plain data: ``temperature_K``, ``t0`` (measurement origin),
+        ``arrays`` (the engine's state arrays, live: copy them to keep a snapshot) and
+        ``bit_generator`` (the engine's RNG). :meth:`from_engine_state` inverts it."""
+        return {"temperature_K": self.temperature_K, "t0": self.t0,
+                "arrays": dict(self.engine.state), "bit_generator": self.engine.bit_generator}
+
+    @classmethod
+    def from_engine_state(cls, model: RateModel, state: dict) -> "Simulation":
+        """A simulation of ``model`` continuing from :meth:`engine_state` (e.g. read from a
+        plain-data checkpoint): the static engine arrays are rebuilt from the model (blockers
+        never move, so they equal the original ones), the derived ones from the occupancy, so
+        the run continues bit for bit.
+
+        Raises
+        ------
+        ValueError, KeyError
+            When the arrays do not fit the model's network.
+        """
+        arrays = state["arrays"]
+        if not isinstance(arrays, dict) or not isinstance(state["bit_generator"],
+                                                          np.random.BitGenerator):
+            raise ValueError("engine state needs an array dict and a bit generator")
+        sim = cls.__new__(cls)
+        sim.model = model
+        sim.temperature_K = float(state["temperature_K"])
+        if not (np.isfinite(sim.temperature_K) and sim.temperature_K > 0):
+            raise ValueError("bad temperature in the engine state")
+        _check_engine_arrays(arrays, model.network.n_sites, len(model.network.class_names))
+        occ = arrays["occ"]
+        spec, static = model.engine_spec(occ, sim.temperature_K)
+        sim.engine = Engine(spec, arrays, state["bit_generator"],
+                            1.0 / (KB_EV_K * sim.temperature_K), static)
+        sim.t0 = float(state["t0"])
+        return sim
+
     def checkpoint(self) -> bytes:
         """Serialise the full state (engine, RNG, measurement origin)."""
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

@@ -65,11 +65,40 @@ def _fmt(x: float) -> str:
     return "" if abs(x - 1) < 1e-12 else f"{x:.4g}"
 
 
+def _check_occupancies(p: Path) -> None:
+    """Name the first atom site whose ``_atom_site_occupancy`` is not in [0, 1] (pymatgen would
+    drop it or fail with a message pointing elsewhere)."""
+    from pymatgen.io.cif import CifFile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blocks = CifFile.from_file(str(p)).data.values()
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the structure reader
+        return
+    for block in blocks:
+        occ = block.data.get("_atom_site_occupancy")
+        labels = block.data.get("_atom_site_label") or []
+        if not isinstance(occ, list):
+            continue
+        for i, raw in enumerate(occ):
+            try:
+                v = float(str(raw).split("(")[0])
+            except ValueError:
+                continue
+            if not 0.0 <= v <= 1.0 + 1e-6:
+                label = labels[i] if i < len(labels) else f"number {i + 1}"
+                raise StructureError(f"{p.name}: atom site {label} has occupancy {v:g}, outside "
+                                     f"0-1; correct _atom_site_occupancy of {label} in the CIF "
+                                     f"(a fraction of the site, e.g. 0.5).")
+
+
 def load_cif(path: str | Path) -> Structure:
     """Read a CIF (partial occupancies kept); any failure is a one-sentence StructureError."""
     p = Path(path)
     if not p.is_file():
         raise StructureError(f"no CIF file at {str(p)!r}; check the path.")
+    _check_occupancies(p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -7,7 +7,7 @@ Layout of a campaign directory ``DIR``::
     DIR/summary.csv           exports, rewritten atomically (see kmc.campaign)
     DIR/figures/*.png
 
-Schema (``PRAGMA user_version = 1``)::
+Schema (``PRAGMA user_version = 2``)::
 
     runs(key TEXT PRIMARY KEY,      -- sha256 of the canonical JSON of the full config (seed incl.)
          config_json TEXT NOT NULL, -- that canonical JSON: exactly what was simulated
@@ -17,7 +17,9 @@ Schema (``PRAGMA user_version = 1``)::
          result_json TEXT,          -- RunResult.to_dict() without "config" and "version"
          error TEXT,                -- the KMCError sentence when status = 'error'
          elapsed_s REAL,            -- wall time of the run in its worker  (timing)
-         created TEXT NOT NULL)     -- UTC ISO-8601 time the row was written (timing)
+         created TEXT NOT NULL,     -- UTC ISO-8601 time the row was written (timing)
+         checksum TEXT)             -- sha256 over key, config, seed, version, status, result and
+                                    -- error (:func:`row_checksum`)
     meta(name TEXT PRIMARY KEY, value TEXT NOT NULL)   -- 'campaign': the campaign spec (JSON)
     VIEW run_temperatures           -- one row per (run, temperature) via json_each, for SQL users
 
@@ -29,6 +31,14 @@ Guarantees:
 * Equality of two stores ignores the timing columns ``elapsed_s`` and ``created`` and the timing
   keys ``wall_s`` and ``hops_per_s`` inside ``result_json`` (:data:`TIMING_KEYS`); everything else
   must be identical, bit for bit (:meth:`Store.fingerprint`).
+
+* Integrity on read (:meth:`Store.verify`): every row's key is derived again from its stored
+  config (``sha256(config_json)``) and its checksum recomputed; a row that fails either (a
+  flipped byte, an edited config) is reported in :attr:`Store.bad_rows`, never served by
+  :meth:`Store.rows` or counted by :meth:`Store.done_keys`, so the campaign recomputes that point.
+  The checksum detects accidents (disk, editing), it is not a signature.
+* A store of schema 1 (no checksums) is migrated in place when a campaign opens it for writing:
+  rows whose key matches their config get their checksum; the others are reported as bad.
 
 Nothing here unpickles anything: the store holds JSON text only.
 """
@@ -48,13 +58,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 from kmc.exceptions import ConfigError
 
-__all__ = ["STORE_NAME", "SCHEMA_VERSION", "TIMING_KEYS", "TIMING_COLUMNS", "Store",
+__all__ = ["STORE_NAME", "SCHEMA_VERSION", "TIMING_KEYS", "TIMING_COLUMNS", "Store", "row_checksum",
            "campaign_lock", "atomic_write_bytes", "atomic_write_text", "atomic_write_with",
            "clean_stale_temps", "strip_timing"]
 
 STORE_NAME = "store.sqlite"
 LOCK_NAME = ".kmc-campaign.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a kmc store ("kmcS").
 APPLICATION_ID = 0x6B6D6353
 #: keys inside each per-temperature result that measure the machine, not the physics
@@ -73,7 +83,8 @@ CREATE TABLE IF NOT EXISTS runs (
     result_json TEXT,
     error       TEXT,
     elapsed_s   REAL,
-    created     TEXT NOT NULL
+    created     TEXT NOT NULL,
+    checksum    TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
@@ -113,6 +124,14 @@ def plain(x: Any) -> Any:
 def dumps(x: Any) -> str:
     """Strict JSON text (no NaN); insertion order kept, so equal data give equal text."""
     return json.dumps(plain(x), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def row_checksum(key: str, config_json: str, seed: int, version: str, status: str,
+                 result_json: str | None, error: str | None) -> str:
+    """sha256 over everything a row says about its run except the timing columns."""
+    text = json.dumps([key, config_json, int(seed), version, status, result_json, error],
+                      ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def strip_timing(result: dict) -> dict:
@@ -212,6 +231,33 @@ def campaign_lock(directory: str | Path) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------- store
+def _key_of(config_json: Any) -> str | None:
+    if not isinstance(config_json, str):
+        return None
+    return hashlib.sha256(config_json.encode("utf-8")).hexdigest()
+
+
+def _row_problem(r: sqlite3.Row, has_checksum: bool) -> str | None:
+    """Why a stored row cannot be trusted, or None."""
+    if _key_of(r["config_json"]) != r["key"]:
+        return "its config no longer hashes to its key"
+    try:
+        json.loads(r["config_json"])
+        if r["result_json"] is not None:
+            json.loads(r["result_json"])
+    except (TypeError, ValueError):
+        return "its JSON is unreadable"
+    if has_checksum:
+        try:
+            want = row_checksum(r["key"], r["config_json"], r["seed"], r["version"],
+                                r["status"], r["result_json"], r["error"])
+        except (TypeError, ValueError):
+            return "a column has the wrong type"
+        if r["checksum"] != want:
+            return "its checksum does not match its contents"
+    return None
+
+
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
@@ -235,13 +281,22 @@ class Store:
             if not self.path.is_file():
                 raise ConfigError(f"no campaign store at {str(self.path)!r}; run `kmc campaign "
                                   f"FILE --out {self.directory}` first.")
-            uri = f"file:{self.path.resolve()}?mode=ro"
-            self._con = sqlite3.connect(uri, uri=True, timeout=30.0)
+            if self.path.stat().st_size == 0:
+                # a 0-byte file (e.g. a store created but killed before its schema) is an empty
+                # store: read it as one, without touching the file
+                self._con = sqlite3.connect(":memory:")
+                self._con.executescript(_SCHEMA)
+            else:
+                uri = f"file:{self.path.resolve()}?mode=ro"
+                self._con = sqlite3.connect(uri, uri=True, timeout=30.0)
         else:
             self._con = sqlite3.connect(self.path, timeout=30.0)
         self._con.row_factory = sqlite3.Row
+        #: rows that failed :meth:`verify` (key -> why), hidden from every read
+        self.bad_rows: dict[str, str] = {}
         try:
             self._init()
+            self.verify()
         except sqlite3.DatabaseError as exc:
             self._con.close()
             raise ConfigError(f"{str(self.path)!r} is not a readable kmc campaign store "
@@ -267,6 +322,24 @@ class Store:
         if fresh:
             con.executescript(_SCHEMA)
             con.commit()
+        elif version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        """Schema 1 -> 2: add the checksum column and fill it for rows whose key still matches
+        their config (the others stay without one and are reported as bad)."""
+        con = self._con
+        with con:
+            cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            if "checksum" not in cols:
+                con.execute("ALTER TABLE runs ADD COLUMN checksum TEXT")
+            for r in con.execute("SELECT * FROM runs").fetchall():
+                if _key_of(r["config_json"]) == r["key"]:
+                    con.execute("UPDATE runs SET checksum = ? WHERE key = ?",
+                                (row_checksum(r["key"], r["config_json"], r["seed"], r["version"],
+                                              r["status"], r["result_json"], r["error"]),
+                                 r["key"]))
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- context manager
     def close(self) -> None:
@@ -295,13 +368,17 @@ class Store:
         there (``INSERT OR IGNORE``), or replaces the row when ``replace`` (``--no-resume``)."""
         if status not in ("ok", "error"):
             raise ValueError(f"status must be 'ok' or 'error', got {status!r}")
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        if _key_of(config_json) != key:
+            raise ValueError(f"the key {key} is not the sha256 of its config")
+        verb = "INSERT OR REPLACE" if replace or key in self.bad_rows else "INSERT OR IGNORE"
+        check = row_checksum(key, config_json, seed, version, status, result_json, error)
         with self._con:  # one transaction: committed entirely or rolled back
             cur = self._con.execute(
                 f"{verb} INTO runs (key, config_json, seed, version, status, result_json, error, "
-                f"elapsed_s, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"elapsed_s, created, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, config_json, int(seed), version, status, result_json, error,
-                 None if elapsed_s is None else float(elapsed_s), _utc_now()))
+                 None if elapsed_s is None else float(elapsed_s), _utc_now(), check))
+        self.bad_rows.pop(key, None)
         return cur.rowcount == 1
 
     def set_meta(self, name: str, value: Any) -> None:
@@ -312,11 +389,27 @@ class Store:
     # -- reading
     def get_meta(self, name: str, default: Any = None) -> Any:
         row = self._con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        try:
+            return default if row is None else json.loads(row[0])
+        except (TypeError, ValueError):  # a damaged value is no value (rows are checked apart)
+            return default
+
+    def verify(self) -> dict[str, str]:
+        """Check every row (key re-derived from its config, checksum recomputed); returns and
+        keeps in :attr:`bad_rows` ``{key: why}`` for the rows that fail."""
+        bad: dict[str, str] = {}
+        has_sum = "checksum" in {r[1] for r in self._con.execute("PRAGMA table_info(runs)")}
+        for r in self._con.execute("SELECT * FROM runs"):
+            why = _row_problem(r, has_sum)
+            if why is not None:
+                bad[r["key"]] = why
+        self.bad_rows = bad
+        return dict(bad)
 
     def done_keys(self) -> set[str]:
-        """Keys of every stored run (status 'ok' or 'error': both are final)."""
-        return {r[0] for r in self._con.execute("SELECT key FROM runs")}
+        """Keys of every stored run that passes :meth:`verify` (status 'ok' or 'error': both
+        are final)."""
+        return {r[0] for r in self._con.execute("SELECT key FROM runs")} - set(self.bad_rows)
 
     def __len__(self) -> int:
         return self._con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
@@ -336,6 +429,8 @@ class Store:
             found.sort(key=lambda r: r["key"])
         out = []
         for r in found:
+            if r["key"] in self.bad_rows:
+                continue  # never served: the campaign recomputes it
             d = dict(r)
             d["config"] = json.loads(d["config_json"])
             d["result"] = json.loads(d["result_json"]) if d["result_json"] else None

@@ -2,6 +2,8 @@
 the SIGKILL/resume acceptance test."""
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import random
@@ -209,16 +211,19 @@ def test_second_campaign_on_the_same_dir_is_refused(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ store and resume
 def test_store_insert_or_ignore_never_duplicates(tmp_path):
+    k1 = hashlib.sha256(b"{}").hexdigest()          # a row's key is the sha256 of its config
     with Store(tmp_path) as st:
         kw = dict(config_json="{}", seed=1, version="x", status="ok", result_json='{"results":[]}')
-        assert st.put("k1", **kw) is True
-        assert st.put("k1", **{**kw, "seed": 2}) is False
+        assert st.put(k1, **kw) is True
+        assert st.put(k1, **{**kw, "seed": 2}) is False
         assert len(st) == 1 and st.rows()[0]["seed"] == 1
-        assert st.put("k1", **{**kw, "seed": 3}, replace=True) is True
+        assert st.put(k1, **{**kw, "seed": 3}, replace=True) is True
         assert len(st) == 1 and st.rows()[0]["seed"] == 3
         assert st.integrity_ok()
+        with pytest.raises(ValueError, match="sha256"):
+            st.put("k2", **kw)
     con = sqlite3.connect(tmp_path / STORE_NAME)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
     con.close()
 
 

@@ -436,3 +436,129 @@ def test_cli_fuzz_covers_both_outcomes(tmp_path, capsys):
     path.write_text(to_toml(broken))
     assert main(["run", str(path), "--json", "--quiet"]) == 2
     assert "did you mean 'temperatures_K'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ hostile files
+def _quiet_main(argv):
+    from kmc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)                         # any exception here fails the test
+    assert "Traceback" not in err.getvalue(), err.getvalue()
+    return code, out.getvalue(), err.getvalue()
+
+
+@settings(FUZZ, max_examples=25)
+@given(config=configs())
+def test_run_with_out_succeeds_or_leaves_nothing(tmp_path_factory, config):
+    """`kmc run --out DIR` on a mutated config: success with results, or one sentence, exit 2
+    and no DIR at all."""
+    d = tmp_path_factory.mktemp("fuzz-out")
+    path = d / "c.toml"
+    path.write_text(to_toml(config), encoding="utf-8")
+    out = d / "out"
+    code, _, err = _quiet_main(["run", str(path), "--out", str(out), "--quiet"])
+    assert code in (0, 2), err
+    if code == 2:
+        assert len(err.splitlines()) == 1 and err.startswith("kmc: error: ")
+        assert not out.exists()
+    else:
+        assert (out / "result.json").is_file() and not (out / "run.ckpt").exists()
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory):
+    """A real mid-run checkpoint of BASE (framed file bytes) and the BASE config path."""
+    import kmc.runner as runner
+    from kmc.campaign import run_key
+    from kmc.checkpoint import CheckpointFile
+    from kmc.config import Config
+
+    d = tmp_path_factory.mktemp("ckpt")
+    path = d / "c.toml"
+    path.write_text(to_toml(BASE))
+    config = Config.from_file(path)
+    blobs = []
+
+    class Keep:
+        interval_s = 0.0
+
+        def load(self):
+            return None
+
+        def save(self, blob):
+            blobs.append(blob)
+    runner.run_config(config, checkpoint=Keep())
+    f = CheckpointFile(d / "x.ckpt", run_key(config.to_dict()))
+    f.save(blobs[len(blobs) // 2])
+    return path, f.path.read_bytes()
+
+
+@settings(FUZZ, max_examples=30)
+@given(data=st.data())
+def test_corrupted_run_checkpoint_is_refused_or_ignored(tmp_path_factory, saved_checkpoint, data):
+    """Truncated, bit-flipped or spliced run.ckpt: resume, a fresh run with a note, or one
+    sentence naming --fresh (the file kept); never a traceback or a partial result."""
+    cfg, good = saved_checkpoint
+    op = data.draw(st.sampled_from(["truncate", "flip", "splice"]))
+    b = bytearray(good)
+    i = data.draw(st.integers(0, len(b) - 1))
+    if op == "truncate":
+        b = b[:i]
+    elif op == "flip":
+        b[i] ^= data.draw(st.integers(1, 255))
+    else:
+        b[i:i] = data.draw(st.binary(min_size=1, max_size=16))
+    out = tmp_path_factory.mktemp("fuzz-ckpt")
+    (out / "run.ckpt").write_bytes(bytes(b))
+    code, _, err = _quiet_main(["run", str(cfg), "--out", str(out), "--quiet"])
+    event(f"{op}: exit {code}")
+    assert code in (0, 2), err
+    if code == 2:
+        assert "--fresh" in err and (out / "run.ckpt").read_bytes() == bytes(b)
+        assert not (out / "result.json").exists()
+    else:
+        assert (out / "result.json").is_file() and not (out / "run.ckpt").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_campaign(tmp_path_factory):
+    """A finished two-point campaign of BASE: (campaign file, store bytes, summary text)."""
+    d = tmp_path_factory.mktemp("camp")
+    (d / "base.toml").write_text(to_toml(BASE))
+    spec = d / "camp.toml"
+    spec.write_text('base = "base.toml"\n[grid]\n"run.seed" = [1, 2]\n')
+    code, _, err = _quiet_main(["campaign", str(spec), "--out", str(d / "out"), "--workers", "1",
+                                "--quiet"])
+    assert code == 0, err
+    return spec, (d / "out" / "store.sqlite").read_bytes(), _summary(d / "out")
+
+
+def _summary(out) -> list:
+    import pandas as pd
+
+    df = pd.read_csv(out / "summary.csv")
+    return df[["point", "status", "D_tracer_cm2_s"]].values.tolist()
+
+
+@settings(FUZZ, max_examples=20)
+@given(data=st.data())
+def test_corrupted_store_never_serves_wrong_data(tmp_path_factory, finished_campaign, data):
+    """Flipped bytes in store.sqlite: the campaign refuses with one sentence, or recomputes
+    what it cannot trust; a summary it writes always holds the true numbers."""
+    spec, good, summary = finished_campaign
+    b = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(b) - 1))
+        b[i] ^= data.draw(st.integers(1, 255))
+    out = tmp_path_factory.mktemp("fuzz-store")
+    (out / "store.sqlite").write_bytes(bytes(b))
+    code, _, err = _quiet_main(["campaign", str(spec), "--out", str(out), "--workers", "1",
+                                "--quiet"])
+    event(f"exit {code}")
+    assert code in (0, 2), err
+    if code == 2:
+        assert len(err.splitlines()) == 1 and err.startswith("kmc: error: ")
+    else:
+        assert _summary(out) == summary
