@@ -436,7 +436,7 @@ def check_hop_budget(run: "RunConfig", n_ions: int) -> int:
     """
     n = max(int(n_ions), 1)
     per_replica = math.ceil(run.equilibration_hops_per_ion * n) \
-        + run.max_blocks * max(1, math.ceil(run.block_hops_per_ion * n))
+        + 2 * max(1, math.ceil(run.max_hops_limit * n))  # doubling rounds may overshoot 2x
     total = len(run.temperatures_K) * run.replicas * per_replica
     if total > MAX_ENGINE_HOPS:
         raise ConfigError(f"[run] asks for up to {float(total):.3g} engine hops ({n} ions, "

@@ -838,7 +838,7 @@ def _register_run_state_types() -> None:
     register_plain(TemperatureState, name="TemperatureState")
     register_plain(ReplicaMeasurement, name="ReplicaMeasurement",
                    context_fields={"run_cfg": "run"})
-    register_plain(_Block, name="Block")
+    register_plain(FrameBuffer, name="FrameBuffer")
     register_plain(ReplicaSample, name="ReplicaSample")
     register_plain(Simulation, name="Simulation", to_state=_simulation_state,
                    from_state=_simulation_from_state)
