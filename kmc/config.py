@@ -312,6 +312,8 @@ class ModelConfig:
     site_energies_eV: dict = field(default_factory=dict)
     interactions_eV: dict = field(default_factory=dict)
     field_V_per_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: a field beyond linear response is studied on purpose (high-field drift): warn, not refuse
+    nonlinear_field: bool = False
     charge_e: float = 1.0
     interstitialcy: InterstitialcyConfig | None = None
 
@@ -355,6 +357,10 @@ class ModelConfig:
                 raise ConfigError("[model] field_V_per_A must be a list of three numbers "
                                   "[Ex, Ey, Ez] in V/Å.")
             kw["field_V_per_A"] = tuple(_number("[model] field_V_per_A", x) for x in f)
+        if "nonlinear_field" in t:
+            if not isinstance(t["nonlinear_field"], bool):
+                raise ConfigError("[model] nonlinear_field must be true or false.")
+            kw["nonlinear_field"] = t["nonlinear_field"]
         if "interstitialcy" in t:
             kw["interstitialcy"] = InterstitialcyConfig.parse(t["interstitialcy"])
         return cls(**kw)
@@ -509,15 +515,18 @@ def validity_notes(config: "Config", field_work_over_kT: list[float] | None = No
     Raises
     ------
     ConfigError
-        When the field is far beyond linear response (above :data:`FIELD_WORK_ERROR`).
+        When the field is far beyond linear response (above :data:`FIELD_WORK_ERROR`) and
+        ``[model] nonlinear_field`` is not set.
     """
     notes = [f"warning: {w}" for w in getattr(config, "warnings", ())]
     notes += [f"default used: {d}" for d in getattr(config, "defaults_used", ())]
     work = max(field_work_over_kT or [0.0])
-    if work > FIELD_WORK_ERROR:
+    model = getattr(config, "model", None)
+    if work > FIELD_WORK_ERROR and not getattr(model, "nonlinear_field", False):
         raise ConfigError(f"[model] field_V_per_A gives max |qE.dr|/kT = {work:.3g}, far beyond "
                           f"linear response (which needs it well below 1); lower the field by "
-                          f"a factor of at least {work / FIELD_WORK_WARN:.2g}.")
+                          f"a factor of at least {work / FIELD_WORK_WARN:.2g}, or set [model] "
+                          f"nonlinear_field = true to study high-field drift on purpose.")
     if work > FIELD_WORK_WARN:
         notes.append(f"warning: the field gives max |qE.dr|/kT = {work:.3g}; linear response "
                      f"needs it well below 1 (e.g. < {FIELD_WORK_WARN:g}), so sigma_field is "

@@ -43,7 +43,7 @@ def model_source(source: "Source | None") -> dict:
     if source.kind == "framework":
         from kmc.frameworks import framework_file
 
-        f = framework_file(source.name)
+        f = Path(source.path) if source.path else framework_file(source.name)
         out.update(file=f.name, sha256=sha256_hex(f.read_bytes()))
         if source.framework is not None and "provenance" in source.framework.data:
             out["provenance"] = source.framework.data["provenance"]

@@ -13,6 +13,7 @@ import numpy as np
 from kmc._core._engine import STATUS_NO_EVENTS, STATUS_TIME, Engine
 from kmc.exceptions import CheckpointError, ConfigError, NoEventsError
 from kmc.model import BLOCKER, EMPTY, ION, KB_EV_K, RateModel
+from kmc.network import JammedError, place_hard_core
 
 #: the simulated clock (s) never passes this: a system whose rates are so small (nearly
 #: underflowing) that it would is stopped with a NoEventsError instead of running into an infinite
@@ -37,51 +38,12 @@ def place_ions(model: RateModel, n_ions: int, blocked: np.ndarray, rng: np.rando
         return occ
     ex_off, ex_nbr, _ = net.csr(net.exclusions)
     nbrs = [ex_nbr[ex_off[i]:ex_off[i + 1]] for i in range(net.n_sites)]
-    count = np.zeros(net.n_sites, dtype=np.int64)   # occupied (ion or blocker) excluded neighbours
-    for b in np.flatnonzero(blocked):
-        count[nbrs[b]] += 1
-
-    def put(site: int) -> None:
-        occ[site] = ION
-        count[nbrs[site]] += 1
-
-    def take(site: int) -> None:
-        occ[site] = EMPTY
-        count[nbrs[site]] -= 1
-
-    def free(site: int) -> bool:
-        return occ[site] == EMPTY and count[site] == 0
-
-    placed = 0
-    for site in rng.permutation(open_sites):  # random sequential
-        if placed == n_ions:
-            return occ
-        if free(site):
-            put(site)
-            placed += 1
-    # Jammed below the target: local search over valid configurations.  Remove a random ion; if
-    # its neighbourhood then admits two ions that do not exclude each other, place both (+1);
-    # otherwise put one back at a random admissible spot (a random walk that unjams).
-    for _ in range(400 * n_ions + 1000):
-        if placed == n_ions:
-            return occ
-        s = int(open_sites[rng.integers(len(open_sites))])
-        if occ[s] != ION:
-            continue
-        take(s)
-        cand = [c for c in np.concatenate(([s], nbrs[s])).tolist() if free(c)]
-        rng.shuffle(cand)
-        pair = next(((a, b) for i, a in enumerate(cand) for b in cand[i + 1:]
-                     if b not in set(nbrs[a].tolist())), None)
-        if pair is not None:
-            put(pair[0])
-            put(pair[1])
-            placed += 1
-        else:
-            put(cand[rng.integers(len(cand))])  # s itself is always admissible
-    raise ConfigError(f"only {placed} of {n_ions} ions could be placed without two on excluded "
-                      f"neighbour sites (of {len(open_sites)} free sites); lower the ion count or "
-                      f"the exclusion distance.")
+    try:
+        occ[place_hard_core(net.n_sites, nbrs, blocked, n_ions, rng)] = ION
+    except JammedError as e:
+        raise ConfigError(f"only {e.placed} of {n_ions} ions could be placed without two on "
+                          f"excluded neighbour sites (of {len(open_sites)} free sites); lower the ion "
+                          f"count or the exclusion distance.") from None
     return occ
 
 

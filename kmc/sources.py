@@ -42,6 +42,8 @@ class Source:
     host_formula: dict = field(default_factory=dict)  # non-mobile elements per formula unit
     #: immobile species on mobile-ion sites: element -> {site class: fraction of its sites}
     blockers: dict = field(default_factory=dict)
+    #: the framework data file, when it was given by path ([lattice] framework_file)
+    path: str | None = None
 
     def formula(self, n_ions: int) -> str:
         """Formula per formula unit with ``n_ions`` mobile ions in the supercell."""
@@ -278,7 +280,7 @@ def build_source(lc: LatticeConfig, shells_A: list[float] = (),
         comp = Composition(fw.formula_unit).get_el_amt_dict()
         host = {el: a for el, a in comp.items() if el != fw.mobile}
         src = Source(kind, fw.name, net, hop, excl, inter, z, fw.ions_per_cell, fw,
-                     fw.structure, host)
+                     fw.structure, host, path=lc.framework_file)
     else:
         mobile = lc.mobile or "Li"
         name = Path(lc.cif).name

@@ -239,8 +239,8 @@ def trajectory_from_recorder(system, rec: TrajectoryRecorder, blocked: np.ndarra
 
 
 def trajectory_target(config, out_dir: str | Path | None) -> Path | None:
-    """Where ``[output] trajectory`` of ``config`` goes: an absolute path as given, a relative
-    one inside ``out_dir`` (``kmc run --out``) or else the working directory. None without a
+    """Where ``[output] trajectory`` of ``config`` goes: inside ``out_dir`` (``kmc run --out``)
+    or else the working directory (the config refuses absolute paths and ``..``). None without a
     trajectory. Raises a ConfigError when the directory does not exist."""
     oc = getattr(config, "output", None)
     if oc is None or oc.trajectory is None:

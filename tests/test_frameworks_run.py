@@ -370,7 +370,7 @@ FW = '[lattice]\nbuiltin = "llzo-cubic"\n[run]\ntemperatures_K = [600.0]\nreplic
 
 
 @pytest.mark.parametrize("text,needle", [
-    ('[lattice]\nbuiltin = "lgps"\ncif = "x.cif"\n', "both builtin and cif"),
+    ('[lattice]\nbuiltin = "lgps"\ncif = "x.cif"\n', "more than one of builtin, cif and framework_file"),
     ('[lattice]\ncif = "nowhere.cif"\n', "no CIF file"),
     ('[lattice]\ncif = 3\n', "path of a CIF file"),
     ('[lattice]\nbuiltin = "llzo-cubc"\n', "did you mean 'llzo-cubic'"),

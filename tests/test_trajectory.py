@@ -67,16 +67,25 @@ def test_llzo_extxyz_reads_back_with_frames_atoms_and_framework(tmp_path):
     np.testing.assert_array_equal(frames[0].positions[N_LI:], frames[-1].positions[N_LI:])
 
 
-def test_framework_atoms_off_and_absolute_path_and_chosen_temperature(tmp_path):
-    target = tmp_path / "elsewhere" / "t.xyz"
-    target.parent.mkdir()
-    cfg = _config(tmp_path, path=str(target), frames=5,
+def test_framework_atoms_off_and_subdirectory_and_chosen_temperature(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # without --out, outputs go to the working directory
+    (tmp_path / "elsewhere").mkdir()
+    cfg = _config(tmp_path, path="elsewhere/t.xyz", frames=5,
                   extra_out="trajectory_temperature_K = 700")
     assert main(["run", str(cfg), "--quiet"]) == 0
-    frames = read(target, index=":")
+    frames = read(tmp_path / "elsewhere" / "t.xyz", index=":")
     assert len(frames) == 6 and all(len(a) == N_LI for a in frames)
     assert set(frames[0].get_chemical_symbols()) == {"Li"}
     assert frames[0].info["temperature_K"] == 700.0
+
+
+def test_absolute_trajectory_path_is_refused(tmp_path, capsys):
+    """Outputs stay inside the output directory: an absolute path is one sentence, exit 2."""
+    cfg = _config(tmp_path, path=str(tmp_path / "t.xyz"))
+    assert main(["run", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "leaves the output directory" in err and "Traceback" not in err
+    assert not (tmp_path / "t.xyz").exists()
 
 
 def test_positions_follow_the_unwrapped_displacement_modulo_the_cell(tmp_path):
@@ -153,8 +162,9 @@ def test_bad_output_section(output, message):
     assert message in str(exc.value)
 
 
-def test_missing_trajectory_directory_is_an_error_before_the_run(tmp_path, capsys):
-    cfg = _config(tmp_path, path=str(tmp_path / "nowhere" / "t.extxyz"))
+def test_missing_trajectory_directory_is_an_error_before_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _config(tmp_path, path="nowhere/t.extxyz")
     assert main(["run", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err

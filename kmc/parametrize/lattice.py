@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kmc.exceptions import StructureError
+from kmc.network import JammedError, place_hard_core
 
 __all__ = ["DopantSpec", "Configuration", "LatticeProblem", "load_problem", "parse_dopant"]
 
@@ -244,14 +245,15 @@ class LatticeProblem:
 
     def random_configuration(self, rng: np.random.Generator, n_dopants: dict[str, int] | None = None,
                              extra_vacancies: int = 0, forced: tuple[int, int] | None = None,
-                             kind: str = "random", attempts: int = 200) -> Configuration:
+                             kind: str = "random", attempts: int = 20) -> Configuration:
         """Random arrangement at the charge-compensated ion count, avoiding every pair shorter
         than the exclusion test cutoff (except the ``forced`` pair, which is occupied on purpose)."""
         short = np.isin(self.pair_orbit, self.short_orbits)
-        nbr: list[list[int]] = [[] for _ in range(len(self.pos))]
+        lists: list[list[int]] = [[] for _ in range(len(self.pos))]
         for a, b in zip(self.pair_i[short], self.pair_j[short]):
-            nbr[a].append(int(b))
-            nbr[b].append(int(a))
+            lists[a].append(int(b))
+            lists[b].append(int(a))
+        nbr = [np.array(x, dtype=np.int64) for x in lists]
         for _ in range(attempts):
             dop: list[tuple[str, str, int]] = []
             for el, k in sorted((n_dopants or {}).items()):
@@ -265,26 +267,19 @@ class LatticeProblem:
             n = self.n_mobile(cfg) - extra_vacancies
             if n < 1:
                 raise StructureError("the dopants and vacancies leave no mobile ion; lower MAX.")
-            bad = self.blocked(cfg)
-            occ: list[int] = []
+            fixed = self.blocked(cfg)
             if forced is not None:
-                occ = [int(forced[0]), int(forced[1])]
-                for s in occ:
-                    bad[s] = True
-                    bad[nbr[s]] = True
-            for s in rng.permutation(len(self.pos)):
-                if len(occ) >= n:
-                    break
-                if not bad[s]:
-                    occ.append(int(s))
-                    bad[s] = True
-                    bad[nbr[s]] = True
-            if len(occ) == n:
-                cfg.occupied = sorted(occ)
-                return cfg
+                fixed[list(forced)] = True   # the pair under test is pre-placed
+            try:
+                extra = place_hard_core(len(self.pos), nbr, fixed, n - (2 if forced else 0), rng)
+            except JammedError:
+                continue
+            occ = list(np.flatnonzero(extra)) + (list(forced) if forced else [])
+            cfg.occupied = sorted(int(s) for s in occ)
+            return cfg
         raise StructureError(f"could not place {n} {self.mobile} on the {len(self.pos)} sites without a "
                              f"pair closer than the exclusion test cutoff ({self.exclusion_cutoff_A:g} Å) "
-                             "in 200 tries; lower --exclusion-cutoff or use a larger --supercell.")
+                             f"in {attempts} tries; lower --exclusion-cutoff or use a larger --supercell.")
 
     # ---------------------------------------------------------------- features
     def features(self, config: Configuration) -> dict[str, np.ndarray]:

@@ -73,7 +73,8 @@ def one_ion(e_kra: float, x: float, seed: int, hops: int) -> dict:
     cfg = Config.from_dict({
         "lattice": {"builtin": "sc", "supercell": [4, 4, 4]},
         "occupancy": {"ions": 1},
-        "model": {"barrier_eV": e_kra, "field_V_per_A": [x * KT, 0.0, 0.0]},
+        "model": {"barrier_eV": e_kra, "field_V_per_A": [x * KT, 0.0, 0.0],
+                  "nonlinear_field": x > 1},  # the saturated regime is studied on purpose
         "run": {"temperatures_K": [T], "hops_per_ion": hops, "time_origins": 10,
                 "replicas": 16, "seed": seed, "msd_points": 2}})
     return run_config(cfg).results[0]
