@@ -1,4 +1,4 @@
-"""Build the Cython core (kmc/_core). Everything else is configured in pyproject.toml.
+"""Build the Cython core (src/kmc/engine). Everything else is configured in pyproject.toml.
 
 Set KMC_DEBUG=1 to build with bounds checks and C assertions on (slower; for debugging the core).
 """
@@ -18,8 +18,8 @@ directives = {
 }
 extensions = [
     Extension(
-        f"kmc._core.{name}",
-        [f"kmc/_core/{name}.pyx"],
+        f"kmc.engine.{name}",
+        [f"src/kmc/engine/{name}.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],

@@ -28,11 +28,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS spin threads compe
 import numpy as np  # noqa: E402
 
 from kmc.config import Config  # noqa: E402
-from kmc.lattices import teaching_lattice  # noqa: E402
-from kmc.model import RateModel  # noqa: E402
-from kmc.network import SiteNetwork  # noqa: E402
-from kmc.runner import build_system  # noqa: E402
-from kmc.simulation import Simulation  # noqa: E402
+from kmc.engine.model import RateModel  # noqa: E402
+from kmc.engine.simulation import Simulation  # noqa: E402
+from kmc.runs.runner import build_system  # noqa: E402
+from kmc.system.lattices import teaching_lattice  # noqa: E402
+from kmc.system.network import SiteNetwork  # noqa: E402
 
 LLZO_TABLE = [(2.5, 0.10), (3.0, 0.05), (4.0, 0.02)]  # benchmark workload (see docstring)
 

@@ -59,7 +59,7 @@ static double hop_floor_ns(size_t n) {
     for (size_t it = 0; it < iters; it++) {
         double u = uniform() * t[1];
         size_t j = 1;
-        while (j < cap) {  /* branch-free descent, as in kmc/_core/_sumtree.pyx */
+        while (j < cap) {  /* branch-free descent, as in src/kmc/engine/_sumtree.pyx */
             if (16 * j < 2 * cap) {  /* the 16 descendants four levels down: two cache lines */
                 __builtin_prefetch(&t[16 * j]);
                 __builtin_prefetch(&t[16 * j + 8]);

@@ -139,10 +139,10 @@ def run_driver(python: Path, source: str, args: list) -> tuple[dict | None, str]
 def time_kmc(L: int, J: float, seconds: float) -> dict:
     """The same system through kmc's public API, timed the same way."""
     import numpy as np
+    from bench_engine import sc_model  # scripts/ is on sys.path when run as a script
 
     import kmc
-    from bench_engine import sc_model        # scripts/ is on sys.path when run as a script
-    from kmc.simulation import Simulation
+    from kmc.engine.simulation import Simulation
 
     model = sc_model(L, 0.0, J)               # E_KRA = 0: Metropolis rates, 1e13 Hz = NU_HZ
     n_ions = model.network.n_sites // 2

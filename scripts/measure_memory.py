@@ -1,9 +1,9 @@
 """Measure the memory cost per site and per hop event of building a system and of one replica's
-engine, for the memory guard (kmc.network.MEMORY_*).
+engine, for the memory guard (kmc.system.network.MEMORY_*).
 
 Usage: ``python scripts/measure_memory.py`` (about a minute). For each teaching lattice and size
 it records, with :mod:`tracemalloc` (numpy reports its buffers to it), the peak of
-``build_system`` and the memory one :class:`kmc.simulation.Simulation` keeps, then fits
+``build_system`` and the memory one :class:`kmc.engine.simulation.Simulation` keeps, then fits
 ``bytes = a * n_sites + b * n_events`` by least squares over all of them (sc has 6 events per site,
 bcc 8, fcc 12, so the two costs are separable) and prints a and b for both phases.
 """
@@ -15,8 +15,8 @@ import tracemalloc
 import numpy as np
 
 from kmc.config import Config
-from kmc.runner import build_system
-from kmc.simulation import Simulation
+from kmc.engine.simulation import Simulation
+from kmc.runs.runner import build_system
 
 CASES = [("sc", n) for n in (16, 24, 32)] + [("bcc", n) for n in (12, 18, 24)] + \
         [("fcc", n) for n in (10, 14, 18)]

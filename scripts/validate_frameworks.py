@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from kmc.config import Config
-from kmc.frameworks import load_framework
-from kmc.runner import _jsonable, build_system, run_config
-from kmc.simulation import Simulation
+from kmc.engine.simulation import Simulation
+from kmc.files import jsonable
+from kmc.runs.runner import build_system, run_config
+from kmc.system.frameworks import load_framework
 
 FRAMEWORKS = [("c-LLZO", "llzo-cubic"), ("t-LLZO", "llzo-tetragonal"), ("LGPS", "lgps")]
 
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                      "exp_li7_S_cm": by["c-LLZO"]["exp_sigma_300K_S_cm"]}
     table = markdown(rows, extra)
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
-    (out / "results.json").write_text(json.dumps(_jsonable(
+    (out / "results.json").write_text(json.dumps(jsonable(
         {"mode": "quick" if args.quick else "full", "seed": args.seed, "frameworks": rows,
          **extra}), indent=1), encoding="utf-8")
     plot_arrhenius(rows, out / "arrhenius.png")

@@ -1,5 +1,4 @@
 """Shared fixtures: small networks built through the public path."""
-import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -7,9 +6,9 @@ from hypothesis import settings
 settings.register_profile("kmc", derandomize=True, print_blob=True)
 settings.load_profile("kmc")
 
-from kmc.lattices import teaching_lattice
-from kmc.model import RateModel
-from kmc.network import SiteNetwork
+from kmc.engine.model import RateModel
+from kmc.system.lattices import teaching_lattice
+from kmc.system.network import SiteNetwork
 
 
 def lattice_network(name: str, supercell, a: float = 1.0, **kw) -> SiteNetwork:

@@ -2,8 +2,8 @@
 import pytest
 from PIL import Image
 
-from kmc.animate import animate, animation_config
-from kmc.cli import main
+from kmc.cli.main import main
+from kmc.teaching.animate import animate, animation_config
 
 
 def test_gif_has_one_frame_per_hop_plus_the_start(tmp_path, capsys):

@@ -6,19 +6,20 @@ import json
 import subprocess
 import sys
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from pymatgen.core import Lattice, Structure
 
 import kmc
-from kmc.cli import main
+from kmc.campaign.store import strip_timing
+from kmc.cli.main import main
 from kmc.config import Config
 from kmc.exceptions import ConfigError, StructureError
-from kmc.store import strip_timing
 
 LI3N = Path(__file__).parent / "data" / "Li3N.cif"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(str(resources.files("kmc.examples")))  # the installed package's bundled examples
 
 SMALL = """
 [lattice]
@@ -50,7 +51,7 @@ def read(path: Path) -> Structure:
 
 
 def test_import_kmc_stays_lazy():
-    code = "import sys, kmc; print('kmc.api' in sys.modules, 'kmc.runner' in sys.modules)"
+    code = "import sys, kmc; print('kmc.api' in sys.modules, 'kmc.runs.runner' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]

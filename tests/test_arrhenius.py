@@ -1,4 +1,4 @@
-"""Tests of kmc.arrhenius: exact recovery, calibrated errors, non-Arrhenius detection, validation."""
+"""Tests of kmc.analysis.arrhenius: exact recovery, calibrated errors, non-Arrhenius detection, validation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from kmc.arrhenius import KB_EV_K, ArrheniusFit, fit_arrhenius, fit_arrhenius_replicas
+from kmc.analysis.arrhenius import ArrheniusFit, fit_arrhenius, fit_arrhenius_replicas
+from kmc.constants import KB_EV_K
 
 EA_TRUE = 0.30  # eV
 D0_TRUE = 1e-3  # cm^2/s

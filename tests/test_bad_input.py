@@ -3,8 +3,8 @@
 leaves no partial output behind (an existing ``--out`` directory is untouched, a new one is not
 created).
 
-Each case drives the real command line (:func:`kmc.cli.main`) in-process; two of them also run
-through ``python -m kmc.cli`` and the ``kmc`` console script.
+Each case drives the real command line (:func:`kmc.cli.main.main`) in-process; two of them also run
+through ``python -m kmc.cli.main`` and the ``kmc`` console script.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from typing import Callable
 
 import pytest
 
-from kmc.campaign import run_key
-from kmc.checkpoint import RUN_CHECKPOINT_NAME, CheckpointFile
-from kmc.cli import main
+from kmc.campaign.core import run_key
+from kmc.cli.main import main
 from kmc.config import Config
-from kmc.runner import RunState, encode_checkpoint
+from kmc.runs.checkpoint import RUN_CHECKPOINT_NAME, CheckpointFile
+from kmc.runs.runner import RunState, encode_checkpoint
 
 SMALL = """\
 [lattice]
@@ -381,7 +381,7 @@ def test_failed_result_write_keeps_the_checkpoint_and_no_temporary_files(tmp_pat
                                                                           monkeypatch):
     """A disk that fills up while the results are written: exit 2, one sentence, the previous
     results untouched and no temporary file; the rerun resumes from the kept checkpoint."""
-    import kmc.output
+    import kmc.runs.output
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(SMALL)
@@ -392,7 +392,7 @@ def test_failed_result_write_keeps_the_checkpoint_and_no_temporary_files(tmp_pat
 
     def full_disk(*a, **k):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(kmc.output, "csv_text", full_disk)
+    monkeypatch.setattr(kmc.runs.output, "csv_text", full_disk)
     argv = ["run", str(cfg), "--out", str(out), "--quiet", "--checkpoint-every", "1e-9"]
     code = main(argv)
     line = check_message(code, capsys.readouterr().err,
@@ -417,7 +417,7 @@ def _subprocess_env() -> dict[str, str]:
 @pytest.mark.parametrize("launcher", ["module", "console script"])
 def test_real_processes_exit_2_without_traceback(tmp_path, launcher):
     if launcher == "module":
-        head, names = [sys.executable, "-m", "kmc.cli"], ("malformed TOML", "full lattice")
+        head, names = [sys.executable, "-m", "kmc.cli.main"], ("malformed TOML", "full lattice")
     else:
         exe = shutil.which("kmc") or str(Path(sys.executable).with_name("kmc"))
         if not Path(exe).exists():

@@ -3,7 +3,6 @@ the SIGKILL/resume acceptance test."""
 from __future__ import annotations
 
 import hashlib
-
 import json
 import os
 import random
@@ -18,12 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kmc.campaign as campaign_mod
-from kmc.campaign import (Campaign, CheckpointDir, DaskExecutor, canonical_json, derive_seed,
-                          parse_dotted, run_key)
-from kmc.campaign_cli import main
+import kmc.campaign.core as campaign_mod
+from kmc.campaign.core import (
+    Campaign,
+    CheckpointDir,
+    DaskExecutor,
+    canonical_json,
+    derive_seed,
+    parse_dotted,
+    run_key,
+)
+from kmc.campaign.store import STORE_NAME, TIMING_KEYS, Store, campaign_lock
+from kmc.cli.main import main
 from kmc.exceptions import CampaignError, CheckpointError, ConfigError
-from kmc.store import STORE_NAME, TIMING_KEYS, Store, campaign_lock
 
 BASE = """
 [lattice]
@@ -374,7 +380,7 @@ seed = 99
 
 def _start(path: Path, out: Path, every: float = 0.3, stdout=subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "kmc.campaign_cli", "campaign", str(path), "--out", str(out),
+        [sys.executable, "-m", "kmc", "campaign", str(path), "--out", str(out),
          "--workers", "1", "--checkpoint-every", str(every)], stdout=stdout,
         stderr=subprocess.PIPE, text=True,
         cwd=out.parent)  # not the repo root: `-m` would import the uncompiled source tree

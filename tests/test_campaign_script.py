@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import kmc.campaign as campaign_mod
-from kmc.campaign import Campaign, unguarded_main_script
-from kmc.campaign_cli import main
+import kmc.campaign.core as campaign_mod
+from kmc.campaign.core import Campaign, unguarded_main_script
+from kmc.campaign.store import Store
+from kmc.cli.main import main
 from kmc.exceptions import CampaignError
-from kmc.store import Store
 
 CAMPAIGN = """
 [base.lattice]
@@ -51,7 +51,7 @@ def stored_statuses(out: Path) -> list[str]:
 
 def test_script_without_main_guard_runs_every_point(tmp_path):
     proc = run_script(tmp_path, """
-        from kmc.campaign import Campaign
+        from kmc.campaign.core import Campaign
 
         report = Campaign.from_file("scan.toml", out="scan.campaign").run(workers=2)
         print("executed", report.executed, "crashed", len(report.crashed))
@@ -67,7 +67,7 @@ def test_script_without_main_guard_runs_every_point(tmp_path):
 def test_guarded_script_still_uses_worker_processes(tmp_path):
     proc = run_script(tmp_path, """
         import os
-        from kmc.campaign import Campaign, PointTask
+        from kmc.campaign.core import Campaign, PointTask
 
         class Where(PointTask):                      # report which process ran each point
             def __call__(self, config_json):
@@ -81,7 +81,7 @@ def test_guarded_script_still_uses_worker_processes(tmp_path):
             return report
 
         if __name__ == "__main__":
-            import kmc.campaign as cm
+            import kmc.campaign.core as cm
             cm.PointTask = Where
             report = main()
             print("executed", report.executed)
@@ -97,7 +97,7 @@ def test_unguarded_detection_reads_the_main_guard(tmp_path):
     # the check itself, in a fresh interpreter: top level (unguarded), inside the guard, and
     # inside a function called from the guard
     proc = run_script(tmp_path, """
-        from kmc.campaign import unguarded_main_script
+        from kmc.campaign.core import unguarded_main_script
 
         print("top", unguarded_main_script() is not None)
 
@@ -143,7 +143,7 @@ def test_a_worker_reimporting_the_script_refuses_to_start_the_campaign(tmp_path)
 
     (tmp_path / "scan.toml").write_text(CAMPAIGN)
     script = tmp_path / "scan.py"
-    script.write_text("from kmc.campaign import Campaign\n"
+    script.write_text("from kmc.campaign.core import Campaign\n"
                       f"Campaign.from_file({str(tmp_path / 'scan.toml')!r}, "
                       f"out={str(tmp_path / 'out')!r}).run(workers=2)\n")
     with pytest.raises(ConfigError, match="re-imported the main script.*__name__"):

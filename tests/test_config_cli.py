@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from kmc.cli import main
+from kmc.cli.main import main
 from kmc.config import Config
 from kmc.exceptions import ConfigError
 
@@ -124,7 +124,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_bundled_example_resolves():
-    from kmc.cli import resolve_config
+    from kmc.config import config_file as resolve_config
 
     assert resolve_config("quickstart").name == "quickstart.toml"
     with pytest.raises(ConfigError, match="bundled examples: .*quickstart"):

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_marker_and_fence_parsing(tmp_path):
 def test_python_block_runs(code, skip, tmp_path):
     if skip:
         pytest.skip(f"marked {SKIP_MARKER}")
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(str(resources.files("kmc.examples")), tmp_path / "examples")
     script = tmp_path / "block.py"
     script.write_text(code, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",

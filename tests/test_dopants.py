@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from kmc.dopants import Dopant, apply_dopants, place_blockers
 from kmc.exceptions import ConfigError
-from kmc.frameworks import load_framework
+from kmc.system.dopants import Dopant, apply_dopants, place_blockers
+from kmc.system.frameworks import load_framework
 
 
 @pytest.mark.parametrize("dopants,formula,li_pfu", [

@@ -4,16 +4,16 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import lattice_network
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
 
+from kmc.constants import KB_EV_K
+from kmc.engine.model import BLOCKER, ION, RateModel
+from kmc.engine.simulation import Simulation
 from kmc.exceptions import NoEventsError
-from kmc.model import BLOCKER, ION, KB_EV_K, RateModel
-from kmc.network import SiteNetwork
-from kmc.simulation import Simulation
-
-from conftest import lattice_network
+from kmc.system.network import SiteNetwork
 
 
 def test_incremental_rates_equal_full_recompute(interacting_model):
@@ -275,7 +275,7 @@ def test_knockoff_detailed_balance():
 def test_placement_beats_random_sequential_jamming_on_llzo():
     """Random sequential placement jams near 52 Li per cubic-LLZO cell; 56 must still be placed
     without two Li on excluded (24d-96h, split 96h) pairs."""
-    from kmc.frameworks import load_framework
+    from kmc.system.frameworks import load_framework
 
     fw = load_framework("llzo-cubic")
     net = SiteNetwork.from_sites(fw.structure.lattice.matrix, fw.mobile_frac, fw.mobile_labels,

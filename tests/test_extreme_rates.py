@@ -9,15 +9,15 @@ import math
 
 import numpy as np
 import pytest
-
-from kmc.cli import main
-from kmc.config import Config
-from kmc.exceptions import NoEventsError
-from kmc.model import KB_EV_K, RateModel
-from kmc.runner import run_config
-from kmc.simulation import CLOCK_LIMIT_S, Simulation
-
 from conftest import lattice_network
+
+from kmc.cli.main import main
+from kmc.config import Config
+from kmc.constants import KB_EV_K
+from kmc.engine.model import RateModel
+from kmc.engine.simulation import CLOCK_LIMIT_S, Simulation
+from kmc.exceptions import NoEventsError
+from kmc.runs.runner import run_config
 
 
 def test_every_rate_underflowing_is_a_clear_no_events_error():

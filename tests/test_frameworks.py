@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from kmc.exceptions import ConfigError
-from kmc.frameworks import framework_names, load_framework
-from kmc.network import SiteNetwork
+from kmc.system.frameworks import framework_names, load_framework
+from kmc.system.network import SiteNetwork
 
 
 def network(fw, supercell=(1, 1, 1)):
@@ -43,7 +43,7 @@ def test_lgps_channels_run_along_c():
     net = network(fw)
     short = net.hop_class_lengths < 2.5  # the 1.73 / 2.32 Å channel hops only
     keep = np.isin(net.hop_class, np.flatnonzero(short))
-    from kmc.network import periodic_components
+    from kmc.system.network import periodic_components
 
     _, dims = periodic_components(net.n_unit, net.hops.src[keep], net.hops.dst[keep],
                                   net.hops.image[keep])

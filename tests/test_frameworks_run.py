@@ -8,13 +8,13 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
-from kmc.cli import main
+from kmc.cli.main import main
 from kmc.config import Config
+from kmc.engine.model import BLOCKER, ION
+from kmc.engine.simulation import Simulation
 from kmc.exceptions import ConfigError, KMCError, StructureError
-from kmc.frameworks import framework_names, load_framework
-from kmc.model import BLOCKER, ION
-from kmc.runner import build_system, disorder_seed, replica_seeds, run_config
-from kmc.simulation import Simulation
+from kmc.runs.runner import build_system, disorder_seed, replica_seeds, run_config
+from kmc.system.frameworks import framework_names, load_framework
 
 FAST_RUN = {"temperatures_K": [600.0], "hops_per_ion": 10, "equilibration_hops_per_ion": 2,
             "replicas": 2, "seed": 3}
@@ -130,7 +130,7 @@ def test_dopants_set_ion_count_and_blockers_per_replica():
 
 
 def test_replicas_of_a_doped_run_place_blockers_independently():
-    from kmc.runner import ReplicaMeasurement
+    from kmc.runs.runner import ReplicaMeasurement
 
     c = cfg({"builtin": "llzo-cubic", "supercell": [1, 1, 1]},
             dopants={"Ga": {"site": "Li", "per_formula_unit": 0.5}})
@@ -319,8 +319,8 @@ def test_kmc_info_errors_exit_2_with_one_sentence(tmp_path, capsys, kind, needle
 
 # ------------------------------------------------------------------ interstitialcy
 def _bcc(knockoff_barrier):
-    from importlib import resources
     import tomllib
+    from importlib import resources
 
     text = (resources.files("kmc.examples") / "interstitialcy_bcc.toml").read_text()
     data = tomllib.loads(text)
@@ -428,7 +428,8 @@ def test_framework_configs_round_trip_and_teaching_defaults_are_explicit():
                             "mobile": "Li", "exclusion_distance_A": 0.0}
     assert t["model"]["barrier_eV"] == 0.25 and t["model"]["attempt_frequency_THz"] == 10.0
     assert "dopants" not in t
-    from kmc.config import auto_supercell
     from pymatgen.core import Lattice as L
+
+    from kmc.config import auto_supercell
     assert auto_supercell(L.hexagonal(3.0, 10.0).matrix) == (8, 8, 2)   # widths 2.60, 2.60, 10
     assert auto_supercell(L.cubic(12.98).matrix) == (2, 2, 2)

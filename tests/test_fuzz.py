@@ -22,16 +22,16 @@ import math
 
 import numpy as np
 import pytest
+from conftest import lattice_network
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Lattice
 
+from kmc.constants import KB_EV_K
+from kmc.engine.model import BLOCKER, EMPTY, ION, RateModel
+from kmc.engine.simulation import Simulation
 from kmc.exceptions import ConfigError, NoEventsError, StructureError
-from kmc.model import BLOCKER, EMPTY, ION, KB_EV_K, RateModel
-from kmc.network import SiteNetwork
-from kmc.simulation import Simulation
-
-from conftest import lattice_network
+from kmc.system.network import SiteNetwork
 
 FUZZ = settings(deadline=None, derandomize=True, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
@@ -78,7 +78,7 @@ def teaching_networks(draw) -> SiteNetwork:
         sc = (draw(st.integers(3, 5)), draw(st.integers(3, 5)), 1)
     else:
         sc = tuple(draw(st.integers(2, 3)) for _ in range(3))
-    from kmc.lattices import teaching_lattice
+    from kmc.system.lattices import teaching_lattice
 
     nn = teaching_lattice(name, 1.0).nn_distance_A
     kw = {"interaction_cutoff_A": draw(st.sampled_from([0.0, 1.01 * nn]))}
@@ -405,7 +405,7 @@ def configs(draw) -> dict:
 @settings(FUZZ, max_examples=80)
 @given(config=configs())
 def test_cli_never_prints_a_traceback(tmp_path_factory, config):
-    from kmc.cli import main
+    from kmc.cli.main import main
 
     path = tmp_path_factory.mktemp("fuzz") / "c.toml"
     path.write_text(to_toml(config), encoding="utf-8")
@@ -426,7 +426,7 @@ def test_cli_never_prints_a_traceback(tmp_path_factory, config):
 
 def test_cli_fuzz_covers_both_outcomes(tmp_path, capsys):
     """The generator's base is valid and one edit can break it (so the fuzz explores both)."""
-    from kmc.cli import main
+    from kmc.cli.main import main
 
     path = tmp_path / "c.toml"
     path.write_text(to_toml(BASE))
@@ -440,7 +440,7 @@ def test_cli_fuzz_covers_both_outcomes(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ hostile files
 def _quiet_main(argv):
-    from kmc.cli import main
+    from kmc.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -470,10 +470,10 @@ def test_run_with_out_succeeds_or_leaves_nothing(tmp_path_factory, config):
 @pytest.fixture(scope="module")
 def saved_checkpoint(tmp_path_factory):
     """A real mid-run checkpoint of BASE (framed file bytes) and the BASE config path."""
-    import kmc.runner as runner
-    from kmc.campaign import run_key
-    from kmc.checkpoint import CheckpointFile
+    import kmc.runs.runner as runner
+    from kmc.campaign.core import run_key
     from kmc.config import Config
+    from kmc.runs.checkpoint import CheckpointFile
 
     d = tmp_path_factory.mktemp("ckpt")
     path = d / "c.toml"

@@ -28,17 +28,16 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from kmc.model import RateModel
-from kmc.simulation import Simulation
-
 from conftest import lattice_network
+
+from kmc.engine.model import RateModel
+from kmc.engine.simulation import Simulation
 
 SHIM = r"""
 #include <math.h>
 #include <stdint.h>
 
-/* the engine's clock update (kmc/_core/_engine.pyx, Engine._run), verbatim */
+/* the engine's clock update (src/kmc/engine/_engine.pyx, Engine._run), verbatim */
 static inline void kahan(double *clock, double dt) {
     double y = dt - clock[1];
     double tnew = clock[0] + y;

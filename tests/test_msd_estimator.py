@@ -1,4 +1,4 @@
-"""The MSD estimator (kmc.transport.analyze_frames): exact results nobody here wrote, window
+"""The MSD estimator (kmc.analysis.transport.analyze_frames): exact results nobody here wrote, window
 independence on jammed c-LLZO, and a cross-check against pymatgen-analysis-diffusion.
 
 Every statistical tolerance is a multiple of the standard error the code reports (fixed seeds).
@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from kmc.config import Config, RunConfig
-from kmc.model import KB_EV_K, RateModel
-from kmc.network import SiteNetwork
-from kmc.runner import System, measure_temperature, replica_seeds
-from kmc.transport import FrameBuffer, analyze_frames, lag_grid, replica_msd
-
 from conftest import lattice_network
+
+from kmc.analysis.transport import FrameBuffer, analyze_frames, lag_grid, replica_msd
+from kmc.config import Config, RunConfig
+from kmc.constants import KB_EV_K
+from kmc.engine.model import RateModel
+from kmc.runs.runner import System, measure_temperature, replica_seeds
+from kmc.system.network import SiteNetwork
 
 NU = 1e13
 T = 600.0
@@ -124,7 +124,7 @@ def test_jammed_llzo_D_and_sigma_do_not_depend_on_the_origin_and_frame_settings(
     (f ~ 0.006). The same trajectories are analysed because the frame spacing changes where
     the engine stops and so the random stream: separate runs would be independent samples,
     which differ by more than 2 SE one time in twenty whatever the estimator."""
-    from kmc.runner import build_system
+    from kmc.runs.runner import build_system
 
     cfg = Config.from_dict({"lattice": {"builtin": "llzo-cubic", "supercell": [2, 2, 2]},
                             "run": {"temperatures_K": [300.0], "hops_per_ion": 24000,
@@ -159,7 +159,6 @@ def test_msd_and_D_agree_with_pymatgen_analysis_diffusion():
     diffusion = pytest.importorskip("pymatgen.analysis.diffusion.analyzer")
     from pymatgen.core import Lattice, Structure
 
-    from kmc.runner import ReplicaMeasurement, measurement_spacing
 
     net = lattice_network("sc", (4, 4, 4), a=2.5)
     model = RateModel(net, NU, 0.2)

@@ -1,13 +1,12 @@
 """Site networks: classes from symmetry, hop classes, dimensionality, exclusions, ASE input."""
 import numpy as np
 import pytest
+from conftest import lattice_network
 from pymatgen.core import Lattice, Structure
 
 from kmc.exceptions import StructureError
-from kmc.lattices import LATTICES, teaching_lattice
-from kmc.network import SiteNetwork
-
-from conftest import lattice_network
+from kmc.system.lattices import LATTICES, teaching_lattice
+from kmc.system.network import SiteNetwork
 
 
 @pytest.mark.parametrize("name", LATTICES)

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import tomllib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ase.io import write
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
-from kmc.cli import main
+from kmc.cli.main import main
 from kmc.exceptions import ConvergenceError, StructureError
 from kmc.parametrize.calculators import Backend
 from kmc.parametrize.lattice import load_problem
@@ -169,7 +170,7 @@ def test_model_file_has_the_framework_schema_and_runs(toy_run, capsys):
     d, model = toy_run
     text = (d / "model" / "model.toml").read_text()
     data = tomllib.loads(text)
-    ref = tomllib.loads((Path(__file__).parents[1] / "structures" / "llzo_cubic.toml").read_text())
+    ref = tomllib.loads((resources.files("kmc.system.structures") / "llzo_cubic.toml").read_text())
     for key in ("name", "description", "formula_unit", "formula_units_per_cell", "mobile_species",
                 "cell", "sites", "network", "model"):
         assert key in data and key in ref
@@ -306,7 +307,7 @@ def test_full_sublattice_without_vacancies_is_an_error(tmp_path):
 
 
 def test_a_real_process_exits_2_without_traceback(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "kmc.cli", "parametrize", str(tmp_path / "none.cif"), "--out",
+    p = subprocess.run([sys.executable, "-m", "kmc.cli.main", "parametrize", str(tmp_path / "none.cif"), "--out",
                         str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("kmc: error: ")

@@ -20,10 +20,10 @@ import pytest
 pytest.importorskip("chgnet")
 pytest.importorskip("torch")
 
+import os
+
 from kmc.parametrize.calculators import get_calculator
 from kmc.parametrize.neb import NEBSettings, neb_path, read_endpoint
-
-import os
 
 pytestmark = [pytest.mark.mlip,
               pytest.mark.skipif(os.environ.get("KMC_CHGNET_NEB_TEST") != "1",

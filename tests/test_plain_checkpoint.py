@@ -8,20 +8,28 @@ import io
 import json
 import math
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-import kmc.runner as runner
-from kmc.campaign import Campaign, run_key
-from kmc.checkpoint import (RUN_CHECKPOINT_NAME, CheckpointDir, CheckpointFile, PlainDataError,
-                            decode_plain, encode_plain, register_plain)
-from kmc.cli import main
+import kmc.runs.checkpoint as checkpoint
+import kmc.runs.runner as runner
+from kmc.campaign.core import Campaign, run_key
+from kmc.campaign.store import TIMING_KEYS
+from kmc.cli.main import main
 from kmc.config import Config
-from kmc.runner import CHECKPOINT_MAGIC, decode_checkpoint, run_config
-from kmc.store import TIMING_KEYS
+from kmc.runs.checkpoint import (
+    CHECKPOINT_MAGIC,
+    RUN_CHECKPOINT_NAME,
+    CheckpointDir,
+    CheckpointFile,
+    PlainDataError,
+    decode_plain,
+    encode_plain,
+    register_plain,
+)
+from kmc.runs.runner import decode_checkpoint, run_config
 
 SMALL = """\
 [lattice]
@@ -63,7 +71,7 @@ class Payload:
 
 def legacy_blob(config: Config, payload: bytes, fmt: int = 1) -> bytes:
     """A run-state blob framed exactly as kmc frames one (valid header and checksum)."""
-    header = {"format": fmt, "kmc_version": runner.__version__, "config": config.to_dict(),
+    header = {"format": fmt, "kmc_version": checkpoint.__version__, "config": config.to_dict(),
               "payload_bytes": len(payload),
               "payload_sha256": hashlib.sha256(payload).hexdigest()}
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -192,7 +200,7 @@ def test_crafted_pickle_in_run_ckpt_runs_no_code(tmp_path, capsys):
     assert "old pickle format" in err and "--fresh" in err and "Traceback" not in err
     assert not marker.exists() and ckpt.path.exists()          # not run, not deleted
     # the same pickle claiming to be the plain-data format: unreadable, a fresh run says so
-    ckpt.save(legacy_blob(config, pickle.dumps(Payload(marker)), fmt=runner.CHECKPOINT_FORMAT))
+    ckpt.save(legacy_blob(config, pickle.dumps(Payload(marker)), fmt=checkpoint.CHECKPOINT_FORMAT))
     assert main(argv) == 0
     assert not marker.exists()
     note = json.loads((out / "result.json").read_text())["notes"][0]
@@ -223,6 +231,6 @@ def test_crafted_pickle_in_campaign_checkpoints_runs_no_code(tmp_path, capsys):
     assert "old pickle format" in err and f"{key}.ckpt" in err and "Traceback" not in err
     assert not marker.exists() and not (out / "store.sqlite").exists()
     ckpts.save(key, legacy_blob(config, pickle.dumps(Payload(marker)),
-                                fmt=runner.CHECKPOINT_FORMAT))
+                                fmt=checkpoint.CHECKPOINT_FORMAT))
     assert main(argv) == 0                                    # unreadable: that point restarts
     assert not marker.exists() and ckpts.keys() == set()

@@ -1,4 +1,4 @@
-"""Tests of kmc.plots: figures are built without pyplot and saved as non-empty PNGs."""
+"""Tests of kmc.analysis.plots: figures are built without pyplot and saved as non-empty PNGs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-import kmc.plots
-from kmc.arrhenius import KB_EV_K, fit_arrhenius
-from kmc.plots import plot_arrhenius, plot_msd
+import kmc.analysis.plots
+from kmc.analysis.arrhenius import fit_arrhenius
+from kmc.analysis.plots import plot_arrhenius, plot_msd
+from kmc.constants import KB_EV_K
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -127,7 +128,7 @@ def test_msd_without_collective_and_bad_input(tmp_path):
 
 def test_module_does_not_use_pyplot():
     # pyplot state (current figure, backend switching) must never leak into library figures.
-    tree = ast.parse(inspect.getsource(kmc.plots))
+    tree = ast.parse(inspect.getsource(kmc.analysis.plots))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

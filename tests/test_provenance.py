@@ -7,6 +7,7 @@ import hashlib
 import json
 import platform
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,11 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 import kmc
-from kmc.campaign import Campaign, execute_point
-from kmc.cli import main
+from kmc.campaign.core import Campaign, execute_point
+from kmc.cli.main import main
 from kmc.config import Config
-from kmc.provenance import run_provenance
-from kmc.runner import build_system
+from kmc.runs.provenance import run_provenance
+from kmc.runs.runner import build_system
 
 ROOT = Path(__file__).resolve().parents[1]
 LI3N = Path(__file__).parent / "data" / "Li3N.cif"
@@ -60,7 +61,7 @@ def test_model_source_of_a_cif_and_a_framework_is_the_file_read():
     fw = Config.from_dict({"lattice": {"builtin": "llzo-cubic", "supercell": [1, 1, 1]}})
     src = run_provenance(fw, build_system(fw))["model_source"]
     assert src["file"] == "llzo_cubic.toml"
-    assert src["sha256"] == sha((ROOT / "structures" / "llzo_cubic.toml").read_bytes())
+    assert src["sha256"] == sha((resources.files("kmc.system.structures") / "llzo_cubic.toml").read_bytes())
 
 
 def test_a_structure_in_memory_is_recorded_itself():

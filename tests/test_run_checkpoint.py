@@ -6,12 +6,13 @@ import math
 
 import pytest
 
-import kmc.runner as runner
+import kmc.runs.checkpoint
+import kmc.runs.runner as runner
+from kmc.campaign.store import TIMING_KEYS
 from kmc.config import Config
-from kmc.runner import (CHECKPOINT_MAGIC, UNREADABLE_CHECKPOINT_NOTE, decode_checkpoint,
-                        run_config)
-from kmc.simulation import Simulation
-from kmc.store import TIMING_KEYS
+from kmc.engine.simulation import Simulation
+from kmc.runs.checkpoint import CHECKPOINT_MAGIC
+from kmc.runs.runner import UNREADABLE_CHECKPOINT_NOTE, decode_checkpoint, run_config
 
 
 class Recorder:
@@ -110,7 +111,7 @@ def test_mismatched_and_unreadable_blobs_start_afresh(monkeypatch):
     res = run_config(other, checkpoint=Recorder(math.inf, blob))
     assert not res.checkpoint_info["resumed"] and res.checkpoint_info["discarded"] == "mismatch"
     assert UNREADABLE_CHECKPOINT_NOTE not in res.notes
-    monkeypatch.setattr(runner, "__version__", "0.0.0-other")
+    monkeypatch.setattr(kmc.runs.checkpoint, "__version__", "0.0.0-other")
     res = run_config(config, checkpoint=Recorder(math.inf, blob))
     assert res.checkpoint_info["discarded"] == "mismatch" and strip(res)["results"] == \
         ref["results"]

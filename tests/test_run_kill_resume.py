@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from kmc.campaign import run_key
-from kmc.checkpoint import RUN_CHECKPOINT_NAME, CheckpointFile
-from kmc.cli import main
+from kmc.campaign.core import run_key
+from kmc.campaign.store import TIMING_KEYS
+from kmc.cli.main import main
 from kmc.config import Config
-from kmc.runner import decode_checkpoint
-from kmc.store import TIMING_KEYS
+from kmc.runs.checkpoint import RUN_CHECKPOINT_NAME, CheckpointFile
+from kmc.runs.runner import decode_checkpoint
 
 CONFIG = """\
 [lattice]
@@ -50,7 +50,7 @@ KILLS = 5
 TORN_WRITER = r"""
 import os, sys, time
 from pathlib import Path
-import kmc.store as store
+import kmc.files as store   # the atomic writer every checkpoint goes through
 
 real = store.atomic_write_with
 count = [0]
@@ -70,7 +70,7 @@ def torn_write(path, write):
 
 
 store.atomic_write_with = torn_write
-from kmc.cli import main
+from kmc.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -122,7 +122,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result(tm
     kills, saves_seen = 0, []
     for _ in range(KILLS):
         before = _stamp(ckpt)
-        p = subprocess.Popen([sys.executable, "-m", "kmc.cli", *argv], cwd=tmp_path, env=_env(),
+        p = subprocess.Popen([sys.executable, "-m", "kmc.cli.main", *argv], cwd=tmp_path, env=_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while _stamp(ckpt) == before and p.poll() is None and time.monotonic() < deadline:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kmc._core._sumtree import SumTree
+from kmc.engine._sumtree import SumTree
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 1000, 4097])

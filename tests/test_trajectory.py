@@ -1,13 +1,14 @@
 import math
+
 """`[output] trajectory`: ASE extended XYZ of one replica, read back with ase.io.read."""
 import numpy as np
 import pytest
 from ase.io import read
 
-from kmc.cli import main
+from kmc.cli.main import main
 from kmc.config import Config
 from kmc.exceptions import ConfigError
-from kmc.runner import run_config
+from kmc.runs.runner import run_config
 
 LLZO = """
 [lattice]

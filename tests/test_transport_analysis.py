@@ -2,19 +2,18 @@
 `kmc run`, result files (CSV, JSON, figures) and RunResult.to_dataframe."""
 import csv
 import json
-import math
 import sys
 
 import numpy as np
 import pytest
 
 import kmc
-from kmc.cli import main
+from kmc.analysis.transport import ReplicaSample, block_sums, replica_values
+from kmc.cli.main import main
 from kmc.config import Config
+from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_J_K
 from kmc.exceptions import ConfigError
-from kmc.runner import RunResult, build_system, flatten, replica_seeds, run_config, run_replica
-from kmc.transport import (A3_TO_CM3, E_CHARGE_C, KB_J_K, ReplicaSample, block_sums,
-                           replica_values)
+from kmc.runs.runner import RunResult, build_system, flatten, replica_seeds, run_config, run_replica
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -219,14 +218,14 @@ def test_out_dir_files_csv_rows_and_every_key(tmp_path, capsys):
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    import kmc.plots
-    from kmc.output import write_outputs
+    import kmc.analysis.plots
+    from kmc.runs.output import write_outputs
 
     res = run_config(cfg(temperatures_K=[400.0, 600.0]))
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(kmc.plots, "plot_msd", boom)
+    monkeypatch.setattr(kmc.analysis.plots, "plot_msd", boom)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="disk full"):
         write_outputs(res, out)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kmc.cli import main
-from kmc.tutorials import LESSONS, run_lesson
+from kmc.cli.main import main
+from kmc.teaching.tutorials import LESSONS, run_lesson
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"

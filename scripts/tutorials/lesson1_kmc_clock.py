@@ -1,10 +1,10 @@
-"""kmc lesson 1 — see `kmc tutorial` for the list; the code lives in kmc/tutorials/.
+"""kmc lesson 1 — see `kmc tutorial` for the list; the code lives in src/kmc/teaching/tutorials/.
 
 Usage: python scripts/tutorials/lesson1_kmc_clock.py [--quick] [--outdir DIR]   (same as: kmc tutorial 1)
 """
 import sys
 
-from kmc.tutorials._common import script_main
+from kmc.teaching.tutorials import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main(1))

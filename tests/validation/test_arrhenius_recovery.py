@@ -29,9 +29,8 @@ import numpy as np
 import pytest
 
 from kmc.config import Config
-from kmc.model import KB_EV_K
-from kmc.runner import run_config
-from kmc.transport import A3_TO_CM3, E_CHARGE_C, KB_J_K
+from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_EV_K, KB_J_K
+from kmc.runs.runner import run_config
 
 pytestmark = pytest.mark.validation
 

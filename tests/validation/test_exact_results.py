@@ -7,16 +7,16 @@ import math
 
 import numpy as np
 import pytest
+from conftest import lattice_network
 from scipy import stats
 from scipy.special import gammaln
 
 from kmc.config import Config
-from kmc.model import KB_EV_K, RateModel
-from kmc.runner import run_config
-from kmc.simulation import Simulation
+from kmc.constants import KB_EV_K
+from kmc.engine.model import RateModel
+from kmc.engine.simulation import Simulation
+from kmc.runs.runner import run_config
 from kmc.validate import EXACT_CORRELATION_FACTORS, ring_f_exact
-
-from conftest import lattice_network
 
 pytestmark = pytest.mark.validation
 
@@ -78,7 +78,7 @@ def test_chain_correlation_factor_falls_as_one_over_ring_size():
 @pytest.mark.parametrize("lattice,supercell", [("sc", (6, 6, 6)), ("honeycomb", (8, 8, 1)),
                                                ("fcc", (3, 3, 3))])
 def test_one_ion_diffusion_and_exponential_waiting_times(lattice, supercell):
-    from kmc.lattices import teaching_lattice
+    from kmc.system.lattices import teaching_lattice
 
     tl = teaching_lattice(lattice, 1.0)
     net = lattice_network(lattice, supercell)
@@ -141,7 +141,7 @@ def test_two_site_classes_follow_exact_canonical_occupations():
     p = np.exp(logw - logw.max())
     exact_b = float(np.sum(k * p) / p.sum()) / n_sites_class
     # replica statistics of the time-averaged occupation
-    from kmc.runner import build_system, replica_seeds, run_replica
+    from kmc.runs.runner import build_system, replica_seeds, run_replica
 
     system = build_system(cfg)
     seeds = replica_seeds(cfg.run.seed, 1, cfg.run.replicas)[0]

@@ -20,8 +20,8 @@ import math
 import pytest
 
 from kmc.config import Config
-from kmc.model import KB_EV_K
-from kmc.runner import run_config
+from kmc.constants import KB_EV_K
+from kmc.runs.runner import run_config
 
 pytestmark = pytest.mark.validation
 

@@ -1,1 +1,0 @@
-"""Cython core: the sum tree and the kMC engine (the only compiled code)."""

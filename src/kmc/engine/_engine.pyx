@@ -1,0 +1,580 @@
+"""Rejection-free (residence-time / BKL) kinetic Monte Carlo engine.
+
+The event catalogue is fixed: events are grouped by source site (CSR ``uoff_out``), an impossible
+event has rate 0.  A binary :class:`SumTree` over sites holds each site's total outgoing rate; a hop
+is drawn by descending the tree (O(log N)) and scanning the few events of the chosen site, whose
+rates are evaluated on the spot.  After a hop only the sites whose outgoing rates can depend on the
+two sites whose occupancy changed get their totals recomputed; ``_touch`` states the rule that
+picks them.  No per-event rate array is kept, which saves memory and the cache misses of scattered
+updates (a variant that stored every rate and re-evaluated only the changed events ran more
+instructions per hop: re-summing a site's few events in one tight loop is cheaper).  Totals are
+always recomputed from scratch, so which sites get re-summed never changes a result, as long as
+every site whose total changed is among them.
+
+All arrays are owned by Python (``spec`` is static, ``state`` is the dynamic state); the engine holds
+typed memoryviews on them.  Pair-interaction fields and exclusion counts are integers (energies in
+units of ``QUANTUM_EV``) so they never drift and are rebuilt exactly from the occupancy, which makes
+``pickle`` (= checkpoint) restore bit-identical.
+"""
+from libc.math cimport exp, log, INFINITY
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from numpy.random cimport bitgen_t
+
+import numpy as np
+
+from kmc.engine._sumtree cimport SumTree, __builtin_prefetch
+
+QUANTUM_EV = 1e-12   # energy quantum of the integer interaction fields
+cdef double _QUANTUM = 1e-12
+# 1.0 for an empty site, 0.0 for an ion or a blocker: a table lookup instead of a branch that the
+# CPU would mispredict half the time
+cdef double[3] _EMPTY_WEIGHT = [1.0, 0.0, 0.0]
+
+# Memo of exp(): the rate of an event is a pure function of its template's (E_KRA, nu0) and of
+# dE, and dE takes few distinct values (integer interaction fields, a handful of site energies):
+# the allowed events of c-LLZO with three interaction shells, sampled 20 times over 2e6 hops,
+# have 33 distinct (E_KRA, nu0, dE).  So most rate evaluations hit this small direct-mapped
+# table (24 KiB: stays in L1) instead of calling exp().  A hit returns the very double a
+# computation would give: results never depend on it.
+cdef struct RateMemo:
+    double dE
+    double rate
+    int64_t key      # rate class of the template (one per distinct (E_KRA, nu0)); -1 = empty
+cdef enum:
+    MEMO_BITS = 10
+    MEMO_SIZE = 1 << MEMO_BITS
+
+STATUS_DONE = 0
+STATUS_NO_EVENTS = 1
+STATUS_TIME = 2
+
+SPEC_KEYS = (
+    "uoff_out", "ev_dst", "ev_mid", "mid_off", "mid_ev", "mid_src", "layout",
+    "uoff_ex", "ex_nbr", "uoff_in", "in_nbr", "in_Jq", "t_vec1", "t_vec2", "t_len1sq", "t_len2sq",
+    "t_kra", "t_nu", "t_dE", "t_Jq", "t_srcex", "t_rate0", "E_site", "site_class",
+)
+STATE_KEYS = (
+    "occ", "ion_at", "ion_site", "disp", "hops", "sumsq", "clock", "counters",
+    "class_n", "class_t", "class_tlast",
+)
+
+
+cdef class Engine:
+    # static network: events grouped by source site
+    # Events, exclusion and interaction neighbours are tiled cell by cell in unit-cell order, so
+    # the CSR range of site s = (cell, u) is cell * per_cell + uoff[u] .. uoff[u + 1]: tiny offset
+    # tables instead of per-site offset arrays (no cache miss, no memory per site).
+    cdef const int64_t[::1] uoff_out, uoff_ex, uoff_in
+    cdef Py_ssize_t pc_out, pc_ex, pc_in
+    cdef const int32_t[::1] ev_dst, ev_mid
+    # events are stored cell by cell in template order, so an event's template is implicit:
+    # t = e - (s // n_unit) * n_tmpl (no per-event template array to miss in cache)
+    cdef Py_ssize_t n_unit, n_tmpl
+    cdef const int64_t[::1] mid_off
+    cdef const int32_t[::1] mid_ev, mid_src
+    cdef const int32_t[::1] ex_nbr
+    cdef const int32_t[::1] in_nbr
+    cdef const int64_t[::1] in_Jq
+    # event templates (one per hop of the unit cell)
+    cdef const double[:, ::1] t_vec1, t_vec2
+    cdef const double[::1] t_len1sq, t_len2sq, t_kra, t_nu, t_dE, t_rate0
+    cdef const int64_t[::1] t_Jq
+    cdef const uint8_t[::1] t_srcex
+    cdef const double[::1] E_site
+    cdef const int32_t[::1] site_class
+    cdef int32_t[::1] t_rclass       # rate class of each template (key of the exp() memo)
+    # dynamic state (Python-owned)
+    cdef int8_t[::1] occ
+    cdef int32_t[::1] ion_at, ion_site
+    cdef double[:, ::1] disp
+    cdef int64_t[::1] hops
+    cdef double[::1] sumsq, clock, class_t, class_tlast
+    cdef int64_t[::1] counters, class_n
+    # derived (rebuilt exactly from occ)
+    cdef int32_t[::1] excnt
+    cdef int64_t[::1] hq
+    cdef SumTree tree
+    cdef int32_t[::1] dirty
+    cdef uint8_t[::1] is_dirty
+    cdef Py_ssize_t n_dirty
+    # parameters
+    cdef readonly double beta
+    cdef readonly bint has_int, has_ex, has_mid, static, simple
+    # work counters (deterministic, for benchmarks): sites marked dirty, site totals re-summed,
+    # event rates evaluated (in updates and in the selection scan)
+    cdef int64_t n_marks, n_resums, n_evals
+    cdef int32_t max_srcex           # largest t_srcex: excnt[n] above it closes every hop into n
+    cdef readonly Py_ssize_t n_sites, n_events
+    cdef bitgen_t* rng
+    cdef RateMemo* memo
+    cdef readonly object bit_generator
+    cdef readonly dict spec, state
+    cdef object _hq_array, _excnt_array
+
+    def __cinit__(self, *args, **kwargs):
+        self.memo = <RateMemo*> malloc(MEMO_SIZE * sizeof(RateMemo))
+        if self.memo == NULL:
+            raise MemoryError("no memory for the engine's rate memo")
+        cdef Py_ssize_t i
+        for i in range(MEMO_SIZE):
+            self.memo[i].key = -1
+
+    def __dealloc__(self):
+        free(self.memo)
+
+    def __init__(self, dict spec, dict state, bit_generator, double beta, bint static):
+        for key in SPEC_KEYS:
+            if key not in spec:
+                raise KeyError(f"engine spec lacks {key!r}")
+        for key in STATE_KEYS:
+            if key not in state:
+                raise KeyError(f"engine state lacks {key!r}")
+        if not beta > 0.0:
+            raise ValueError("beta = 1/kT must be positive")
+        self.spec = spec
+        self.state = state
+        self.beta = beta
+        self.static = static
+        self.uoff_out = spec["uoff_out"]
+        self.ev_dst = spec["ev_dst"]
+        self.n_unit = int(spec["layout"][0])
+        self.n_tmpl = int(spec["layout"][1])
+        if self.n_unit < 1 or self.n_tmpl < 0:
+            raise ValueError("engine layout needs n_unit >= 1 and n_tmpl >= 0")
+        self.ev_mid = spec["ev_mid"]
+        self.mid_off = spec["mid_off"]
+        self.mid_ev = spec["mid_ev"]
+        self.mid_src = spec["mid_src"]
+        self.uoff_ex = spec["uoff_ex"]
+        self.ex_nbr = spec["ex_nbr"]
+        self.uoff_in = spec["uoff_in"]
+        self.in_nbr = spec["in_nbr"]
+        self.in_Jq = spec["in_Jq"]
+        self.t_vec1 = spec["t_vec1"]
+        self.t_vec2 = spec["t_vec2"]
+        self.t_len1sq = spec["t_len1sq"]
+        self.t_len2sq = spec["t_len2sq"]
+        self.t_kra = spec["t_kra"]
+        self.t_nu = spec["t_nu"]
+        self.t_dE = spec["t_dE"]
+        self.t_Jq = spec["t_Jq"]
+        self.t_srcex = spec["t_srcex"]
+        self.t_rate0 = spec["t_rate0"]
+        self.E_site = spec["E_site"]
+        self.site_class = spec["site_class"]
+        _, rclass = np.unique(np.stack([np.asarray(spec["t_kra"], float),
+                                        np.asarray(spec["t_nu"], float)], axis=1),
+                              axis=0, return_inverse=True)
+        self.t_rclass = np.ascontiguousarray(rclass.reshape(-1), dtype=np.int32)
+        self.n_sites = int(spec["layout"][2])
+        for key in ("uoff_out", "uoff_ex", "uoff_in"):
+            if spec[key].shape[0] != self.n_unit + 1:
+                raise ValueError(f"{key} needs n_unit + 1 entries")
+        self.pc_out = self.uoff_out[self.n_unit]
+        self.pc_ex = self.uoff_ex[self.n_unit]
+        self.pc_in = self.uoff_in[self.n_unit]
+        if self.pc_out != self.n_tmpl:
+            raise ValueError("uoff_out must cover every template")
+        self.n_events = self.ev_dst.shape[0]
+        self.has_mid = self.ev_mid.shape[0] == self.n_events and self.n_events > 0
+        self.has_ex = self.ex_nbr.shape[0] > 0
+        self.has_int = self.in_nbr.shape[0] > 0
+        # constant rates without exclusions or knock-offs: totals are branch-free sums
+        self.simple = static and not self.has_mid and not self.has_ex
+        self.max_srcex = int(np.max(spec["t_srcex"], initial=0))
+
+        self.occ = state["occ"]
+        self.ion_at = state["ion_at"]
+        self.ion_site = state["ion_site"]
+        self.disp = state["disp"]
+        self.hops = state["hops"]
+        self.sumsq = state["sumsq"]
+        self.clock = state["clock"]
+        self.counters = state["counters"]
+        self.class_n = state["class_n"]
+        self.class_t = state["class_t"]
+        self.class_tlast = state["class_tlast"]
+        if self.occ.shape[0] != self.n_sites or self.ion_at.shape[0] != self.n_sites:
+            raise ValueError("occupancy arrays do not match the number of sites")
+
+        self._excnt_array = np.zeros(self.n_sites, dtype=np.int32)
+        self._hq_array = np.zeros(self.n_sites, dtype=np.int64)
+        self.excnt = self._excnt_array
+        self.hq = self._hq_array
+        self.tree = SumTree(max(self.n_sites, 1))
+        self.dirty = np.zeros(self._dirty_bound(), dtype=np.int32)
+        self.is_dirty = np.zeros(self.n_sites, dtype=np.uint8)
+        self.n_dirty = 0
+
+        self.bit_generator = bit_generator
+        capsule = bit_generator.capsule
+        self.rng = <bitgen_t*> PyCapsule_GetPointer(capsule, "BitGenerator")
+        self.rebuild()
+
+    def _dirty_bound(self):
+        # Sites whose total can change in one hop: sources of every refreshed event.
+        mo = int(np.diff(np.asarray(self.uoff_out)).max())
+        mm = int(np.diff(np.asarray(self.mid_off)).max()) if self.has_mid else 0
+        me = int(np.diff(np.asarray(self.uoff_ex)).max()) if self.has_ex else 0
+        mi = int(np.diff(np.asarray(self.uoff_in)).max()) if self.has_int else 0
+        return min(self.n_sites, 2 * (1 + mo + mm + me * mo + mi * (1 + mo)) + 8)
+
+    # ------------------------------------------------------------------ derived state
+    def rebuild(self):
+        """Recompute exclusion counts, interaction fields, every rate and the tree from ``occ``."""
+        cdef Py_ssize_t s, k
+        cdef int64_t acc
+        cdef int32_t cnt
+        cdef int64_t evals = self.n_evals   # a rebuild is not hop work
+        with nogil:
+            for s in range(self.n_sites):
+                cnt = 0
+                if self.has_ex:
+                    for k in range(self._lo(self.uoff_ex, self.pc_ex, s), self._hi(self.uoff_ex, self.pc_ex, s)):
+                        if self.occ[self.ex_nbr[k]] != 0:
+                            cnt += 1
+                self.excnt[s] = cnt
+                acc = 0
+                if self.has_int:
+                    for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
+                        if self.occ[self.in_nbr[k]] == 1:
+                            acc += self.in_Jq[k]
+                self.hq[s] = acc
+            for s in range(self.n_sites):
+                self.tree.tree[self.tree.cap + s] = self._site_total(s)
+            self.tree.rebuild()
+        self.n_evals = evals
+
+    cdef inline Py_ssize_t _lo(self, const int64_t[::1] uoff, Py_ssize_t per_cell,
+                               Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t c
+        if self.n_unit == 1:
+            return s * per_cell
+        c = s // self.n_unit
+        return c * per_cell + uoff[s - c * self.n_unit]
+
+    cdef inline Py_ssize_t _hi(self, const int64_t[::1] uoff, Py_ssize_t per_cell,
+                               Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t c
+        if self.n_unit == 1:
+            return (s + 1) * per_cell
+        c = s // self.n_unit
+        return c * per_cell + uoff[s - c * self.n_unit + 1]
+
+    cdef inline double _site_total(self, Py_ssize_t s) noexcept nogil:
+        cdef double tot = 0.0
+        cdef Py_ssize_t e
+        cdef Py_ssize_t base = self._tmpl_base(s)
+        if self.occ[s] != 1:
+            return 0.0
+        if self.simple:
+            # constant rates: a branch-free sum over the empty destinations
+            for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
+                tot += self.t_rate0[e - base] * _EMPTY_WEIGHT[self.occ[self.ev_dst[e]]]
+            return tot
+        for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
+            tot += self._rate(e, s, e - base)
+        return tot
+
+    cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
+        # event index minus template index for every event of site s
+        if self.n_unit == 1:
+            return s * self.n_tmpl
+        return (s // self.n_unit) * self.n_tmpl
+
+    cdef inline double _rate(self, Py_ssize_t e, Py_ssize_t s, Py_ssize_t t) noexcept nogil:
+        cdef Py_ssize_t d = self.ev_dst[e]
+        cdef Py_ssize_t m
+        cdef double dE, ea
+        self.n_evals += 1
+        if self.occ[s] != 1 or self.occ[d] != 0:
+            return 0.0
+        if self.has_mid:
+            m = self.ev_mid[e]
+            if m >= 0 and self.occ[m] != 1:
+                return 0.0
+        if self.has_ex and self.excnt[d] - self.t_srcex[t] > 0:
+            return 0.0
+        if self.static:
+            return self.t_rate0[t]
+        dE = self.E_site[d] - self.E_site[s] + self.t_dE[t]
+        if self.has_int:
+            dE += <double>(self.hq[d] - self.hq[s] - self.t_Jq[t]) * _QUANTUM
+        return self._rate_of(t, dE)
+
+    cdef inline double _rate_of(self, Py_ssize_t t, double dE) noexcept nogil:
+        cdef uint64_t bits
+        cdef int64_t key = self.t_rclass[t]
+        memcpy(&bits, &dE, 8)
+        cdef RateMemo* m = &self.memo[((bits ^ (bits >> 29) ^ (<uint64_t> key << 48))
+                                       * <uint64_t> 0x9E3779B97F4A7C15) >> (64 - MEMO_BITS)]
+        if m.key == key and m.dE == dE:
+            return m.rate
+        # kinetically resolved barrier: detailed balance holds for any E_KRA
+        cdef double ea = self.t_kra[t] + 0.5 * dE
+        if ea < dE:
+            ea = dE
+        if ea < 0.0:
+            ea = 0.0
+        m.key = key
+        m.dE = dE
+        m.rate = self.t_nu[t] * exp(-self.beta * ea)
+        return m.rate
+
+    cdef inline void _mark(self, Py_ssize_t s) noexcept nogil:
+        # s's total must be re-summed (callers mark only the hop's two sites and occupied sites)
+        cdef Py_ssize_t e
+        self.n_marks += 1
+        if not self.is_dirty[s]:
+            self.is_dirty[s] = 1
+            self.dirty[self.n_dirty] = <int32_t> s
+            self.n_dirty += 1
+            # _flush reads the site's events and updates its tree leaf: start those loads now,
+            # so that on large networks the cache misses of all dirty sites overlap instead of
+            # queueing
+            self.tree.prefetch(s)
+            e = self._lo(self.uoff_out, self.pc_out, s)
+            if e < self.n_events:
+                __builtin_prefetch(&self.ev_dst[e])
+
+    cdef inline void _mark_sources(self, Py_ssize_t n) noexcept nogil:
+        # the occupied sources of the events into n: the destinations of n's events (every event
+        # has its reverse)
+        cdef Py_ssize_t e, p
+        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
+            p = self.ev_dst[e]
+            if self.occ[p] == 1:
+                self._mark(p)
+
+    cdef void _touch(self, Py_ssize_t x) noexcept nogil:
+        # Mark every site whose total can have changed because the hop changed the occupancy of
+        # x (called for the hop's source and destination, after occ, excnt and hq are updated).
+        # The rate of p -> q reads occ[p], occ[q], occ[mid], excnt[q], hq[p] and hq[q] (the rest
+        # is static).  Only an occupied site has a non-zero total, and no site other than the
+        # hop's two changes occupancy, so a site that is empty or blocked now had total 0 before
+        # and has 0 now: only x and occupied sites are marked.  What the hop changed at x:
+        #   occ[x]: x's events and the events into x (their sources);
+        #     knock-offs with x in the middle (their sources);
+        #   excnt[n], n an exclusion neighbour of x: the events into n; if n is occupied they
+        #     are closed before and after (an occupied destination), so only an empty n counts;
+        #   hq[n], n an interaction neighbour of x: n's own events if n holds an ion; the events
+        #     into n if n is empty, unless excnt[n] > max_srcex, which closes every hop into n
+        #     before and after (excnt[n] did not change, or n is an exclusion neighbour of x and
+        #     the rule above covers it); nothing if n holds a blocker.
+        cdef Py_ssize_t k, n, p
+        self._mark(x)
+        self._mark_sources(x)
+        if self.has_mid:
+            for k in range(self.mid_off[x], self.mid_off[x + 1]):
+                p = self.mid_src[k]
+                if self.occ[p] == 1:
+                    self._mark(p)
+        if self.has_ex:
+            for k in range(self._lo(self.uoff_ex, self.pc_ex, x), self._hi(self.uoff_ex, self.pc_ex, x)):
+                n = self.ex_nbr[k]
+                if self.occ[n] == 0:
+                    self._mark_sources(n)
+        if self.has_int:
+            for k in range(self._lo(self.uoff_in, self.pc_in, x), self._hi(self.uoff_in, self.pc_in, x)):
+                n = self.in_nbr[k]
+                if self.occ[n] == 1:
+                    self._mark(n)
+                elif self.occ[n] == 0 and not (self.has_ex and self.excnt[n] > self.max_srcex):
+                    self._mark_sources(n)
+
+    cdef void _flush(self) noexcept nogil:
+        # site totals are recomputed from scratch (never by deltas): no drift, exact restores
+        cdef Py_ssize_t i, s, leaf
+        cdef double tot
+        self.n_resums += self.n_dirty
+        for i in range(self.n_dirty):
+            s = self.dirty[i]
+            self.is_dirty[s] = 0
+            tot = self._site_total(s)
+            if tot != self.tree.tree[self.tree.cap + s]:
+                self.tree.set(s, tot)
+        self.n_dirty = 0
+
+    cdef inline void _class_move(self, Py_ssize_t c, int64_t delta, double t) noexcept nogil:
+        # lazy time integral of the number of ions in class c
+        self.class_t[c] += <double> self.class_n[c] * (t - self.class_tlast[c])
+        self.class_tlast[c] = t
+        self.class_n[c] += delta
+
+    cdef void _execute(self, Py_ssize_t e, Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t d = self.ev_dst[e]
+        cdef Py_ssize_t t = e - self._tmpl_base(s)
+        cdef Py_ssize_t m = self.ev_mid[e] if self.has_mid else -1
+        cdef Py_ssize_t k, ion, ion2 = -1
+        cdef double now = self.clock[0]
+        ion = self.ion_at[s]
+        # the ion's records sit at a random place in memory: start loading them now and update
+        # them last, so the cache miss overlaps the rate updates instead of stalling the hop
+        __builtin_prefetch(&self.disp[ion, 0])
+        __builtin_prefetch(&self.sumsq[ion])
+        __builtin_prefetch(&self.hops[ion])
+        __builtin_prefetch(&self.ion_site[ion])
+        self.occ[s] = 0
+        self.occ[d] = 1
+        self.ion_at[s] = -1
+        if m < 0:
+            self.ion_at[d] = <int32_t> ion
+        else:
+            # interstitialcy: the ion at s knocks the ion at m on to d
+            ion2 = self.ion_at[m]
+            self.ion_at[m] = <int32_t> ion
+            self.ion_at[d] = <int32_t> ion2
+        self.counters[0] += 1
+        self._class_move(self.site_class[s], -1, now)
+        self._class_move(self.site_class[d], 1, now)
+        if self.has_ex:
+            for k in range(self._lo(self.uoff_ex, self.pc_ex, s), self._hi(self.uoff_ex, self.pc_ex, s)):
+                self.excnt[self.ex_nbr[k]] -= 1
+            for k in range(self._lo(self.uoff_ex, self.pc_ex, d), self._hi(self.uoff_ex, self.pc_ex, d)):
+                self.excnt[self.ex_nbr[k]] += 1
+        if self.has_int:
+            for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
+                self.hq[self.in_nbr[k]] -= self.in_Jq[k]
+            for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
+                self.hq[self.in_nbr[k]] += self.in_Jq[k]
+        self._touch(s)
+        self._touch(d)
+        self._flush()
+        if m < 0:
+            self.ion_site[ion] = <int32_t> d
+        else:
+            self.ion_site[ion] = <int32_t> m
+            self.ion_site[ion2] = <int32_t> d
+            for k in range(3):
+                self.disp[ion2, k] += self.t_vec2[t, k]
+            self.sumsq[ion2] += self.t_len2sq[t]
+            self.hops[ion2] += 1
+        for k in range(3):
+            self.disp[ion, k] += self.t_vec1[t, k]
+        self.sumsq[ion] += self.t_len1sq[t]
+        self.hops[ion] += 1
+
+    cdef int _run(self, int64_t max_hops, double t_stop, int64_t* done) noexcept nogil:
+        cdef double total, u, rem, dt, y, tnew, r
+        cdef Py_ssize_t s, e, chosen, last, base
+        cdef int64_t n = 0
+        cdef int status = 0
+        while n < max_hops:
+            total = self.tree.total()
+            if not total > 0.0:
+                status = 1
+                break
+            # waiting time first, then the event: both from the same stream, fixed order
+            dt = -log(1.0 - self.rng.next_double(self.rng.state)) / total
+            if self.clock[0] + dt > t_stop:
+                # memoryless clock: stopping here and redrawing later is statistically exact
+                self.clock[0] = t_stop
+                self.clock[1] = 0.0
+                status = 2
+                break
+            # Kahan-compensated time so that 1e9+ hops keep full precision
+            y = dt - self.clock[1]
+            tnew = self.clock[0] + y
+            self.clock[1] = (tnew - self.clock[0]) - y
+            self.clock[0] = tnew
+            u = self.rng.next_double(self.rng.state) * total
+            s = self.tree.find(u, &rem)
+            chosen = -1
+            last = -1
+            base = self._tmpl_base(s)
+            for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
+                r = self._rate(e, s, e - base)
+                if r > 0.0:
+                    last = e
+                    if rem < r:
+                        chosen = e
+                        break
+                    rem -= r
+            if chosen < 0:
+                chosen = last  # rounding put u at the very end of the site's interval
+            self._execute(chosen, s)
+            n += 1
+        done[0] = n
+        return status
+
+    def run(self, int64_t max_hops, double t_stop=INFINITY):
+        """Perform up to ``max_hops`` hops (stopping early at time ``t_stop`` or when no event can
+        happen).  Returns ``(hops_done, status)`` with status 0 done, 1 no events, 2 t_stop reached."""
+        cdef int64_t done = 0
+        cdef int status
+        if max_hops < 0:
+            raise ValueError("max_hops must be >= 0")
+        with self.bit_generator.lock:
+            with nogil:
+                status = self._run(max_hops, t_stop, &done)
+        return done, status
+
+    def flush_class_time(self):
+        """Bring the lazy per-class occupation integrals up to the current time."""
+        cdef Py_ssize_t c
+        cdef double now = self.clock[0]
+        for c in range(self.class_n.shape[0]):
+            self._class_move(c, 0, now)
+
+    @property
+    def rates(self):
+        """Rate of every event in the current state (computed now, by the engine's own code)."""
+        out = np.zeros(self.n_events)
+        cdef double[::1] o = out
+        cdef Py_ssize_t s, e, base
+        cdef int64_t evals = self.n_evals
+        for s in range(self.n_sites):
+            base = self._tmpl_base(s)
+            for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
+                o[e] = self._rate(e, s, e - base)
+        self.n_evals = evals
+        return out
+
+    @property
+    def work(self):
+        """Deterministic work counts since construction or :meth:`reset_work`: sites marked
+        (``marks``, duplicates included), site totals re-summed (``resums``) and event rates
+        evaluated (``evals``; updates and selection scans, not :attr:`rates`)."""
+        return {"marks": int(self.n_marks), "resums": int(self.n_resums),
+                "evals": int(self.n_evals)}
+
+    def reset_work(self):
+        """Zero the :attr:`work` counters."""
+        self.n_marks = self.n_resums = self.n_evals = 0
+
+    @property
+    def fields_eV(self):
+        """Pair-interaction field on every site from the mobile ions (eV)."""
+        return self._hq_array * QUANTUM_EV
+
+    @property
+    def exclusion_counts(self):
+        a = self._excnt_array.view()
+        a.flags.writeable = False
+        return a
+
+    @property
+    def total_rate(self):
+        return self.tree.total()
+
+    @property
+    def site_totals(self):
+        return np.asarray(self.tree.tree)[self.tree.cap:self.tree.cap + self.n_sites].copy()
+
+    @property
+    def nbytes(self):
+        """Bytes held by every array the engine uses (static spec, state, derived, sum tree)."""
+        total = sum(np.asarray(a).nbytes for a in self.spec.values())
+        total += sum(np.asarray(a).nbytes for a in self.state.values())
+        total += self._hq_array.nbytes + self._excnt_array.nbytes
+        total += np.asarray(self.tree.tree).nbytes + np.asarray(self.dirty).nbytes
+        total += np.asarray(self.is_dirty).nbytes + np.asarray(self.t_rclass).nbytes
+        total += MEMO_SIZE * sizeof(RateMemo)
+        return int(total)
+
+    def __reduce__(self):
+        # the derived arrays are rebuilt exactly from occ; the bit generator pickles its state
+        return (Engine, (self.spec, self.state, self.bit_generator, self.beta, self.static))

@@ -1,0 +1,436 @@
+"""``kmc parametrize``: structure -> sampled configurations -> relaxed energies -> fitted lattice
+Hamiltonian + NEB barriers -> a framework model file (``model.toml``) and its data (``data.json``).
+
+Steps (each relaxation and each NEB is cached on disk as it finishes, so a killed run resumes):
+
+1. :func:`kmc.parametrize.lattice.load_problem`: sites, classes, hop classes, pair and dopant orbits.
+2. Configurations: random arrangements at the charge-compensated ion count (dopant counts from 0
+   to their maximum; vacancies when the mobile sublattice is full), arrangements with one pair of
+   every orbit shorter than the exclusion test cutoff (does it relax away?), then a few
+   low-energy-biased ones (the lowest predicted by a first fit among many random candidates).
+3. Relaxation at fixed cell (BFGS), mapping back to lattice occupancies: configurations in which
+   an ion leaves its site are not fitted; a short orbit whose pairs relax away in every test is a
+   computed hard exclusion, recorded with its evidence.
+4. :func:`kmc.parametrize.fit.fit_hamiltonian`.
+5. CI-NEB per hop class in several local environments (distinct neighbour occupancies), E_KRA's
+   mean and spread; the attempt frequency from the curvature along the hop at the initial site.
+6. :mod:`kmc.parametrize.writer`: model.toml and data.json, written to a temporary directory and
+   renamed into place only when everything succeeded.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from kmc.exceptions import ConvergenceError, StructureError
+from kmc.files import jsonable
+from kmc.parametrize.calculators import Backend, get_calculator
+from kmc.parametrize.fit import fit_hamiltonian
+from kmc.parametrize.lattice import (
+    Configuration,
+    DopantSpec,
+    LatticeProblem,
+    load_problem,
+)
+from kmc.parametrize.neb import NEBSettings, neb_path, relax, require_converged
+
+__all__ = ["ParametrizeSettings", "ParametrizedModel", "parametrize", "attempt_frequency_THz"]
+
+
+@dataclass(frozen=True)
+class ParametrizeSettings:
+    """Numbers that decide what is computed (all recorded in data.json and the model's provenance)."""
+
+    n_configs: int = 40             #: random configurations
+    n_low_energy: int = 6           #: low-energy-biased configurations added after a first fit
+    n_exclusion_tests: int = 2      #: configurations per short orbit testing whether it relaxes away
+    max_vacancies: int | None = None  #: extra vacancies (None: 2 when the mobile sublattice is full, else 0)
+    n_environments: int = 3         #: NEB environments per hop class
+    relax_fmax_eV_A: float = 0.05
+    relax_max_steps: int = 300
+    site_tolerance_A: float = 0.5   #: an ion farther than this from its site has left it
+    neb: NEBSettings = NEBSettings()
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **kw) -> "ParametrizeSettings":
+        """Minutes, not hours: few configurations, 3-image bands, loose force tolerances."""
+        base = dict(n_configs=10, n_low_energy=2, n_exclusion_tests=1, relax_fmax_eV_A=0.1,
+                    relax_max_steps=200,
+                    neb=NEBSettings(n_images=3, fmax_eV_A=0.1, pre_fmax_eV_A=0.3, max_steps=200,
+                                    endpoint_fmax_eV_A=0.1, endpoint_max_steps=200))
+        base.update(kw)
+        return cls(**base)
+
+
+@dataclass
+class ParametrizedModel:
+    """What ``kmc parametrize`` produces: the model file's text and every number behind it."""
+
+    model_toml: str
+    data: dict[str, Any]
+    out_dir: Path | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _log_default(msg: str) -> None:
+    print(f"kmc parametrize: {msg}", file=sys.stderr, flush=True)
+
+
+def _relax_key(atoms, backend: Backend, settings: ParametrizeSettings) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(atoms.positions, 5).tobytes())
+    h.update(np.round(np.asarray(atoms.cell), 5).tobytes())
+    h.update(json.dumps([backend.name, settings.relax_fmax_eV_A, settings.relax_max_steps]).encode())
+    return h.hexdigest()[:20]
+
+
+def _relax_cached(atoms, backend: Backend, settings: ParametrizeSettings, cache: Path, label: str) -> dict:
+    """Relax ``atoms`` (fixed cell) or read the finished result from ``cache``."""
+    key = _relax_key(atoms, backend, settings)
+    f = cache / f"relax_{key}.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    t0 = time.perf_counter()
+    relaxed, steps = relax(atoms, backend.calculator, settings.relax_fmax_eV_A, settings.relax_max_steps,
+                           label)
+    a = relaxed.copy()
+    a.calc = backend.calculator
+    energy = float(a.get_potential_energy())
+    out = {"key": key, "energy_eV": energy, "steps": steps, "wall_s": time.perf_counter() - t0,
+           "positions_A": np.round(relaxed.positions, 6).tolist()}
+    tmp = f.with_name(f.name + ".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(f)
+    return out
+
+
+def attempt_frequency_THz(atoms, index: int, direction: np.ndarray, calculator, step_A: float = 0.02) -> float:
+    """Harmonic frequency of atom ``index`` along ``direction``: ``sqrt(k / m) / 2 pi`` with ``k`` the
+    central finite difference of its force (the one-dimensional Vineyard prefactor along the hop)."""
+    from ase.data import atomic_masses
+    from scipy.constants import atomic_mass, electron_volt
+
+    u = np.asarray(direction, float) / np.linalg.norm(direction)
+    f = []
+    for sgn in (1, -1):
+        a = atoms.copy()
+        a.positions[index] += sgn * step_A * u
+        a.calc = calculator
+        f.append(float(a.get_forces()[index] @ u))
+    k = -(f[0] - f[1]) / (2 * step_A)  # eV/Å^2
+    if not k > 0:
+        return float("nan")
+    m = atomic_masses[atoms.numbers[index]] * atomic_mass
+    return float(np.sqrt(k * electron_volt * 1e20 / m) / (2 * np.pi) / 1e12)
+
+
+def _sample(problem: LatticeProblem, settings: ParametrizeSettings, rng: np.random.Generator,
+            vacancies: int) -> list[Configuration]:
+    """Random configurations over dopant counts and vacancies, then the exclusion tests."""
+    configs: list[Configuration] = []
+    counts = [{}]
+    for spec in problem.dopants:
+        counts = [{**c, spec.element: k} for c in counts for k in range(spec.max_per_cell + 1)]
+    variants = [(c, v) for c in counts for v in range(vacancies + 1)]
+    if vacancies:  # a full sublattice: the undoped, vacancy-free cell has one arrangement only
+        variants = [x for x in variants if x[1] > 0 or any(x[0].values())] or variants
+    for k in range(settings.n_configs):
+        c, v = variants[k % len(variants)]
+        configs.append(problem.random_configuration(rng, c, v))
+    for o in problem.short_orbits:
+        inst = np.flatnonzero(problem.pair_orbit == o)
+        for t in range(settings.n_exclusion_tests):
+            a = int(inst[rng.integers(len(inst))])
+            pair = (int(problem.pair_i[a]), int(problem.pair_j[a]))
+            configs.append(problem.random_configuration(rng, {}, min(vacancies, 1), forced=pair,
+                                                        kind=f"exclusion-test:{problem.orbit_name(o)}"))
+    return configs
+
+
+def _design(problem: LatticeProblem, configs: list[Configuration], exclude: set[int]):
+    """Composition matrix C, model matrix X and the column names."""
+    names = [f"site:{c}" for c in problem.class_names[1:]] + \
+            [f"pair:{problem.orbit_name(o)}" for o in range(len(problem.orbits)) if o not in exclude] + \
+            [f"dopant:{problem.dopant_orbit_name(o)}" for o in range(len(problem.dopant_orbits))]
+    keep = [o for o in range(len(problem.orbits)) if o not in exclude]
+    C, X = [], []
+    for cfg in configs:
+        f = problem.features(cfg)
+        C.append(np.concatenate([[1.0], f["composition"]]))
+        X.append(np.concatenate([f["class"][1:], f["pair"][keep], f["dopant"]]))
+    return np.array(C), np.array(X), names
+
+
+def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, s: int, d: int) -> bool:
+    """True if an ion (other than the hopping one) or a host atom sits on the straight hop s -> d
+    (closer than 0.4 x the hop length, at most 1 Å, to the segment): the band would start by pushing
+    atoms through each other, so the hop is not an elementary one in this configuration."""
+    from ase.geometry import find_mic
+
+    v = find_mic(problem.pos[d] - problem.pos[s], problem.cell, pbc=True)[0]
+    length = float(np.linalg.norm(v))
+    others = np.vstack([problem.pos[occ & (np.arange(len(occ)) != s)], problem.host_positions,
+                        problem.pos[[i for _, w, i in cfg.dopants if w == "mobile"]].reshape(-1, 3)])
+    rel = find_mic(others - problem.pos[s], problem.cell, pbc=True)[0]
+    t = np.clip(rel @ v / length ** 2, 0.0, 1.0)
+    dist = np.linalg.norm(rel - t[:, None] * v, axis=1)
+    return bool((dist < min(1.0, 0.4 * length)).any())
+
+
+def _environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
+                  hop_orbit: int, excluded: set[int], n_env: int) -> list[tuple[int, int, int]]:
+    """Up to ``n_env`` (configuration, source site, destination site) of one hop orbit with distinct
+    neighbour occupancies, lowest-energy configurations first."""
+    out, seen = [], set()
+    excl_nbr: dict[int, set[int]] = {}
+    mask = np.isin(problem.pair_orbit, list(excluded))
+    for a, b in zip(problem.pair_i[mask], problem.pair_j[mask]):
+        excl_nbr.setdefault(int(a), set()).add(int(b))
+        excl_nbr.setdefault(int(b), set()).add(int(a))
+    order = np.argsort(energies, kind="stable")
+    inst = np.flatnonzero(problem.pair_orbit == hop_orbit)
+    for c in order:
+        cfg = configs[c]
+        occ = np.zeros(len(problem.pos), dtype=bool)
+        occ[cfg.occupied] = True
+        blocked = problem.blocked(cfg)
+        for p in inst:
+            for s, d in ((problem.pair_i[p], problem.pair_j[p]), (problem.pair_j[p], problem.pair_i[p])):
+                if not occ[s] or occ[d] or blocked[d]:
+                    continue
+                if any(occ[x] and x != s for x in excl_nbr.get(int(d), ())):
+                    continue
+                if _path_blocked(problem, cfg, occ, int(s), int(d)):
+                    continue
+                sig = []
+                for site in (s, d):
+                    m = ((problem.pair_i == site) | (problem.pair_j == site))
+                    other = np.where(problem.pair_i[m] == site, problem.pair_j[m], problem.pair_i[m])
+                    on = occ[other] & (other != s)
+                    sig.append(tuple(np.bincount(problem.pair_orbit[m][on], minlength=len(problem.orbits))))
+                sig = (tuple(sig), len(cfg.dopants))
+                if sig in seen:
+                    continue
+                seen.add(sig)
+                out.append((int(c), int(s), int(d)))
+                if len(out) >= n_env:
+                    return out
+    return out
+
+
+def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None = None, *,
+                supercell: tuple[int, int, int] | None = None, hop_cutoff_A: float | None = None,
+                interaction_cutoff_A: float | None = None, exclusion_cutoff_A: float | None = None,
+                calculator: str | Backend = "chgnet", dopants: list[DopantSpec] = (),
+                settings: ParametrizeSettings | None = None, quick: bool = False,
+                cache_dir: str | Path | None = None, threads: int | None = None,
+                progress: bool = False, log: Callable[[str], None] | None = None,
+                command: str | None = None) -> ParametrizedModel:
+    """Compute a lattice model of ``structure`` (see the module docstring).
+
+    Parameters
+    ----------
+    structure
+        Builtin framework name, CIF or POSCAR.
+    mobile
+        Mobile species.
+    out_dir
+        Where model.toml and data.json go (None: return them without writing). The directory
+        appears complete or not at all.
+    supercell, hop_cutoff_A, interaction_cutoff_A, exclusion_cutoff_A, dopants
+        See :func:`kmc.parametrize.lattice.load_problem`.
+    calculator
+        Backend name (``chgnet``, ``sevennet``, ``module:Class``) or a ready :class:`Backend`.
+    settings
+        Sampling and convergence settings (default: :class:`ParametrizeSettings`, or its
+        :meth:`~ParametrizeSettings.quick` version with ``quick=True``).
+    cache_dir
+        Relaxations and NEBs as they finish (default: ``<out_dir>.cache`` next to the output).
+    progress
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    ParametrizedModel
+    """
+    from kmc.parametrize.writer import model_toml, write_model_dir
+
+    log = log or _log_default
+    t_start = time.perf_counter()
+    settings = settings or (ParametrizeSettings.quick() if quick else ParametrizeSettings())
+    problem = load_problem(structure, mobile, supercell, hop_cutoff_A, interaction_cutoff_A,
+                           exclusion_cutoff_A, list(dopants))
+    if out_dir is not None:
+        from kmc.parametrize.writer import check_out_dir
+
+        check_out_dir(Path(out_dir))
+    backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads)
+    cache = Path(cache_dir) if cache_dir is not None else (
+        Path(str(Path(out_dir).resolve()) + ".cache") if out_dir is not None else None)
+    if cache is None:
+        import tempfile
+
+        cache = Path(tempfile.mkdtemp(prefix="kmc-parametrize-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    full = problem.n_nominal == len(problem.pos)
+    vacancies = settings.max_vacancies if settings.max_vacancies is not None else (2 if full else 0)
+    if full and vacancies == 0 and not problem.dopants:
+        raise StructureError("every mobile site is occupied, so there is only one arrangement and no hop; "
+                             "allow vacancies (max_vacancies >= 1) or give a charge-compensating --dopant.")
+    rng = np.random.default_rng(settings.seed)
+    configs = _sample(problem, settings, rng, vacancies)
+    log(f"{len(problem.pos)} {mobile} sites ({', '.join(problem.class_names)}) in a "
+        f"{'x'.join(map(str, problem.network.supercell))} supercell, {len(problem.orbits)} pair orbits within "
+        f"{problem.cutoff:.2f} Å, {len(problem.network.hop_class_names)} hop classes; {len(configs)} "
+        f"configurations to relax with {backend.name} (cache {cache})")
+
+    def run_all(cfgs: list[Configuration], start: int) -> list[dict]:
+        from tqdm import tqdm
+
+        res = []
+        for k, cfg in enumerate(tqdm(cfgs, desc="relaxing", unit="config", file=sys.stderr,
+                                     disable=not progress)):
+            r = _relax_cached(problem.atoms(cfg), backend, settings, cache, f"configuration {start + k}")
+            r["mapping"] = problem.map_relaxed(cfg, np.array(r["positions_A"]), settings.site_tolerance_A)
+            res.append(r)
+        return res
+
+    results = run_all(configs, 0)
+    # computed exclusions: a short orbit whose tested pairs relax away every time
+    evidence: dict[str, list[dict]] = {}
+    for k, (cfg, r) in enumerate(zip(configs, results)):
+        for sp in r["mapping"]["short_pairs"]:
+            evidence.setdefault(sp["orbit"], []).append({**sp, "configuration": k})
+    excluded = {o for o in problem.short_orbits
+                if evidence.get(problem.orbit_name(o)) and all(e["relaxed_away"] for e in evidence[problem.orbit_name(o)])}
+    usable = [k for k, r in enumerate(results) if not r["mapping"]["left_sites"] and not r["mapping"]["collapsed"]]
+    C, X, names = _design(problem, [configs[k] for k in usable], excluded)
+    E = np.array([results[k]["energy_eV"] for k in usable])
+    fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+    # low-energy-biased configurations: the lowest predicted among many random candidates
+    if settings.n_low_energy:
+        cand = [problem.random_configuration(rng, {}, min(vacancies, 1), kind="low-energy")
+                for _ in range(20 * settings.n_low_energy)]
+        known = {tuple(c.occupied) for c in configs}
+        Cc, Xc, _ = _design(problem, cand, excluded)
+        col = [names.index(n) for n in fit.names]
+        pred = Xc[:, col] @ fit.values_eV + Cc @ fit.chemical_potentials_eV
+        chosen = []
+        for k in np.argsort(pred, kind="stable"):
+            if tuple(cand[k].occupied) not in known:
+                known.add(tuple(cand[k].occupied))
+                chosen.append(cand[k])
+            if len(chosen) >= settings.n_low_energy:
+                break
+        results += run_all(chosen, len(configs))
+        configs += chosen
+        usable = [k for k, r in enumerate(results) if not r["mapping"]["left_sites"] and not r["mapping"]["collapsed"]]
+        C, X, names = _design(problem, [configs[k] for k in usable], excluded)
+        E = np.array([results[k]["energy_eV"] for k in usable])
+        fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+    n_sites_mobile = float(np.mean(C[:, 1]))
+    log(f"fit: {len(fit.names)} terms on {fit.n_configurations} configurations, CV RMSE "
+        f"{1000 * fit.cv_rmse_eV:.2f} meV per cell ({1000 * fit.cv_rmse_eV / n_sites_mobile:.3f} meV per "
+        f"{mobile}); relaxed away: {', '.join(problem.orbit_name(o) for o in sorted(excluded)) or 'none'}")
+
+    # barriers per hop class
+    neb_out: dict[str, dict] = {}
+    nu: dict[str, float] = {}
+    hop_orbits = [o for o in range(len(problem.orbits)) if problem.orbit_is_hop[o]]
+    for o in hop_orbits:
+        name = problem.orbit_name(o)
+        envs = _environments(problem, [configs[k] for k in usable], list(E), o, excluded,
+                             settings.n_environments)
+        bands = []
+        for c, s, d in envs:
+            k = usable[c]
+            cfg = configs[k]
+            init = problem.atoms(cfg)
+            init.positions = np.array(results[k]["positions_A"])
+            fin = init.copy()
+            moving = len(init) - len(cfg.occupied) + cfg.occupied.index(s)
+            fin.positions[moving] = problem.pos[d]
+            res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
+                                             log=lambda m: None))
+            bands.append({"configuration": k, "from_site": s, "to_site": d, **res.to_dict()})
+            log(f"{name}: environment {len(bands)}/{len(envs)}: E_KRA {res.E_KRA_eV:.3f} eV "
+                f"(forward {res.barrier_forward_eV:.3f}, backward {res.barrier_backward_eV:.3f})")
+        if not bands:
+            log(f"{name}: no configuration holds an ion next to a free site of this hop; no barrier")
+            continue
+        kra = np.array([b["E_KRA_eV"] for b in bands])
+        c0, s0, d0 = envs[0]
+        a0 = problem.atoms(configs[usable[c0]])
+        a0.positions = np.array(results[usable[c0]]["positions_A"])
+        idx0 = len(a0) - len(configs[usable[c0]].occupied) + configs[usable[c0]].occupied.index(s0)
+        from ase.geometry import find_mic
+
+        direction = find_mic(problem.pos[d0] - problem.pos[s0], problem.cell, pbc=True)[0]
+        nu[name] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)
+        neb_out[name] = {"E_KRA_mean_eV": float(kra.mean()),
+                         "E_KRA_std_eV": float(kra.std(ddof=1)) if len(kra) > 1 else float("nan"),
+                         "E_KRA_min_eV": float(kra.min()), "E_KRA_max_eV": float(kra.max()),
+                         "n_environments": len(bands), "attempt_frequency_THz": nu[name], "bands": bands}
+    if not neb_out:
+        raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
+                             "a free site); allow vacancies or lower the occupancy.")
+    good = [v for v in nu.values() if math.isfinite(v)]
+    if not good:
+        raise ConvergenceError("the curvature along every hop is not positive at the initial site, so no "
+                               "attempt frequency can be computed; check the relaxations.")
+    wall = time.perf_counter() - t_start
+    data = {
+        "structure": problem.source, "mobile": mobile, "supercell": list(problem.network.supercell),
+        "space_group": problem.space_group, "site_classes": problem.class_names,
+        "orbits": [{"name": problem.orbit_name(o), "distance_A": problem.orbits[o][2],
+                    "pairs_in_supercell": int((problem.pair_orbit == o).sum()), "hop": bool(problem.orbit_is_hop[o]),
+                    "excluded": o in excluded} for o in range(len(problem.orbits))],
+        "dopant_orbits": [problem.dopant_orbit_name(o) for o in range(len(problem.dopant_orbits))],
+        "calculator": backend.provenance, "settings": jsonable(asdict(settings)),
+        "configurations": [{**cfg.to_dict(), "energy_eV": r["energy_eV"], "relax_steps": r["steps"],
+                            "n_mobile": len(cfg.occupied), "mapping": r["mapping"], "used_in_fit": k in usable,
+                            "positions_A": r["positions_A"]}
+                           for k, (cfg, r) in enumerate(zip(configs, results))],
+        "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
+                       for o in problem.short_orbits},
+        "computed_exclusions": [problem.orbit_name(o) for o in sorted(excluded)],
+        "fit": {"terms": {n: {"value_eV": float(v), "error_eV": float(e)}
+                          for n, v, e in zip(fit.names, fit.values_eV, fit.errors_eV)},
+                "undetermined": fit.undetermined, "alpha": fit.alpha, "cv_rmse_eV_per_cell": fit.cv_rmse_eV,
+                "cv_rmse_meV_per_mobile_ion": 1000 * fit.cv_rmse_eV / n_sites_mobile,
+                "train_rmse_eV_per_cell": fit.train_rmse_eV, "n_configurations": fit.n_configurations,
+                "n_folds": fit.n_folds, "reference_class": problem.class_names[0],
+                "chemical_potentials_eV": fit.chemical_potentials_eV.tolist(),
+                "predictions_eV": fit.predictions_eV.tolist(), **fit.details},
+        "neb": neb_out, "attempt_frequency_THz": float(np.mean(good)),
+        "wall_s": wall, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command or f"kmc parametrize {shlex.quote(structure)} --mobile {mobile}",
+    }
+    text = model_toml(problem, data, fit, excluded)
+    model = ParametrizedModel(text, data)
+    model.summary = {
+        "structure": problem.source, "site_energies_eV": {problem.class_names[0]: 0.0, **{
+            n[5:]: fit.value(n) for n in fit.names if n.startswith("site:")}},
+        "terms": data["fit"]["terms"], "undetermined": fit.undetermined,
+        "cv_rmse_meV_per_cell": 1000 * fit.cv_rmse_eV, "cv_rmse_meV_per_mobile_ion": data["fit"]["cv_rmse_meV_per_mobile_ion"],
+        "computed_exclusions": data["computed_exclusions"],
+        "barriers_eV": {k: {"mean": v["E_KRA_mean_eV"], "std": v["E_KRA_std_eV"], "n": v["n_environments"]}
+                        for k, v in neb_out.items()},
+        "attempt_frequency_THz": data["attempt_frequency_THz"], "n_configurations": len(configs),
+        "wall_s": wall}
+    if out_dir is not None:
+        model.out_dir = write_model_dir(Path(out_dir), text, data)
+        model.summary.update({"model": str(model.out_dir / "model.toml"), "data": str(model.out_dir / "data.json")})
+    return model

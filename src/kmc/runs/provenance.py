@@ -1,0 +1,97 @@
+"""Provenance of a result: which kmc, which model data, which settings and which platform.
+
+:func:`run_provenance` is the ``provenance`` object of ``result.json`` (and of every campaign
+row). It holds no time stamp and no host name, so the same config and seed still give the same
+result file on the same platform.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kmc import __version__
+
+if TYPE_CHECKING:  # annotations only: provenance imports nothing heavy at run time
+    from kmc.config import Config
+    from kmc.runs.runner import System
+    from kmc.runs.sources import Source
+
+#: packages whose versions can change a result (engine build, analysis, structure handling)
+PACKAGES = ("numpy", "scipy", "pymatgen", "spglib", "ase", "Cython")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_source(source: "Source | None") -> dict:
+    """Where the sites and the default model came from (a :class:`kmc.runs.sources.Source`): kind and
+    name; for a data file or CIF its file name and the sha256 of the bytes actually read; for a
+    framework also the data file's ``[provenance]`` table if it has one; for a structure given
+    in memory the sha256 of its CIF rendering and that CIF text itself."""
+    if source is None:
+        return {}
+    out = {"kind": source.kind, "name": source.name}
+    if source.kind == "framework":
+        from kmc.system.frameworks import framework_file
+
+        f = Path(source.path) if source.path else framework_file(source.name)
+        out.update(file=f.name, sha256=sha256_hex(f.read_bytes()))
+        if source.framework is not None and "provenance" in source.framework.data:
+            out["provenance"] = source.framework.data["provenance"]
+    elif source.kind == "cif":
+        p = Path(source.name)
+        if p.is_file():
+            out.update(name=p.name, file=p.name, sha256=sha256_hex(p.read_bytes()))
+        elif source.structure is not None:  # given in memory: record the structure itself
+            from pymatgen.io.cif import CifWriter
+
+            with warnings.catch_warnings():  # pymatgen's notes on repeated labels: not ours
+                warnings.simplefilter("ignore")
+                text = str(CifWriter(source.structure))
+            out.update(kind="structure", sha256=sha256_hex(text.encode("utf-8")), cif=text)
+    return out
+
+
+def platform_info() -> dict:
+    """Python, the packages in :data:`PACKAGES` and the operating system."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "implementation": sys.implementation.name,
+            "packages": versions, "os": platform.system(), "os_release": platform.release(),
+            "machine": platform.machine()}
+
+
+def estimator_settings(config: "Config") -> dict:
+    """The ``[run]`` values that decide how D*, D_J, f and their errors are estimated."""
+    run = config.run
+    return {"replicas": run.replicas, "hops_per_ion": run.hops_per_ion,
+            "equilibration_hops_per_ion": run.equilibration_hops_per_ion,
+            "estimator": "MSD slope over all overlapping time origins, diffusive window",
+            "msd_frames": run.msd_frames, "time_origins": run.time_origins,
+            "target_rel_err": run.target_rel_err, "max_hops_per_ion": run.max_hops_per_ion,
+            "converge_on": list(run.converge_on), "arrhenius_basis": run.arrhenius_basis,
+            "error": "standard error over replicas"}
+
+
+def run_provenance(config: "Config", system: "System") -> dict:
+    """The ``provenance`` object of a result: kmc version, model source, the full config and
+    its sha256 (canonical JSON), the seed, the estimator settings and the platform."""
+    cfg = config.to_dict()
+    canonical = json.dumps(cfg, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return {"kmc_version": __version__,
+            "model_source": model_source(getattr(system, "source", None)),
+            "config": cfg, "config_sha256": sha256_hex(canonical.encode("ascii")),
+            "seed": config.run.seed, "estimator": estimator_settings(config),
+            "platform": platform_info()}

@@ -1,0 +1,1 @@
+"""Framework data (one TOML per framework, with citations), shipped as ``kmc.system.structures``."""

@@ -1,1 +1,0 @@
-"""Framework data (one TOML per framework, with citations), shipped as ``kmc.structures``."""
