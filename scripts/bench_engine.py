@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from kmc.config import Config  # noqa: E402
 from kmc.engine.model import RateModel  # noqa: E402
 from kmc.engine.simulation import Simulation  # noqa: E402
-from kmc.runs.runner import build_system  # noqa: E402
+from kmc.runs.system import build_system
 from kmc.system.lattices import teaching_lattice  # noqa: E402
 from kmc.system.network import SiteNetwork  # noqa: E402
 

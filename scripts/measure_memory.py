@@ -16,7 +16,7 @@ import numpy as np
 
 from kmc.config import Config
 from kmc.engine.simulation import Simulation
-from kmc.runs.runner import build_system
+from kmc.runs.system import build_system
 
 CASES = [("sc", n) for n in (16, 24, 32)] + [("bcc", n) for n in (12, 18, 24)] + \
         [("fcc", n) for n in (10, 14, 18)]

@@ -30,7 +30,8 @@ import numpy as np
 from kmc.config import Config
 from kmc.engine.simulation import Simulation
 from kmc.files import jsonable
-from kmc.runs.runner import build_system, run_config
+from kmc.runs.runner import run_config
+from kmc.runs.system import build_system
 from kmc.system.frameworks import load_framework
 
 FRAMEWORKS = [("c-LLZO", "llzo-cubic"), ("t-LLZO", "llzo-tetragonal"), ("LGPS", "lgps")]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import kmc.runs.replicas as replicas
 import kmc.runs.runner as runner
 from kmc.campaign.store import TIMING_KEYS
 from kmc.cli.main import main
@@ -133,7 +134,7 @@ def test_closed_stdout_pipe_exits_quietly(tmp_path, cfg, argv):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_a_last_checkpoint_and_the_rerun_resumes_bit_identically(
         tmp_path, capsys, cfg, monkeypatch, signum):
-    monkeypatch.setattr(runner, "SAFE_POINT_HOPS", 64)
+    monkeypatch.setattr(replicas, "SAFE_POINT_HOPS", 64)
     ref_out = tmp_path / "ref"
     assert main(["run", str(cfg), "--out", str(ref_out), "--quiet"]) == 0
     reference = stripped(ref_out / "result.json")

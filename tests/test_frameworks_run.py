@@ -13,7 +13,9 @@ from kmc.config import Config
 from kmc.engine.model import BLOCKER, ION
 from kmc.engine.simulation import Simulation
 from kmc.exceptions import ConfigError, KMCError, StructureError
-from kmc.runs.runner import build_system, disorder_seed, replica_seeds, run_config
+from kmc.runs.replicas import replica_seeds
+from kmc.runs.runner import run_config
+from kmc.runs.system import build_system, disorder_seed
 from kmc.system.frameworks import framework_names, load_framework
 
 FAST_RUN = {"temperatures_K": [600.0], "hops_per_ion": 10, "equilibration_hops_per_ion": 2,
@@ -130,7 +132,7 @@ def test_dopants_set_ion_count_and_blockers_per_replica():
 
 
 def test_replicas_of_a_doped_run_place_blockers_independently():
-    from kmc.runs.runner import ReplicaMeasurement
+    from kmc.runs.replicas import ReplicaMeasurement
 
     c = cfg({"builtin": "llzo-cubic", "supercell": [1, 1, 1]},
             dopants={"Ga": {"site": "Li", "per_formula_unit": 0.5}})

@@ -13,7 +13,8 @@ from kmc.analysis.transport import FrameBuffer, analyze_frames, lag_grid, replic
 from kmc.config import Config, RunConfig
 from kmc.constants import KB_EV_K
 from kmc.engine.model import RateModel
-from kmc.runs.runner import System, measure_temperature, replica_seeds
+from kmc.runs.replicas import measure_temperature, replica_seeds
+from kmc.runs.system import System
 from kmc.system.network import SiteNetwork
 
 NU = 1e13
@@ -124,7 +125,7 @@ def test_jammed_llzo_D_and_sigma_do_not_depend_on_the_origin_and_frame_settings(
     (f ~ 0.006). The same trajectories are analysed because the frame spacing changes where
     the engine stops and so the random stream: separate runs would be independent samples,
     which differ by more than 2 SE one time in twenty whatever the estimator."""
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     cfg = Config.from_dict({"lattice": {"builtin": "llzo-cubic", "supercell": [2, 2, 2]},
                             "run": {"temperatures_K": [300.0], "hops_per_ion": 24000,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import kmc.runs.checkpoint as checkpoint
+import kmc.runs.replicas as replicas
 import kmc.runs.runner as runner
 from kmc.campaign.core import Campaign, run_key
 from kmc.campaign.store import TIMING_KEYS
@@ -150,7 +151,7 @@ def test_decoder_refuses_unregistered_names_and_foreign_archives(tmp_path):
 def test_trajectory_recorder_stays_shared_across_a_resume(tmp_path, monkeypatch):
     """The temperature's recorder and replica 0's recorder are one object; a resumed run must
     keep them one, or the trajectory written would stop at the checkpoint."""
-    monkeypatch.setattr(runner, "SAFE_POINT_HOPS", 50)
+    monkeypatch.setattr(replicas, "SAFE_POINT_HOPS", 50)
     data = {"lattice": {"builtin": "sc", "supercell": [4, 4, 4]},
             "occupancy": {"filling": 0.5},
             "run": {"temperatures_K": [600.0], "hops_per_ion": 20, "replicas": 2,

@@ -19,7 +19,7 @@ from kmc.campaign.core import Campaign, execute_point
 from kmc.cli.main import main
 from kmc.config import Config
 from kmc.runs.provenance import run_provenance
-from kmc.runs.runner import build_system
+from kmc.runs.system import build_system
 
 ROOT = Path(__file__).resolve().parents[1]
 LI3N = Path(__file__).parent / "data" / "Li3N.cif"

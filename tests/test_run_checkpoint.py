@@ -7,7 +7,7 @@ import math
 import pytest
 
 import kmc.runs.checkpoint
-import kmc.runs.runner as runner
+import kmc.runs.replicas as replicas
 from kmc.campaign.store import TIMING_KEYS
 from kmc.config import Config
 from kmc.engine.simulation import Simulation
@@ -60,7 +60,7 @@ CONVERGING = {  # teaching lattice, extended in convergence rounds (2 -> 4 -> 8 
                                                ("converging sc", CONVERGING, 64)])
 def test_resume_from_every_saved_blob_gives_the_uninterrupted_result(monkeypatch, name, data,
                                                                      chunk):
-    monkeypatch.setattr(runner, "SAFE_POINT_HOPS", chunk)   # safe points inside MSD intervals too
+    monkeypatch.setattr(replicas, "SAFE_POINT_HOPS", chunk)   # safe points inside MSD intervals too
     config = Config.from_dict(data)
     plain = run_config(config)                              # no checkpoint at all
     ref = strip(plain)
@@ -99,7 +99,7 @@ def test_resume_from_every_saved_blob_gives_the_uninterrupted_result(monkeypatch
 
 
 def test_mismatched_and_unreadable_blobs_start_afresh(monkeypatch):
-    monkeypatch.setattr(runner, "SAFE_POINT_HOPS", 100)
+    monkeypatch.setattr(replicas, "SAFE_POINT_HOPS", 100)
     config = Config.from_dict(CONVERGING)
     rec = Recorder(0.0)
     ref = strip(run_config(config, checkpoint=rec))

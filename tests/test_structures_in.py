@@ -19,8 +19,8 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 import kmc
 from kmc.config import Config
 from kmc.exceptions import StructureWarning
-from kmc.runs.runner import build_system
 from kmc.runs.sources import formula_units
+from kmc.runs.system import build_system
 
 LI3N = Path(__file__).parent / "data" / "Li3N.cif"
 A, C = 3.648, 3.875                   # Rabenau & Schulz (1976), as written in the fixture

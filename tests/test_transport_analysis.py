@@ -13,7 +13,10 @@ from kmc.cli.main import main
 from kmc.config import Config
 from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_J_K
 from kmc.exceptions import ConfigError
-from kmc.runs.runner import RunResult, build_system, flatten, replica_seeds, run_config, run_replica
+from kmc.runs.replicas import replica_seeds, run_replica
+from kmc.runs.results import RunResult, flatten
+from kmc.runs.runner import run_config
+from kmc.runs.system import build_system
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,11 +3,11 @@ structure, then :func:`run` it.
 
 >>> import kmc
 >>> system = kmc.System.from_config("quickstart")             # a bundled example, a path or a dict
->>> result = kmc.run(system, hops_per_ion=20, replicas=2)      # a kmc.runs.runner.RunResult
+>>> result = kmc.run(system, hops_per_ion=20, replicas=2)      # a kmc.runs.results.RunResult
 >>> result.to_dict()["results"][0]["correlation_factor"] > 0   # what result.json holds
 True
 
-A thin layer over :class:`kmc.config.Config`, :func:`kmc.runs.runner.build_system` and
+A thin layer over :class:`kmc.config.Config`, :func:`kmc.runs.system.build_system` and
 :func:`kmc.runs.runner.run_config`: every argument is validated as the same TOML key would be, and
 the result is the one ``kmc run`` writes.
 """
@@ -168,10 +168,10 @@ class System:
 
     # ------------------------------------------------------------------ what it builds
     def build(self):
-        """The built :class:`kmc.runs.runner.System` (network, rate model, ion count, blockers);
+        """The built :class:`kmc.runs.system.System` (network, rate model, ion count, blockers);
         built once, on first use."""
         if self._built is None:
-            from kmc.runs.runner import build_system
+            from kmc.runs.system import build_system
 
             self._built = build_system(self.config, structure=self.structure)
         return self._built
@@ -193,7 +193,7 @@ class System:
 
     def summary(self) -> dict:
         """The ``network`` object a result will carry (sites, hops, cutoffs, ions, blockers)."""
-        from kmc.runs.runner import network_info
+        from kmc.runs.system import network_info
 
         return network_info(self.build())
 
@@ -234,7 +234,7 @@ def run(system: System | Config | dict | str | os.PathLike, *,
 
     Returns
     -------
-    kmc.runs.runner.RunResult
+    kmc.runs.results.RunResult
         ``to_dict()`` is exactly what ``result.json`` holds; ``to_dataframe()`` one row per
         temperature.
     """

@@ -229,7 +229,7 @@ def check_ring(n_sites: int = 16, windows: int = 300, max_rel_se: float = 0.05,
     :func:`ring_f_exact` (every window starts with the ions at all offsets, so windows are
     independent and identically distributed)."""
     from kmc.engine.simulation import Simulation
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     system = build_system(_config("chain", (n_sites, 1, 1), {"vacancies": 1},
                                   {"replicas": 1, "seed": seed}))
@@ -253,7 +253,7 @@ def check_one_ion(lattice: str = "sc", supercell=(6, 6, 6), windows: int = 400,
     """One ion: ``D = z Gamma a^2 / (2 d)`` from independent windows, the mean waiting time
     ``1 / (z Gamma)`` and a Kolmogorov-Smirnov test of the waiting times against Exp(z Gamma)."""
     from kmc.engine.simulation import Simulation
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
     from kmc.system.lattices import teaching_lattice
 
     tl = teaching_lattice(lattice, 1.0)
@@ -325,7 +325,8 @@ def check_boltzmann(replicas: int = 16, hops_per_ion: float = 300, dE_eV: float 
                     max_rel_se: float = 0.02, seed: int = 3) -> Check:
     """Two site classes on bcc 4^3 (corners A, body centres B higher by ``dE_eV``) at filling 0.3:
     the time-averaged B occupation against the exact canonical value."""
-    from kmc.runs.runner import build_system, replica_seeds, run_replica
+    from kmc.runs.replicas import replica_seeds, run_replica
+    from kmc.runs.system import build_system
 
     cfg = _config("bcc", (4, 4, 4), {"filling": 0.3},
                   {"hops_per_ion": hops_per_ion, "replicas": replicas, "seed": seed},

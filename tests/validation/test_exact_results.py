@@ -141,7 +141,8 @@ def test_two_site_classes_follow_exact_canonical_occupations():
     p = np.exp(logw - logw.max())
     exact_b = float(np.sum(k * p) / p.sum()) / n_sites_class
     # replica statistics of the time-averaged occupation
-    from kmc.runs.runner import build_system, replica_seeds, run_replica
+    from kmc.runs.replicas import replica_seeds, run_replica
+    from kmc.runs.system import build_system
 
     system = build_system(cfg)
     seeds = replica_seeds(cfg.run.seed, 1, cfg.run.replicas)[0]

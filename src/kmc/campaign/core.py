@@ -1007,7 +1007,7 @@ class Campaign:
         """Build the site network and rate model of each distinct system among ``points`` (not
         the runs), so that errors only a built system can reveal (e.g. an occupancy that gives
         zero ions) stop the campaign before anything runs."""
-        from kmc.runs.runner import build_system
+        from kmc.runs.system import build_system
 
         seen: set[str] = set()
         for p in points:
@@ -1246,9 +1246,7 @@ class Campaign:
         return pd.DataFrame(rows, columns=head + middle + tail)
 
     def _records(self, stored: dict[str, dict]) -> list[dict]:
-        from kmc.runs.runner import (
-            flatten,  # lazy: the engine is imported only when needed
-        )
+        from kmc.runs.results import flatten
 
         out = []
         for p in self.points:

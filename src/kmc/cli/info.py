@@ -101,7 +101,7 @@ def _clean(x: float | None) -> float | None:
 def system_info(config: Config, from_config: bool = True) -> dict:
     """Everything ``kmc info --json`` prints for ``config`` (``from_config=False``: a bare
     lattice name, whose ion count is not defined)."""
-    from kmc.runs.runner import barrier_values, build_model, build_system
+    from kmc.runs.system import barrier_values, build_model, build_system
 
     system = build_system(config, with_model=False)
     src, net = system.source, system.network

@@ -510,7 +510,7 @@ def validity_notes(config: "Config", field_work_over_kT: list[float] | None = No
     ----------
     config : Config
     field_work_over_kT : list of float, optional
-        max |q E . dr| / kT at every temperature (see ``kmc.runs.runner.field_work_over_kT``).
+        max |q E . dr| / kT at every temperature (see ``kmc.runs.replicas.field_work_over_kT``).
 
     Raises
     ------

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kmc.files import TMP_PREFIX
-from kmc.runs.runner import RunResult, result_columns
+from kmc.runs.results import RunResult, result_columns
 
 #: legend labels of the plotted basis
 _LABELS = {"D_tracer": "$D^*$", "D_jump": "$D_J$", "sigma_T": r"$\sigma$ (fit of $\sigma T$)"}

@@ -19,8 +19,8 @@ from kmc import __version__
 
 if TYPE_CHECKING:  # annotations only: provenance imports nothing heavy at run time
     from kmc.config import Config
-    from kmc.runs.runner import System
     from kmc.runs.sources import Source
+    from kmc.runs.system import System
 
 #: packages whose versions can change a result (engine build, analysis, structure handling)
 PACKAGES = ("numpy", "scipy", "pymatgen", "spglib", "ase", "Cython")

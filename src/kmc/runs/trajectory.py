@@ -255,7 +255,7 @@ def trajectory_target(config, out_dir: str | Path | None) -> Path | None:
 
 
 def write_run_trajectory(result, out_dir: str | Path | None) -> Path | None:
-    """Write the trajectory a :class:`~kmc.runs.runner.RunResult` recorded to its
+    """Write the trajectory a :class:`~kmc.runs.results.RunResult` recorded to its
     :func:`trajectory_target`; returns the path (None when the config asks for none)."""
     target = trajectory_target(result.config, out_dir)
     traj = getattr(result, "trajectory", None)

@@ -110,7 +110,7 @@ def animate(source: str, out: str | Path = "kmc-animation.gif", *, hops: int = 6
         The file written.
     """
     from kmc.engine.simulation import Simulation
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     out = Path(out)
     if hops < 1:

@@ -32,7 +32,7 @@ def run(outdir: Path, quick: bool = False) -> dict:
     from kmc.config import Config
     from kmc.constants import KB_EV_K
     from kmc.engine.simulation import Simulation
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     heading("Lesson 1 — a random walk vs the kMC clock")
     say("""

@@ -33,7 +33,7 @@ CELLS = 6
 
 def _system(knockoff: bool, vacancy: bool):
     from kmc.config import Config
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     model: dict = {"attempt_frequency_THz": 10.0,
                    "site_energies_eV": {"L": 0.0, "I": 1.0 if vacancy else 0.3},

@@ -96,7 +96,7 @@ def spanning_fraction(net, blocked: np.ndarray, hop_classes: tuple[str, ...] | N
 def _percolation_curve(kind: str, supercell, grid: np.ndarray, samples: int,
                        seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and SE of the spanning fraction against the blocked fraction of junction sites."""
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     system = build_system(_config(kind, 0.0, supercell, {}), with_model=False)
     net = system.network
@@ -142,7 +142,7 @@ def lgps_channel_conductance(p: float, supercell, replicas: int, blocks: int,
     channel in quadrature gives the same mean as the all-ion sum with several times less noise.
     """
     from kmc.engine.simulation import Simulation
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     system = build_system(_config("lgps", p, supercell, {}))
     labels = channel_labels(system.network)
@@ -169,7 +169,7 @@ def lgps_channel_conductance(p: float, supercell, replicas: int, blocks: int,
 
 def junctions_per_channel(supercell) -> int:
     """Li3 (junction) sites along one channel of an LGPS supercell."""
-    from kmc.runs.runner import build_system
+    from kmc.runs.system import build_system
 
     net = build_system(_config("lgps", 0.0, supercell, {}), with_model=False).network
     labels = channel_labels(net)

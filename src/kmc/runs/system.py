@@ -1,0 +1,328 @@
+"""The system of a config: site network, rate model, ion count and dopant plan
+(:func:`build_system`), with the seeding of dopant placements (:func:`disorder_seed`).
+
+Dopants are placed afresh in every replica from a stream derived from the replica's seed, so
+replicas sample different dopant arrangements and the same seed always gives the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kmc.config import Config
+from kmc.engine.model import RateModel
+from kmc.exceptions import ConfigError
+from kmc.system.network import SiteNetwork
+
+if TYPE_CHECKING:  # annotations only
+    from pymatgen.core import Structure
+
+    from kmc.runs.sources import Source
+
+
+#: spawn-key entry of the stream that places dopants (outside the 0, 1 of Simulation's children)
+DISORDER_KEY = 0x444F50  # "DOP"
+
+
+def disorder_seed(seed: np.random.SeedSequence | int) -> np.random.SeedSequence:
+    """The replica's independent stream for dopant placements, derived without spawning (so the
+    replica's own placement and engine streams are unchanged)."""
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, DISORDER_KEY))
+
+
+@dataclass
+class DopantSites:
+    """Where the atoms of one dopant go in each replica: ``counts`` per host label, drawn from
+    ``candidates`` (supercell mobile-site indices if ``on_mobile_sites``, else indices into
+    :attr:`System.host_positions`), and the optional energy shift of nearby mobile sites."""
+
+    element: str
+    on_mobile_sites: bool
+    counts: dict[str, int]
+    candidates: dict[str, np.ndarray]
+    energy_shift_eV: float | None = None
+    shift_radius_A: float | None = None
+
+
+@dataclass
+class System:
+    """What a config builds before any run: the network, the model, the ion count, and the
+    dopants placed afresh in every replica (from the replica's seed, see :meth:`disorder`)."""
+
+    network: SiteNetwork
+    model: RateModel
+    n_ions: int
+    dopants: list[DopantSites] = field(default_factory=list)
+    host_positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    formula: str | None = None
+    mobile_per_formula_unit: float | None = None
+    source: "object | None" = None          # kmc.runs.sources.Source
+    _percolation_clean: dict | None = field(default=None, repr=False)
+
+    @property
+    def blocked_counts(self) -> dict[str, int]:
+        """Blockers (dopants on mobile-ion sites) per site class in every replica."""
+        out: dict[str, int] = {}
+        for d in self.dopants:
+            if d.on_mobile_sites:
+                for lab, k in d.counts.items():
+                    out[lab] = out.get(lab, 0) + k
+        return out
+
+    def disorder(self, seed: np.random.SeedSequence | int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Blocked sites and per-site energy offsets (None without shifts) of one replica, drawn
+        from :func:`disorder_seed` of its seed: the same seed gives the same placement."""
+        net = self.network
+        blocked = np.zeros(net.n_sites, dtype=bool)
+        if not self.dopants:
+            return blocked, None
+        rng = np.random.default_rng(disorder_seed(seed))
+        taken = np.zeros(len(self.host_positions), dtype=bool)
+        offset = None
+        for d in self.dopants:
+            chosen = []
+            for lab, k in d.counts.items():
+                cand = d.candidates[lab]
+                cand = cand[~(blocked if d.on_mobile_sites else taken)[cand]]
+                pick = rng.choice(cand, size=k, replace=False)
+                (blocked if d.on_mobile_sites else taken)[pick] = True
+                chosen.append(pick)
+            if d.energy_shift_eV:
+                idx = np.concatenate(chosen)
+                pos = net.positions[idx] if d.on_mobile_sites else self.host_positions[idx]
+                near = _within(net, pos, d.shift_radius_A)
+                offset = np.zeros(net.n_sites) if offset is None else offset
+                offset += d.energy_shift_eV * near
+        return blocked, offset
+
+    def percolation(self, blocked: np.ndarray) -> dict:
+        """Fraction of the free mobile sites that belong to a spanning cluster (periodic
+        dimensionality >= 1) and the largest cluster dimensionality, with these blockers."""
+        if not blocked.any() and self._percolation_clean is not None:
+            return dict(self._percolation_clean)
+        labels, dims = self.network.components(blocked)
+        free = ~blocked
+        dim_site = dims[labels]
+        out = {"spanning_fraction": float(np.mean(dim_site[free] >= 1)) if free.any() else 0.0,
+               "dimensionality": int(dim_site[free].max()) if free.any() else 0,
+               "blocked_sites": int(blocked.sum())}
+        if not blocked.any():
+            self._percolation_clean = dict(out)
+        return out
+
+
+def _within(net: SiteNetwork, points: np.ndarray, radius: float) -> np.ndarray:
+    """Number of ``points`` within ``radius`` (minimum image in the supercell) of every site."""
+    L = net.lattice
+    inv = np.linalg.inv(L)
+    count = np.zeros(net.n_sites)
+    for p in points:
+        f = (net.positions - p) @ inv
+        f -= np.round(f)
+        d = np.linalg.norm(f @ L, axis=1)
+        count += (d <= radius + 1e-9) & (d > 1e-6)
+    return count
+
+
+def _per_class(where: str, values: dict, names: list[str], default: float,
+               fallback=None) -> np.ndarray:
+    """One value per class: the table entry, else ``fallback(name)`` (the source's default),
+    else the table's ``default`` key, else ``default``."""
+    unknown = [k for k in values if k not in names and k != "default"]
+    if unknown:
+        raise ConfigError(f"{where} names {unknown[0]!r}, which is not a class of this network; "
+                          f"use one of {', '.join(names)}.")
+    out = []
+    for n in names:
+        v = values.get(n)
+        if v is None and fallback is not None:
+            v = fallback(n)
+        if v is None:
+            v = values.get("default", default)
+        out.append(default if v is None else v)
+    return np.array(out, dtype=float)
+
+
+def barrier_values(config: Config, src) -> np.ndarray:
+    """E_KRA per event class (NaN where neither [model] nor the source gives one): a number
+    overrides all; a table the named classes; the rest come from the source's defaults (0.25 eV
+    on a teaching lattice, the framework's data file, nothing for a CIF)."""
+    from kmc.runs.sources import TEACHING_BARRIER_EV
+
+    b = config.model.barrier_eV
+    names = src.network.event_class_names
+    if isinstance(b, (int, float)):
+        return np.full(len(names), float(b))
+    if src.kind == "teaching":
+        return _per_class("[model.barrier_eV]", b or {}, names, TEACHING_BARRIER_EV)
+    return _per_class("[model.barrier_eV]", b or {}, names, np.nan, src.default_barrier)
+
+
+def _barriers(config: Config, src) -> np.ndarray:
+    names = src.network.event_class_names
+    vals = barrier_values(config, src)
+    missing = [n for n, v in zip(names, vals) if not np.isfinite(v)]
+    if missing:
+        if src.kind == "cif":
+            raise ConfigError(f"a CIF brings no barriers and {missing[0]!r} has none; set [model] "
+                              f"barrier_eV = 0.3 (all classes) or give every class in "
+                              f"[model.barrier_eV] (`kmc info` lists them).")
+        raise ConfigError(f"no barrier for the event class {missing[0]!r} (the {src.name} data "
+                          f"file has none); add \"{missing[0]}\" = E_KRA in eV to "
+                          f"[model.barrier_eV].")
+    return vals
+
+
+def build_model(config: Config, src) -> RateModel:
+    """The rate model of ``config`` on ``src.network``: [model] values over the source's
+    defaults."""
+    from kmc.runs.sources import TEACHING_ATTEMPT_THZ
+
+    mc, net, fw = config.model, src.network, src.framework
+    nu = mc.attempt_frequency_THz
+    if nu is None:
+        nu = fw.attempt_frequency_THz if fw is not None else TEACHING_ATTEMPT_THZ
+    site_e = dict(fw.site_energies_eV) if fw is not None else {}
+    unknown = [k for k in mc.site_energies_eV if k not in net.class_names and k != "default"]
+    if unknown:
+        raise ConfigError(f"[model.site_energies_eV] names {unknown[0]!r}, which is not a class of "
+                          f"this network; use one of {', '.join(net.class_names)}.")
+    site_e = {k: v for k, v in site_e.items() if k in net.class_names}
+    site_e.update(mc.site_energies_eV)
+    inter = dict(fw.interactions_eV) if fw is not None else {}
+    inter.update(mc.interactions_eV)
+    return RateModel(
+        net, attempt_frequency_Hz=nu * 1e12, barrier_eV=_barriers(config, src),
+        site_energy_eV=_per_class("[model.site_energies_eV]", site_e, net.class_names, 0.0),
+        mobile_mobile=[tuple(x) for x in inter.get("mobile_mobile", [])],
+        mobile_blocker=[tuple(x) for x in inter.get("mobile_blocker", [])],
+        field_V_per_A=mc.field_V_per_A, charge_e=mc.charge_e,
+    )
+
+
+def _dopant_list(config: Config) -> list:
+    from kmc.system.dopants import Dopant
+
+    return [Dopant(el, d["site"], d["per_formula_unit"], d.get("charge"))
+            for el, d in (config.dopants or {}).items()]
+
+
+def _framework_dopants(config: Config, src):
+    """Doped-cell bookkeeping and the per-replica placement plan of ``[dopants]``."""
+    from kmc.system.dopants import apply_dopants
+
+    fw, net = src.framework, src.network
+    specs = config.dopants or {}
+    cell = apply_dopants(fw, _dopant_list(config), net.n_cells)
+    names = np.array(net.class_names)[net.site_class]
+    host_labels = sorted({lab for p in cell.placements if not p.on_mobile_sites
+                          for lab in p.counts})
+    host_pos, host_lab = _host_sites(src, host_labels)
+    plan = []
+    for p in cell.placements:
+        spec = specs[p.element]
+        if p.on_mobile_sites:
+            cand = {lab: np.flatnonzero(names == lab) for lab in p.counts}
+        else:
+            cand = {lab: np.flatnonzero(host_lab == lab) for lab in p.counts}
+        shift, radius = spec.get("energy_shift_eV"), spec.get("shift_radius_A")
+        if shift is not None:
+            _check_radius(net, radius, p.element)
+        plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius))
+    return cell, plan, host_pos
+
+
+def _host_sites(src, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cartesian positions and labels of the framework sites ``labels`` over the supercell."""
+    net, st = src.network, src.structure
+    if not labels:
+        return np.zeros((0, 3)), np.zeros(0, dtype=str)
+    lab = np.array([site.properties.get("label") for site in st])
+    keep = np.isin(lab, labels)
+    frac = np.mod(st.frac_coords[keep], 1.0)
+    cells = net._cells
+    pos = ((cells[:, None, :] + frac[None, :, :]).reshape(-1, 3)) @ net.unit_lattice
+    return pos, np.tile(lab[keep], len(cells))
+
+
+def _check_radius(net: SiteNetwork, radius: float, element: str) -> None:
+    L = net.lattice
+    vol = abs(np.linalg.det(L))
+    widths = [vol / np.linalg.norm(np.cross(L[i], L[j])) for i, j in ((1, 2), (2, 0), (0, 1))]
+    if radius >= 0.5 * min(widths):
+        raise ConfigError(f"[dopants] {element} shift_radius_A = {radius:g} Å reaches half the "
+                          f"supercell width ({0.5 * min(widths):.2f} Å); use a larger supercell or "
+                          f"a smaller radius.")
+
+
+def build_system(config: Config, with_model: bool = True,
+                 structure: "Structure | None" = None) -> System:
+    """Build the site network, the rate model, the ion count and the dopant plan of a config
+    (``with_model=False`` skips the model, e.g. for ``kmc info`` on a CIF without barriers;
+    ``System.model`` is then None; ``structure``, a pymatgen Structure, stands in for the CIF
+    file of ``[lattice] cif``)."""
+    from kmc.runs.sources import source_for
+
+    src = source_for(config, structure)
+    net = src.network
+    model = build_model(config, src) if with_model else None
+    occ = config.occupancy
+    if src.kind == "framework":
+        cell, plan, host_pos = _framework_dopants(config, src)
+        n_free = net.n_sites - sum(cell.blocked_labels.values())
+        n_ions = occ.n_ions(n_free, default=cell.n_ions)
+        if not occ.is_default:  # the formula reports the ion count actually simulated
+            from kmc.system.dopants import apply_dopants
+
+            cell = apply_dopants(src.framework, _dopant_list(config), net.n_cells,
+                                 n_mobile=n_ions)
+        return System(net, model, n_ions, plan, host_pos, cell.formula,
+                      cell.mobile_per_formula_unit, src)
+    default = int(round(src.ions_per_cell * net.n_cells)) if src.kind == "cif" else None
+    if default == 0:
+        raise ConfigError(f"the {net.species} sites of {Path(src.name).name} have zero total "
+                          f"occupancy; give the ion count in [occupancy] (ions, vacancies or "
+                          f"filling).")
+    plan = site_blocker_plan(src)  # e.g. the Al of a mixed Li/Al site of a CIF
+    n_free = net.n_sites - sum(k for d in plan for k in d.counts.values())
+    n_ions = occ.n_ions(n_free, default=default)
+    return System(net, model, n_ions, plan, np.zeros((0, 3)), src.formula(n_ions),
+                  src.mobile_per_formula_unit(n_ions), src)
+
+
+def site_blocker_plan(src: "Source") -> list[DopantSites]:
+    """The immobile species sharing mobile-ion sites (``Source.blockers``) as blockers placed
+    afresh in every replica: the nearest whole number of the class's supercell sites."""
+    names = np.array(src.network.class_names)[src.network.site_class]
+    plan = []
+    for el, per_class in src.blockers.items():
+        cand = {lab: np.flatnonzero(names == lab) for lab in per_class}
+        counts = {lab: int(round(x * len(cand[lab]))) for lab, x in per_class.items()}
+        if any(counts.values()):
+            plan.append(DopantSites(el, True, {k: v for k, v in counts.items() if v}, cand))
+    return plan
+
+
+
+def network_info(system: System) -> dict:
+    """The ``network`` object of a result: the network summary, the source and the cutoffs used,
+    the supercell and the ion count."""
+    net, src = system.network, system.source
+    info = net.summary()
+    info.update(n_sites=net.n_sites, n_ions=system.n_ions, supercell=list(net.supercell),
+                volume_A3=net.volume_A3, mobile=net.species)
+    if src is not None:
+        info.update(source=src.kind, name=src.name, hop_cutoff_A=src.hop_cutoff_A,
+                    exclusion_distance_A=src.exclusion_distance_A,
+                    interaction_cutoff_A=src.interaction_cutoff_A)
+    if net.knockoffs is not None:
+        info["knockoff_classes"] = list(net.knockoffs.names)
+    blocked = system.blocked_counts
+    if blocked:
+        info["blocked_per_class"] = blocked
+    return info
