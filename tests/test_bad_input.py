@@ -18,9 +18,9 @@ from typing import Callable
 
 import pytest
 
-from kmc.campaign.core import run_key
 from kmc.cli.main import main
 from kmc.config import Config
+from kmc.config.keys import run_key
 from kmc.runs.checkpoint import RUN_CHECKPOINT_NAME, CheckpointFile
 from kmc.runs.runner import RunState, encode_checkpoint
 

@@ -17,19 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kmc.campaign.core as campaign_mod
-from kmc.campaign.core import (
-    Campaign,
-    CheckpointDir,
-    DaskExecutor,
-    canonical_json,
-    derive_seed,
-    parse_dotted,
-    run_key,
-)
+import kmc.campaign.executors as campaign_mod  # where the workers' execute_point lives
+from kmc.campaign.core import Campaign
+from kmc.campaign.executors import DaskExecutor
+from kmc.campaign.spec import derive_seed
 from kmc.campaign.store import STORE_NAME, TIMING_KEYS, Store, campaign_lock
 from kmc.cli.main import main
+from kmc.config.keys import canonical_json, parse_dotted, run_key
 from kmc.exceptions import CampaignError, CheckpointError, ConfigError
+from kmc.runs.checkpoint import CheckpointDir
 
 BASE = """
 [lattice]

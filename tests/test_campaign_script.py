@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import kmc.campaign.core as campaign_mod
-from kmc.campaign.core import Campaign, unguarded_main_script
+import kmc.campaign.executors as campaign_mod  # where the workers' execute_point lives
+from kmc.campaign.core import Campaign
+from kmc.campaign.executors import unguarded_main_script
 from kmc.campaign.store import Store
 from kmc.cli.main import main
 from kmc.exceptions import CampaignError
@@ -67,7 +68,8 @@ def test_script_without_main_guard_runs_every_point(tmp_path):
 def test_guarded_script_still_uses_worker_processes(tmp_path):
     proc = run_script(tmp_path, """
         import os
-        from kmc.campaign.core import Campaign, PointTask
+        from kmc.campaign.core import Campaign
+        from kmc.campaign.executors import PointTask
 
         class Where(PointTask):                      # report which process ran each point
             def __call__(self, config_json):
@@ -97,7 +99,7 @@ def test_unguarded_detection_reads_the_main_guard(tmp_path):
     # the check itself, in a fresh interpreter: top level (unguarded), inside the guard, and
     # inside a function called from the guard
     proc = run_script(tmp_path, """
-        from kmc.campaign.core import unguarded_main_script
+        from kmc.campaign.executors import unguarded_main_script
 
         print("top", unguarded_main_script() is not None)
 

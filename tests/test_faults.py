@@ -324,8 +324,8 @@ def test_warnings_and_defaults_are_printed_and_recorded(tmp_path, capsys):
 
 
 def test_config_keys_do_not_change_with_the_new_attributes():
-    from kmc.campaign.core import run_key
     from kmc.config import Config
+    from kmc.config.keys import run_key
     c = Config.from_toml(SMALL)
     assert "warnings" not in c.to_dict() and "defaults_used" not in c.to_dict()
     assert run_key(c.to_dict()) == run_key(Config.from_dict(c.to_dict()).to_dict())

@@ -471,8 +471,8 @@ def test_run_with_out_succeeds_or_leaves_nothing(tmp_path_factory, config):
 def saved_checkpoint(tmp_path_factory):
     """A real mid-run checkpoint of BASE (framed file bytes) and the BASE config path."""
     import kmc.runs.runner as runner
-    from kmc.campaign.core import run_key
     from kmc.config import Config
+    from kmc.config.keys import run_key
     from kmc.runs.checkpoint import CheckpointFile
 
     d = tmp_path_factory.mktemp("ckpt")

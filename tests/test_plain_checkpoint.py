@@ -16,10 +16,11 @@ import pytest
 import kmc.runs.checkpoint as checkpoint
 import kmc.runs.replicas as replicas
 import kmc.runs.runner as runner
-from kmc.campaign.core import Campaign, run_key
+from kmc.campaign.core import Campaign
 from kmc.campaign.store import TIMING_KEYS
 from kmc.cli.main import main
 from kmc.config import Config
+from kmc.config.keys import run_key
 from kmc.runs.checkpoint import (
     CHECKPOINT_MAGIC,
     RUN_CHECKPOINT_NAME,

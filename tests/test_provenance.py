@@ -15,7 +15,8 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 import kmc
-from kmc.campaign.core import Campaign, execute_point
+from kmc.campaign.core import Campaign
+from kmc.campaign.executors import execute_point
 from kmc.cli.main import main
 from kmc.config import Config
 from kmc.runs.provenance import run_provenance

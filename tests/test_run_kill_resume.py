@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kmc.campaign.core import run_key
 from kmc.campaign.store import TIMING_KEYS
 from kmc.cli.main import main
 from kmc.config import Config
+from kmc.config.keys import run_key
 from kmc.runs.checkpoint import RUN_CHECKPOINT_NAME, CheckpointFile
 from kmc.runs.runner import decode_checkpoint
 

@@ -7,15 +7,21 @@ Public API (imported lazily, so ``import kmc`` stays cheap):
 * :func:`fit_arrhenius`, :func:`fit_arrhenius_replicas`, :class:`ArrheniusFit` — Arrhenius fits
   with uncertainties for numbers from anywhere (kMC, MD, experiments);
 * :class:`Config`, :func:`run_config`, :class:`RunResult` — run a configuration from Python;
-* :func:`plot_arrhenius`, :func:`plot_msd` — the figures of ``kmc run --out``.
+* :func:`plot_arrhenius`, :func:`plot_msd` — the figures of ``kmc run --out``;
+* :class:`Simulation`, :class:`RateModel`, :class:`SiteNetwork` — the engine and its inputs;
+  :func:`kmc.parametrize.parametrize` — computed energy landscapes (``kmc parametrize``).
+
+Subpackages by stage, imports flowing one way: see the README's Project layout.
 """
 __version__ = "0.1.0"
 
 _LAZY = {
     "fit_arrhenius": "kmc.analysis.arrhenius", "fit_arrhenius_replicas": "kmc.analysis.arrhenius",
     "ArrheniusFit": "kmc.analysis.arrhenius", "Config": "kmc.config", "run_config": "kmc.runs.runner",
-    "RunResult": "kmc.runs.runner", "plot_arrhenius": "kmc.analysis.plots", "plot_msd": "kmc.analysis.plots",
+    "RunResult": "kmc.runs.results", "plot_arrhenius": "kmc.analysis.plots", "plot_msd": "kmc.analysis.plots",
     "System": "kmc.api", "run": "kmc.api", "Campaign": "kmc.campaign.core",
+    "Simulation": "kmc.engine.simulation", "RateModel": "kmc.engine.model",
+    "SiteNetwork": "kmc.system.network",
 }
 __all__ = ["__version__", *_LAZY]
 

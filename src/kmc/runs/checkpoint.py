@@ -6,7 +6,7 @@ with its RNG state, the observers, the finished temperatures), framed as::
     b"KMCCKPT1" + run key (64 hex digits) + b"\\n" + blob
 
 The run key is the sha256 of the canonical JSON of the full, normalised config
-(:func:`kmc.campaign.core.run_key`), so a file can never be applied to another run. Files are written
+(:func:`kmc.config.keys.run_key`), so a file can never be applied to another run. Files are written
 atomically (temporary file in the same directory, fsync, rename:
 :func:`kmc.campaign.store.atomic_write_bytes`), so a kill at any moment leaves either the previous
 checkpoint or the new one, never a mixture; a temporary file left by a killed writer is removed by
@@ -90,7 +90,7 @@ class CheckpointFile:
     path : path
         The file.
     key : str
-        Run key (ASCII, e.g. the 64 hex digits of :func:`kmc.campaign.core.run_key`).
+        Run key (ASCII, e.g. the 64 hex digits of :func:`kmc.config.keys.run_key`).
     make_parent : bool
         Create the parent directory (not its parents) before the first save.
     """

@@ -43,7 +43,7 @@ from kmc.runs.system import System, build_system, network_info
 
 class RunCheckpoint(Protocol):
     """Where :func:`run_config` keeps the state of an interrupted run (e.g.
-    :class:`kmc.campaign.core.CheckpointDir` handles, or anything with these three members).
+    :class:`kmc.runs.checkpoint.CheckpointDir` handles, or anything with these three members).
 
     ``interval_s``: seconds between two saves (0: at every safe point; ``math.inf``: never).
     ``load()``: the blob of an earlier, interrupted attempt of this run, or None.
