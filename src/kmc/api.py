@@ -226,9 +226,10 @@ def run(system: System | Config | dict | str | os.PathLike, *,
         What to run.
     temperatures_K, hops_per_ion, replicas, seed : optional
         Replace the ``[run]`` values of the same names.
-    workers : None or 1
-        The run happens in this process (for many runs in parallel use
-        :class:`kmc.campaign.core.Campaign`); other values are refused.
+    workers : int, optional
+        Threads advancing the replicas concurrently (default ``[run] workers``, else every
+        core); the result is bit-identical for any value. For many configs in parallel use
+        :class:`kmc.campaign.core.Campaign`.
     progress : bool
         Show a progress bar on stderr.
 
@@ -240,10 +241,10 @@ def run(system: System | Config | dict | str | os.PathLike, *,
     """
     from kmc.runs.runner import run_config
 
-    if workers not in (None, 1):
-        raise ConfigError(f"kmc.run computes one config in this process, so workers must be None "
-                          f"or 1, got {workers!r}; run many configs in parallel with "
-                          f"kmc.campaign.core.Campaign(...).run(workers=N).")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ConfigError(f"workers must be a whole number of at least 1 (threads advancing the "
+                          f"replicas), got {workers!r}.")
     if not isinstance(system, System):
         system = System.from_config(system)
     overrides: dict[str, Any] = {}
@@ -257,4 +258,4 @@ def run(system: System | Config | dict | str | os.PathLike, *,
             overrides[key] = value
     if overrides:
         system = system.with_run(**overrides)
-    return run_config(system.config, progress=progress, system=system.build())
+    return run_config(system.config, progress=progress, system=system.build(), workers=workers)

@@ -57,7 +57,7 @@ def execute_point(config_json: str, *, checkpoint_dir: str | None = None,
         key = hashlib.sha256(config_json.encode("utf-8")).hexdigest()   # == run_key(config)
         handle = RunCheckpointFile(CheckpointDir(checkpoint_dir).file(key), checkpoint_every)
     try:
-        result = run_config(config, checkpoint=handle)
+        result = run_config(config, checkpoint=handle, workers=1)  # the pool is the parallelism
     except KMCError as exc:
         return {"status": "error", "error": str(exc), "version": __version__,
                 "result_json": None, "elapsed_s": time.perf_counter() - t0, "checkpoint": None}

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from kmc import __version__
-from kmc.cli.argtypes import seconds
+from kmc.cli.argtypes import positive_int, seconds
 from kmc.config import Config, config_file
 from kmc.exceptions import ConfigError, KMCError
 
@@ -201,7 +201,7 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
     # a bar on a terminal, else a line every few seconds (logs, batch jobs); --quiet: nothing
     show_progress = not args.json and not args.quiet
     try:
-        result = run_config(config, progress=show_progress, checkpoint=ckpt)
+        result = run_config(config, progress=show_progress, checkpoint=ckpt, workers=args.workers)
     except KMCError:
         if ckpt is not None:  # a deterministic failure: resuming would only repeat it
             ckpt.file.discard()
@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 60); a killed run resumes from it when rerun with the same "
                         "config and --out, giving exactly the uninterrupted result. 0 switches "
                         "checkpoints off. The file is deleted once the results are written")
+    r.add_argument("--workers", metavar="N", type=positive_int, default=None,
+                   help="threads advancing the replicas concurrently (default: [run] workers, "
+                        "else every core); the results are bit-identical for any N")
     r.add_argument("--fresh", action="store_true",
                    help="discard an existing DIR/run.ckpt and start from the beginning")
     r.set_defaults(func=cmd_run)

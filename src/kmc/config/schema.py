@@ -567,6 +567,10 @@ class RunConfig:
     target_rel_err: float | None = None
     max_hops_per_ion: float | None = None
     converge_on: tuple[str, ...] = ("D_tracer",)
+    #: replicas advanced concurrently (threads around the nogil engine); None = every core. An
+    #: execution setting, not physics: results are bit-identical for any value, so it is left out
+    #: of :meth:`Config.to_dict` (run keys, checkpoints and campaign stores ignore it)
+    workers: int | None = None
     arrhenius_basis: str = "auto"
 
     @property
@@ -641,6 +645,8 @@ class RunConfig:
                     raise ConfigError(f"[run] converge_on names {x!r}, which is not a converged "
                                       f"quantity; {_suggest(x, list(CONVERGE_QUANTITIES))}")
             kw["converge_on"] = tuple(dict.fromkeys(q))
+        if "workers" in t:
+            kw["workers"] = _number("[run] workers", t["workers"], integer=True, positive=True)
         if "arrhenius_basis" in t:
             b = t["arrhenius_basis"]
             if b not in ARRHENIUS_BASES:
@@ -869,11 +875,14 @@ class Config:
         return cls.from_toml(text, base_dir=p.parent)
 
     def to_dict(self) -> dict:
-        """Plain nested data (JSON/TOML-able), omitting unset optional values."""
+        """Plain nested data (JSON/TOML-able), omitting unset optional values and the execution
+        setting ``run.workers`` (which never changes a result)."""
         def clean(x):
             if isinstance(x, dict):
                 return {k: clean(v) for k, v in x.items() if v is not None}
             if isinstance(x, tuple):
                 return [clean(v) for v in x]
             return x
-        return clean(asdict(self))
+        d = clean(asdict(self))
+        d.get("run", {}).pop("workers", None)
+        return d

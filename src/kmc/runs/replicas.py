@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -123,11 +124,18 @@ class ReplicaMeasurement:
 
     def equilibrate(self, safe_point: Callable[[], None] = _no_safe_point) -> None:
         """Finish the equilibration (a no-op once done), in chunks with safe points between."""
-        while self.eq_done < self.eq_hops:
+        while not self.equilibrated:
+            self.equilibrate_step()
+            safe_point()
+
+    def equilibrate_step(self) -> tuple[int, bool]:
+        """At most :data:`SAFE_POINT_HOPS` hops of equilibration; ``(0, finished)`` (no
+        measured hops)."""
+        if not self.equilibrated:
             h = min(self.eq_hops - self.eq_done, SAFE_POINT_HOPS)
             self._advance(h)
             self.eq_done += h
-            safe_point()
+        return 0, self.equilibrated
 
     def start(self, spacing_s: float, capacity: int) -> None:
         """Open the measurement (a no-op once open): frame 0 is the current state."""
@@ -142,23 +150,29 @@ class ReplicaMeasurement:
                       safe_point: Callable[[], None] = _no_safe_point) -> None:
         """Record frames until the last one is at ``t_target_s`` after the start."""
         self.equilibrate(safe_point)
+        while True:
+            done, finished = self.measure_step(t_target_s)
+            if progress and done:
+                progress(done)
+            safe_point()
+            if finished:
+                return
+
+    def measure_step(self, t_target_s: float) -> tuple[int, bool]:
+        """At most :data:`SAFE_POINT_HOPS` hops towards the next frame mark (recording the frame
+        when the clock reaches it); ``(measured hops, finished)`` where finished means the
+        last frame is at ``t_target_s``. The engine stops exactly at a mark and its runs are
+        chunk-invariant, so any sequence of steps gives the same frames bit for bit."""
         fb, sim = self.frames, self.sim
-        clock = sim.engine.state["clock"]
-        while fb.time_s < t_target_s * (1.0 - 1e-12):
-            t_stop = sim.t0 + fb.next_mark_s()
-            while clock[0] < t_stop:
-                done = self._advance(SAFE_POINT_HOPS - self.unsaved_hops, t_stop)
-                self.unsaved_hops += done
-                if progress and done:
-                    progress(done)
-                if clock[0] < t_stop:
-                    self.unsaved_hops = 0
-                    safe_point()
+        if fb.time_s >= t_target_s * (1.0 - 1e-12):
+            return 0, True
+        t_stop = sim.t0 + fb.next_mark_s()
+        done = self._advance(SAFE_POINT_HOPS, t_stop)
+        self.unsaved_hops = 0
+        if sim.engine.state["clock"][0] >= t_stop:
             st = sim.engine.state
             fb.append(st["disp"], float(st["sumsq"].sum()), int(st["hops"].sum()))
-            if self.unsaved_hops >= SAFE_POINT_HOPS or fb.time_s >= t_target_s * (1.0 - 1e-12):
-                self.unsaved_hops = 0
-                safe_point()
+        return done, fb.time_s >= t_target_s * (1.0 - 1e-12)
 
     @property
     def events(self) -> int:
@@ -215,6 +229,27 @@ def record_trajectory(rec, sim: Simulation) -> None:
         rec.sync(twin, h)
 
 
+def advance_all(reps: list[ReplicaMeasurement], step: Callable[[ReplicaMeasurement], tuple[int, bool]],
+                pool: Executor | None = None, progress: Callable[[int], None] | None = None,
+                safe_point: Callable[[], None] = _no_safe_point) -> None:
+    """Call ``step(rep)`` on every replica until each reports finished, one step per unfinished
+    replica per pass: concurrently on ``pool`` (threads: the engine releases the GIL), else in
+    turn. Every pass ends with all replicas idle, where ``progress(measured hops)`` and
+    ``safe_point()`` run in the calling thread; each replica has its own random stream, so the
+    result is the same bit for bit with any pool."""
+    pending = list(reps)
+    while pending:
+        if pool is not None and len(pending) > 1:
+            out = list(pool.map(step, pending))
+        else:
+            out = [step(r) for r in pending]
+        hops = sum(h for h, _ in out)
+        if progress and hops:
+            progress(hops)
+        pending = [r for r, (_, finished) in zip(pending, out) if not finished]
+        safe_point()
+
+
 def measurement_spacing(reps: list[ReplicaMeasurement], run: "Config.run") -> float:
     """Frame spacing (s) of a temperature's first round: ``hops_per_ion`` hops per ion at the
     replicas' mean total rate after equilibration, over ``msd_frames`` intervals. The same for
@@ -248,7 +283,8 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
                         progress: Callable[[int], None] | None = None,
                         grow: Callable[[int], None] | None = None, *,
                         state: TemperatureState | None = None,
-                        safe_point: Callable[[], None] = _no_safe_point
+                        safe_point: Callable[[], None] = _no_safe_point,
+                        pool: Executor | None = None
                         ) -> tuple[list[ReplicaRun], MSDAnalysis, dict]:
     """All replicas of one temperature, extended in rounds (each doubling the measurement time)
     until converged (see :class:`kmc.config.RunConfig`). Returns the replica runs, the MSD
@@ -256,15 +292,15 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
 
     ``state`` (a :class:`TemperatureState`, possibly restored from a checkpoint) is continued
     where it stands: replicas it already holds are never created again, so their seeds are not
-    used (nor spawned) twice. ``safe_point()`` is called whenever ``state`` may be saved."""
+    used (nor spawned) twice. ``safe_point()`` is called whenever ``state`` may be saved. With
+    ``pool`` the replicas advance concurrently (:func:`advance_all`; same result)."""
     st = state if state is not None else TemperatureState()
     while len(st.reps) < len(seeds):
         st.reps.append(ReplicaMeasurement(system, temperature_K, seeds[len(st.reps)], run,
                                           equilibrate=False))
         safe_point()
     reps = st.reps
-    for rep in reps:
-        rep.equilibrate(safe_point)
+    advance_all(reps, ReplicaMeasurement.equilibrate_step, pool, None, safe_point)
     rec = getattr(st, "recorder", None)
     if rec is not None and not rec.finished and reps[0].frames is None:
         record_trajectory(rec, reps[0].sim)
@@ -276,8 +312,8 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
         rep.start(st.spacing_s, run.msd_frames)
     limit = run.max_hops_limit
     while True:
-        for rep in reps:
-            rep.measure_until(st.t_target_s, progress, safe_point)
+        target = st.t_target_s
+        advance_all(reps, lambda rep: rep.measure_step(target), pool, progress, safe_point)
         an = analyze_frames([r.frames for r in reps], dim, volume_A3, temperature_K, charge_e,
                             field_V_per_A, run.time_origins)
         rel = {q: _rel_err(an.values[f"{q}_cm2_s"]) for q in QUANTITIES}

@@ -6,8 +6,10 @@ resumes bit-identically (:class:`RunState`, :func:`encode_checkpoint`, :func:`de
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -18,6 +20,7 @@ from kmc.analysis.transport import FrameBuffer, ReplicaSample
 from kmc.config import Config, check_hop_budget, validity_notes
 from kmc.constants import A3_TO_CM3
 from kmc.engine.simulation import Simulation
+from kmc.exceptions import ConfigError
 from kmc.runs.checkpoint import (
     PlainDataError,
     checkpoint_status,
@@ -223,9 +226,20 @@ class _Saver:
         self.last = time.monotonic()
 
 
+def resolve_workers(workers: int | None, run: "Config.run") -> int:
+    """Threads that advance replicas: ``workers``, else ``[run] workers``, else every core
+    (``os.process_cpu_count``), never more than the replicas of one temperature."""
+    n = workers if workers is not None else run.workers
+    if n is None:
+        n = (os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()) or 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"workers must be a whole number of at least 1, got {n!r}.")
+    return max(1, min(n, run.replicas))
+
+
 def run_config(config: Config, progress: bool = False, *,
-               checkpoint: RunCheckpoint | None = None, system: System | None = None
-               ) -> RunResult:
+               checkpoint: RunCheckpoint | None = None, system: System | None = None,
+               workers: int | None = None) -> RunResult:
     """Run every temperature and replica of ``config``, summarise them and fit Arrhenius laws.
 
     With ``checkpoint`` the run resumes from ``checkpoint.load()`` when that is a blob of this
@@ -236,7 +250,9 @@ def run_config(config: Config, progress: bool = False, *,
     every MSD snapshot and every block. A resumed run gives exactly the result of the
     uninterrupted one (timing keys aside); no random stream is spawned twice, the restored
     engines carry on. ``system``: the :class:`System` of ``config`` if already built (e.g. from
-    a structure in memory by :class:`kmc.api.System`)."""
+    a structure in memory by :class:`kmc.api.System`). ``workers``: threads advancing the
+    replicas of a temperature concurrently (:func:`resolve_workers`); the result is bit-identical
+    for any number."""
     system = build_system(config) if system is None else system
     net, run = system.network, config.run
     check_hop_budget(run, system.n_ions)
@@ -282,45 +298,52 @@ def run_config(config: Config, progress: bool = False, *,
             bar.total += h
             bar.refresh()
 
-    for ti in range(state.t_index, len(run.temperatures_K)):
-        T = run.temperatures_K[ti]
-        if state.current is None:
-            state.current = TemperatureState()
-            if traj_T is not None and T == traj_T:
-                from kmc.runs.trajectory import TrajectoryRecorder
+    n_workers = resolve_workers(workers, run)
+    pool = ThreadPoolExecutor(n_workers, thread_name_prefix="kmc-replica") if n_workers > 1 \
+        else None
+    try:
+        for ti in range(state.t_index, len(run.temperatures_K)):
+            T = run.temperatures_K[ti]
+            if state.current is None:
+                state.current = TemperatureState()
+                if traj_T is not None and T == traj_T:
+                    from kmc.runs.trajectory import TrajectoryRecorder
 
-                state.current.recorder = TrajectoryRecorder(bh,
-                                                            config.output.trajectory_frames)
-        reps, an, record = measure_temperature(
-            system, T, seeds[ti], run, net.dimensionality, net.volume_A3, config.model.charge_e,
-            field_vec, tick, grow, state=state.current, safe_point=safe)
-        res = {"temperature_K": T}
-        res.update(an.summary)
-        res.update(record)
-        if field_on:
-            res["field_abs_V_per_A"] = float(np.linalg.norm(system.model.field))
-            res["field_work_max_over_kT"] = field_work_over_kT(system.model, T)
-        wall = sum(r.engine_wall_s for r in reps)
-        hops_all = sum(r.engine_hops for r in reps)
-        res["wall_s"] = wall
-        res["hops_per_s"] = hops_all / wall if wall > 0 else float("nan")
-        occ = np.mean([r.sample.class_occupation for r in reps], axis=0)
-        sites = np.bincount(net.site_class, minlength=len(net.class_names))
-        res["occupation_per_class"] = {name: float(occ[k] / sites[k])
-                                       for k, name in enumerate(net.class_names)}
-        res["dimensionality"] = net.dimensionality
-        state.results.append(res)
-        state.curves.append(msd_curve(T, an))
-        state.all_vals.append(an.values)
-        state.engine_hops.append(int(hops_all))
-        rec = getattr(state.current, "recorder", None)
-        if rec is not None:
-            from kmc.runs.trajectory import trajectory_from_recorder
+                    state.current.recorder = TrajectoryRecorder(bh,
+                                                                config.output.trajectory_frames)
+            reps, an, record = measure_temperature(
+                system, T, seeds[ti], run, net.dimensionality, net.volume_A3, config.model.charge_e,
+                field_vec, tick, grow, state=state.current, safe_point=safe, pool=pool)
+            res = {"temperature_K": T}
+            res.update(an.summary)
+            res.update(record)
+            if field_on:
+                res["field_abs_V_per_A"] = float(np.linalg.norm(system.model.field))
+                res["field_work_max_over_kT"] = field_work_over_kT(system.model, T)
+            wall = sum(r.engine_wall_s for r in reps)
+            hops_all = sum(r.engine_hops for r in reps)
+            res["wall_s"] = wall
+            res["hops_per_s"] = hops_all / wall if wall > 0 else float("nan")
+            occ = np.mean([r.sample.class_occupation for r in reps], axis=0)
+            sites = np.bincount(net.site_class, minlength=len(net.class_names))
+            res["occupation_per_class"] = {name: float(occ[k] / sites[k])
+                                           for k, name in enumerate(net.class_names)}
+            res["dimensionality"] = net.dimensionality
+            state.results.append(res)
+            state.curves.append(msd_curve(T, an))
+            state.all_vals.append(an.values)
+            state.engine_hops.append(int(hops_all))
+            rec = getattr(state.current, "recorder", None)
+            if rec is not None:
+                from kmc.runs.trajectory import trajectory_from_recorder
 
-            state.trajectory = trajectory_from_recorder(system, rec, state.current.reps[0].blocked,
-                                                        T)
-        state.current, state.t_index = None, ti + 1
-        safe()
+                state.trajectory = trajectory_from_recorder(system, rec, state.current.reps[0].blocked,
+                                                            T)
+            state.current, state.t_index = None, ti + 1
+            safe()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
     info = network_info(system)
@@ -337,6 +360,7 @@ def run_config(config: Config, progress: bool = False, *,
                     system.formula, system.mobile_per_formula_unit)
     out.trajectory = getattr(state, "trajectory", None)
     out.provenance = run_provenance(config, system)
+    out.provenance["workers"] = n_workers   # execution only: the numbers do not depend on it
     out.checkpoint_info = {"resumed": resumed, "restored_hops": restored_hops,
                            "total_hops": int(sum(state.engine_hops)), "saves": safe.saves,
                            "discarded": why}
