@@ -2,10 +2,13 @@
 ``lattice_network`` (a SiteNetwork on a teaching lattice, one site class unless told otherwise) and
 the ``interacting_model`` fixture (a small RateModel with every energy term switched on)."""
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 # property tests explore a fixed, reproducible set of examples (same on every machine and in CI)
 settings.register_profile("kmc", derandomize=True, print_blob=True)
+# scripts/mutants.py: the same examples, but no shrinking (a kill needs one failing example)
+settings.register_profile("mutants", settings.get_profile("kmc"),
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 settings.load_profile("kmc")
 
 from kmc.engine.model import RateModel

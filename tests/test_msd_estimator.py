@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.constants as sc
 from conftest import lattice_network
 
 from kmc.analysis.transport import FrameBuffer, analyze_frames, lag_grid, replica_msd
@@ -15,6 +16,7 @@ from kmc.constants import KB_EV_K
 from kmc.engine.model import RateModel
 from kmc.runs.replicas import measure_temperature, replica_seeds
 from kmc.runs.system import System
+from kmc.system.lattices import teaching_lattice
 from kmc.system.network import SiteNetwork
 
 NU = 1e13
@@ -76,6 +78,12 @@ def test_single_ion_D_is_a2_gamma_in_every_dimensionality(lattice, supercell, ze
     # one ion: D_J = D* identically, so sigma comes from the tracer signal and says so
     assert s["D_jump_cm2_s"] == pytest.approx(d, rel=1e-9)
     assert s["sigma_route"] == "single_ion_D_tracer_equals_D_jump"
+    # Nernst-Einstein, sigma = (N/V) q^2 D_J / (kB T), with CODATA constants and the volume of
+    # the supercell from the lattice itself: the exact sigma of one ion of charge e
+    volume_cm3 = teaching_lattice(lattice, a).structure.volume * np.prod(supercell) * 1e-24
+    exact_sigma = sc.e ** 2 * exact / (volume_cm3 * sc.k * T)
+    sig, sig_e = s["sigma_S_cm"], s["sigma_err_S_cm"]
+    assert abs(sig - exact_sigma) < 4 * sig_e and sig_e < 0.08 * exact_sigma, (sig, sig_e)
     for ax in zero_axes:  # axes the network does not span: exactly zero, not noise
         assert s[f"D_tracer_{ax}_cm2_s"] == 0.0 and s[f"D_tracer_{ax}_err_cm2_s"] == 0.0
 
