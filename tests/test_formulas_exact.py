@@ -113,3 +113,29 @@ def test_block_estimator_single_ion_and_lattice_gas():
         m, se = d_unc.mean(), d_unc.std(ddof=1) / math.sqrt(len(d_unc))
         exact = gamma * (1 - (n if filling else 0) / net.n_sites) * 1e-16
         assert abs(m - exact) < 4 * se and se < 0.03 * exact, (filling, m, se, exact)
+
+
+@pytest.mark.parametrize("J", [0.06, -0.04])
+def test_detailed_balance_next_to_a_blocker(J):
+    """One ion beside an immobile blocker on simple cubic (ion-blocker energy J for nearest
+    neighbours only): a hop away from the blocker lowers the energy by J (no free neighbour of the
+    ion's site touches the blocker), so Gamma(away) / Gamma(back) = exp(J / kT), with the hand-made
+    barriers max(E_KRA -+ J/2, -+J, 0). Engine rates (which take the blocker's field from the
+    model's site energies) against this hand count."""
+    net = lattice_network("sc", (4, 4, 4), interaction_cutoff_A=1.01)
+    model = RateModel(net, NU, KRA, mobile_blocker=[(1.01, J)])
+    pos = net.positions
+    b = 0
+    s = int(np.flatnonzero(np.isclose(np.linalg.norm(pos - pos[b] - [1, 0, 0], axis=1), 0))[0])
+    d = int(np.flatnonzero(np.isclose(np.linalg.norm(pos - pos[s] - [0, 1, 0], axis=1), 0))[0])
+    ev = net.events()
+    src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+    rate = {}
+    for a, c in ((s, d), (d, s)):
+        occ = np.zeros(net.n_sites, np.int8)
+        occ[b], occ[a] = 2, ION   # 2: a blocker
+        sim = Simulation(model, T, occupancy=occ, seed=1)
+        rate[a] = float(sim.engine.rates[np.flatnonzero((src == a) & (ev["ev_dst"] == c))[0]])
+    beta = sc.e / (sc.k * T)
+    assert rate[s] / rate[d] == pytest.approx(math.exp(beta * J), rel=1e-9)
+    assert rate[s] == pytest.approx(NU * math.exp(-beta * max(KRA - J / 2, -J, 0.0)), rel=1e-9)
