@@ -28,6 +28,7 @@ is mutated below.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -217,9 +218,19 @@ class Outcome:
 
 
 def copy_package(dest: Path) -> Path:
-    """A copy of src/kmc (compiled extensions included, caches and C sources left out)."""
+    """A copy of src/kmc (caches and C sources left out) with the compiled extensions: those
+    built in place (editable install), else those of the installed kmc (``pip install .``
+    leaves none in src)."""
     target = dest / "kmc"
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.c"))
+    for pyx in sorted((PACKAGE / "engine").glob("*.pyx")):
+        if not list((target / "engine").glob(f"{pyx.stem}.*.so")) + \
+                list((target / "engine").glob(f"{pyx.stem}.*.pyd")):
+            spec = importlib.util.find_spec(f"kmc.engine.{pyx.stem}")
+            if spec is None or not spec.origin:
+                raise SystemExit(f"mutants.py: kmc.engine.{pyx.stem} is not built; install kmc "
+                                 f"first (pip install -e .).")
+            shutil.copy2(spec.origin, target / "engine")
     return target
 
 
