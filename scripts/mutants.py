@@ -16,7 +16,7 @@ Usage (from anywhere; the repository is found from this file's location)::
     python scripts/mutants.py --list           # names, files and the tests each one runs
     python scripts/mutants.py --markdown       # the table as Markdown (for CONTRIBUTING.md)
 
-Exit status: 0 every mutant killed; 1 a mutant survived; 2 a setup problem (a mutation's text
+Exit status: 0 every mutant killed; 1 a mutant survived (or its tests could not run); 2 a setup problem (a mutation's text
 is no longer in its file -- update the mutant --, the unmutated tests fail, or the copy is not
 what Python imports). Needs only the standard library (and pytest, which runs the tests).
 
