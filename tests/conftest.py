@@ -1,9 +1,14 @@
-"""Shared fixtures: small networks built through the public path."""
+"""Shared test set-up: the hypothesis profile (derandomized: the same examples on every machine),
+``lattice_network`` (a SiteNetwork on a teaching lattice, one site class unless told otherwise) and
+the ``interacting_model`` fixture (a small RateModel with every energy term switched on)."""
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 # property tests explore a fixed, reproducible set of examples (same on every machine and in CI)
 settings.register_profile("kmc", derandomize=True, print_blob=True)
+# scripts/mutants.py: the same examples, but no shrinking (a kill needs one failing example)
+settings.register_profile("mutants", settings.get_profile("kmc"),
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 settings.load_profile("kmc")
 
 from kmc.engine.model import RateModel
@@ -20,7 +25,10 @@ def lattice_network(name: str, supercell, a: float = 1.0, **kw) -> SiteNetwork:
 
 @pytest.fixture
 def interacting_model():
-    """Simple cubic 6^3 with nn exclusion-free interactions of both signs and two site classes."""
+    """bcc, 3x3x3 cells (54 sites, a = 1 Å), two site classes (A: cube corners at 0 eV, B: body
+    centres at 0.07 eV), no exclusions, pair interactions of both signs (+0.04 eV for nearest
+    neighbours at 0.866 Å, -0.015 eV for second neighbours at 1 Å), E_KRA 0.2 eV, nu 1e13 Hz and
+    a field of 0.01 V/Å along x."""
     tl = teaching_lattice("bcc", 1.0)
     net = SiteNetwork.from_structure(tl.structure, "Li", (3, 3, 3),
                                      hop_cutoff_A=1.01 * tl.nn_distance_A,

@@ -295,6 +295,7 @@ def test_kmc_info_cif(garnet_cif, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["source"] == "cif" and info["ions_per_cell"] == 60
     assert info["formula"] == "Li7.5La3Zr2O12" and info["space_group"].startswith("Ia-3d")
+    assert info["hops_per_class"]  # (all() of no classes would be vacuously true)
     assert all(h["default_barrier_eV"] is None for h in info["hops_per_class"].values())
     assert info["hop_cutoff_A"] == 3.0 and info["exclusion_distance_A"] == 0.0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.constants as sc
 from conftest import lattice_network
 
 from kmc.analysis.transport import FrameBuffer, analyze_frames, lag_grid, replica_msd
@@ -15,6 +16,7 @@ from kmc.constants import KB_EV_K
 from kmc.engine.model import RateModel
 from kmc.runs.replicas import measure_temperature, replica_seeds
 from kmc.runs.system import System
+from kmc.system.lattices import teaching_lattice
 from kmc.system.network import SiteNetwork
 
 NU = 1e13
@@ -76,6 +78,12 @@ def test_single_ion_D_is_a2_gamma_in_every_dimensionality(lattice, supercell, ze
     # one ion: D_J = D* identically, so sigma comes from the tracer signal and says so
     assert s["D_jump_cm2_s"] == pytest.approx(d, rel=1e-9)
     assert s["sigma_route"] == "single_ion_D_tracer_equals_D_jump"
+    # Nernst-Einstein, sigma = (N/V) q^2 D_J / (kB T), with CODATA constants and the volume of
+    # the supercell from the lattice itself: the exact sigma of one ion of charge e
+    volume_cm3 = teaching_lattice(lattice, a).structure.volume * np.prod(supercell) * 1e-24
+    exact_sigma = sc.e ** 2 * exact / (volume_cm3 * sc.k * T)
+    sig, sig_e = s["sigma_S_cm"], s["sigma_err_S_cm"]
+    assert abs(sig - exact_sigma) < 4 * sig_e and sig_e < 0.08 * exact_sigma, (sig, sig_e)
     for ax in zero_axes:  # axes the network does not span: exactly zero, not noise
         assert s[f"D_tracer_{ax}_cm2_s"] == 0.0 and s[f"D_tracer_{ax}_err_cm2_s"] == 0.0
 
@@ -196,3 +204,34 @@ def test_msd_and_D_agree_with_pymatgen_analysis_diffusion():
     d, e = ours["D_tracer_cm2_s"], ours["D_tracer_err_cm2_s"]
     assert abs(d - m) < 3.0 * np.hypot(e, se), (d, e, m, se)
     assert e < 0.1 * d
+
+
+def test_uniform_motion_has_exponent_two_and_is_never_diffusive():
+    """Ions moving at constant velocity: MSD(t) = |v|^2 t^2 exactly, local exponent exactly 2 at
+    every lag, so no fit window is diffusive (the tolerance around 1 must exclude 2)."""
+    rng = np.random.default_rng(3)
+    k, n, dt = 65, 5, 1e-9
+    buffers = []
+    for _ in range(4):
+        v = rng.normal(size=(n, 3))              # Å per frame spacing, one velocity per ion
+        frames = np.arange(k)[:, None, None] * v[None]
+        buffers.append(FrameBuffer(k - 1, dt, frames, k, hop_len2_A2=1e-6, ion_moves=1))
+    s = analyze_frames(buffers, 3, 1e3, T).summary
+    for q in ("D_tracer", "D_jump"):
+        assert s["fit"][q]["local_exponent"] == pytest.approx(2.0, abs=1e-9)
+        assert s[f"diffusive_{q}"] is False
+
+
+def test_caged_chain_window_starts_after_the_cage():
+    """The caged chain sampled finer than its fastest hop (16384 frames over 3000 hops): the
+    first lags show the short-time MSD (every hop uncorrelated, slope ~5x the long-time one),
+    then the cage. The fitted D is still the exact long-time L^2 / (2 (1/G1 + 1/G2)) because the
+    window starts only where the MSD is a few squared hops and diffusive."""
+    e1, e2 = 0.10, 0.275
+    g1, g2 = (NU * np.exp(-e / (KB_EV_K * T)) for e in (e1, e2))
+    exact = 3.0 ** 2 / (2.0 * (1.0 / g1 + 1.0 / g2)) * 1e-16
+    s = measure(caged_chain(e1, e2), 1, hops_per_ion=3000, replicas=24, msd_frames=16384)
+    assert s["frame_spacing_s"] < 1.0 / g1                      # frames finer than a cage hop
+    d, e = s["D_tracer_cm2_s"], s["D_tracer_err_cm2_s"]
+    assert abs(d - exact) < 4 * e and e < 0.1 * exact, (d, e, exact)
+    assert s["diffusive_D_tracer"] is True

@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from kmc.config import Config, OutputConfig, RunConfig
 from kmc.exceptions import ConfigError, StructureError
+
+if TYPE_CHECKING:  # for annotations only: kmc.runs is imported on first build
+    from kmc.runs.system import System as SystemBuild
 
 __all__ = ["System", "run"]
 
@@ -32,9 +35,11 @@ def _to_structure(structure: Any):
         return structure
     try:
         from ase import Atoms
+
+        is_atoms = isinstance(structure, Atoms)
     except ImportError:  # ase is a dependency, but keep the message useful without it
-        Atoms = ()
-    if Atoms and isinstance(structure, Atoms):
+        is_atoms = False
+    if is_atoms:
         from pymatgen.io.ase import AseAtomsAdaptor
 
         return AseAtomsAdaptor.get_structure(structure)
@@ -63,7 +68,7 @@ class System:
                               f"use System.from_config(...) or System.from_structure(...).")
         self.config = config
         self.structure = structure
-        self._built = None
+        self._built: SystemBuild | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -82,7 +87,7 @@ class System:
         if isinstance(config, dict):
             return cls(Config.from_dict(config))
         if isinstance(config, (str, os.PathLike)):
-            return cls(Config.from_file(config))
+            return cls(Config.from_file(config if isinstance(config, str) else Path(config)))
         raise ConfigError(f"cannot make a config from a {type(config).__name__}; pass a TOML "
                           f"path, a bundled name, a dict or a kmc.config.Config.")
 
@@ -145,16 +150,17 @@ class System:
             lattice["supercell"] = list(supercell)
         occupancy = {k: v for k, v in (("vacancies", vacancies), ("filling", filling),
                                        ("ions", ions)) if v is not None}
-        model = dict(model or {})
-        for key, value in (("barrier_eV", barrier_eV),
-                           ("attempt_frequency_THz", attempt_frequency_THz)):
+        model_table: dict[str, Any] = dict(model or {})
+        arguments: tuple[tuple[str, Any], ...] = (("barrier_eV", barrier_eV),
+                                                  ("attempt_frequency_THz", attempt_frequency_THz))
+        for key, value in arguments:
             if value is None:
                 continue
-            if key in model:
+            if key in model_table:
                 raise ConfigError(f"{key} is given both as an argument and in model; give it "
                                   f"once.")
-            model[key] = value
-        data = {"lattice": lattice, "occupancy": occupancy, "model": model}
+            model_table[key] = value
+        data = {"lattice": lattice, "occupancy": occupancy, "model": model_table}
         if isinstance(structure, (str, os.PathLike)):
             lattice["cif"] = str(Path(structure).expanduser().absolute())
             return cls(Config.from_dict(data))
@@ -167,7 +173,7 @@ class System:
         return cls(Config.from_dict(data, structure_name=name), st)
 
     # ------------------------------------------------------------------ what it builds
-    def build(self):
+    def build(self) -> "SystemBuild":
         """The built :class:`kmc.runs.system.System` (network, rate model, ion count, blockers);
         built once, on first use."""
         if self._built is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -621,6 +621,10 @@ def fit_arrhenius(
     )
 
 
+@overload
+def _readonly(a: np.ndarray) -> np.ndarray: ...
+@overload
+def _readonly(a: None) -> None: ...
 def _readonly(a: np.ndarray | None) -> np.ndarray | None:
     if a is None:
         return None

@@ -216,7 +216,8 @@ def auto_supercell(lattice, min_width_A: float = AUTO_SUPERCELL_MIN_WIDTH_A
     vol = abs(float(np.linalg.det(L)))
     widths = [vol / float(np.linalg.norm(np.cross(L[j], L[k])))
               for j, k in ((1, 2), (2, 0), (0, 1))]
-    return tuple(max(1, int(math.ceil(min_width_A / w - 1e-9))) for w in widths)
+    n = [max(1, int(math.ceil(min_width_A / w - 1e-9))) for w in widths]
+    return n[0], n[1], n[2]
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,8 @@ class OccupancyConfig:
                 raise ConfigError(f"[occupancy] filling must lie between 0 and 1, got {c}; give "
                                   f"the fraction of sites occupied, e.g. filling = 0.5.")
             return cls(filling=c)
-        return cls(**{key: _number(f"[occupancy] {key}", t[key], integer=True, nonneg=True)})
+        n = int(_number(f"[occupancy] {key}", t[key], integer=True, nonneg=True))
+        return cls(vacancies=n) if key == "vacancies" else cls(ions=n)
 
     def n_ions(self, n_sites: int, default: int | None = None) -> int:
         """Number of mobile ions on a lattice of ``n_sites`` free sites (``default`` when no
@@ -264,6 +266,7 @@ class OccupancyConfig:
         elif self.ions is not None:
             n = self.ions
         else:
+            assert self.filling is not None  # exactly one of the three is set (see parse)
             n = int(round(self.filling * n_sites))
         if not 0 < n <= n_sites:
             raise ConfigError(f"the occupancy gives {n} ions on {n_sites} sites; choose between 1 "
