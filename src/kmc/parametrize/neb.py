@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
 
 from kmc.exceptions import ConvergenceError, StructureError
 
@@ -196,17 +197,27 @@ def stored_energy(atoms) -> float | None:
     return None
 
 
-def _energies_of(images: list, calculator) -> list[float]:
-    out = []
-    for im in images:
-        e = stored_energy(im)
-        if e is not None:
-            out.append(e)
-            continue
-        a = im.copy()
-        a.calc = calculator
-        out.append(float(a.get_potential_energy()))
-    return out
+class _ImageCalculator(Calculator):
+    """One band image's own view of the shared calculator, caching that image's energy and forces.
+
+    ASE's NEB and FIRE ask every image for its forces up to three times per step; a calculator shared
+    by all images remembers only the last structure it saw, so each request was a new evaluation.
+    ``counter[0]`` counts the evaluations actually made (the result's ``force_calls``).
+    """
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, shared, counter: list[int]) -> None:
+        super().__init__()
+        self.shared = shared
+        self.counter = counter
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms.copy()
+        a.calc = self.shared
+        self.results = {"energy": float(a.get_potential_energy()), "forces": np.array(a.get_forces())}
+        self.counter[0] += 1
 
 
 def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
@@ -306,13 +317,13 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
     # endpoints stay fixed: a single-point calculator hands NEB their (cached) energies
     for im, e in ((images[0], e0), (images[-1], e1)):
         im.calc = SinglePointCalculator(im, energy=e, forces=np.zeros((len(im), 3)))
+    band_calls = [0]
     for im in images[1:-1]:
-        im.calc = backend.calculator
+        im.calc = _ImageCalculator(backend.calculator, band_calls)
     converged = False
     while stage != "done":
         climb = stage == "climb"
-        neb = NEB(images, k=settings.spring_eV_A2, climb=climb, method="improvedtangent",
-                  allow_shared_calculator=True)
+        neb = NEB(images, k=settings.spring_eV_A2, climb=climb, method="improvedtangent")
         opt = FIRE(neb, logfile=None)
         fmax = settings.fmax_eV_A if climb else settings.pre_fmax_eV_A
 
@@ -330,7 +341,6 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
 
         opt.attach(observe, interval=1)
         ok = opt.run(fmax=fmax, steps=settings.max_steps)
-        calls += int(opt.nsteps) * settings.n_images
         if stage == "pre":
             stage = "climb" if settings.climb else "done"
             converged = bool(ok) if not settings.climb else converged
@@ -341,11 +351,10 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
             snap = [im.copy() for im in images]
             snap[0].info.update({"stage": stage, "steps": steps})
             _write_atomic(band_file, snap)
-    f_max = float(np.sqrt((NEB(images, climb=settings.climb, method="improvedtangent",
-                                allow_shared_calculator=True).get_forces() ** 2).sum(axis=1)).max())
-    inner = _energies_of(images[1:-1], backend.calculator)
-    calls += settings.n_images
-    energies = [e0, *inner, e1]
+    f_max = float(np.sqrt((NEB(images, climb=settings.climb, method="improvedtangent").get_forces() ** 2)
+                          .sum(axis=1)).max())
+    energies = [e0, *(float(im.get_potential_energy()) for im in images[1:-1]), e1]
+    calls += band_calls[0]
     pos = np.array([im.positions for im in images])
     from ase.geometry import find_mic
 
