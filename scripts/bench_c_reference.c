@@ -10,13 +10,13 @@
  * exclusions, interaction fields, class occupation integrals; it keeps a neighbour table (six
  * int32 per site), which is what kmc's event list amounts to on this lattice.
  *
- *   gcc -O3 -o /tmp/bkl_ref scripts/bench_c_reference.c -lm && /tmp/bkl_ref
+ *   gcc -O3 -o bkl_ref scripts/bench_c_reference.c -lm && ./bkl_ref
  *
  * (-O3 without -march=native, as kmc's extension is built.)  Prints ns per hop for a single
  * vacancy and for a half-filled lattice at about 10^3 .. 10^6 sites, best of three timed runs.
- * `/tmp/bkl_ref L vacancy|half HOPS` instead runs HOPS hops once in run_hops(), for counting
+ * `./bkl_ref L vacancy|half HOPS` instead runs HOPS hops once in run_hops(), for counting
  * instructions per hop, e.g. with
- *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=run_hops /tmp/bkl_ref 10 vacancy 100000
+ *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=run_hops ./bkl_ref 10 vacancy 100000
  */
 #include <math.h>
 #include <stdint.h>

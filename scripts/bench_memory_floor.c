@@ -5,7 +5,7 @@
  * and no neighbour list is read, so kmc's real hop can only cost more.  Also a pointer chase:
  * the latency of one dependent load in arrays of growing size.
  *
- *   gcc -O3 -march=native -o /tmp/floor scripts/bench_memory_floor.c -lm && /tmp/floor
+ *   gcc -O3 -march=native -o floor scripts/bench_memory_floor.c -lm && ./floor
  *
  * The tree work is done the way the engine does it, with the same prefetches: the descent
  * fetches each node's descendants four levels down, the seven leaf paths and the ion record are

@@ -27,6 +27,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -175,8 +176,9 @@ def main() -> int:
                     help="edge L of the simple cubic L^3 supercell (default: 10 16)")
     ap.add_argument("--seconds", type=float, default=5.0,
                     help="minimum timed wall-clock seconds per code and system (default: 5)")
-    ap.add_argument("--venv-dir", default="/tmp/peersvenv",
-                    help="throwaway directory for the peers' environments (recreated)")
+    ap.add_argument("--venv-dir", default=str(Path(tempfile.gettempdir()) / "kmc-peersvenv"),
+                    help="throwaway directory for the peers' environments (recreated; default "
+                         "in the system's temporary directory)")
     args = ap.parse_args()
 
     root = Path(args.venv_dir)

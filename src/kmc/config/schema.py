@@ -71,6 +71,21 @@ def _framework_names() -> list[str]:
     return framework_names()
 
 
+def _input_file(t: dict, key: str, what: str, example: str, base_dir) -> Path:
+    """The existing file named by ``[lattice] key`` (relative paths from the config's directory)."""
+    if not isinstance(t[key], str) or not t[key]:
+        raise ConfigError(f"[lattice] {key} must be the path of a {what}, e.g. "
+                          f"{key} = \"{example}\".")
+    path = Path(t[key]).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir if base_dir is not None else ".") / path
+    path = path.absolute()
+    if not path.is_file():
+        raise ConfigError(f"no {what} at {str(path)!r}; check [lattice] {key} (a relative path is "
+                          f"read from the config file's directory).")
+    return path
+
+
 @dataclass(frozen=True)
 class LatticeConfig:
     """Which sites: a teaching lattice or a builtin framework (``builtin``), or a CIF file
@@ -126,29 +141,12 @@ class LatticeConfig:
                                   "builtin, cif and framework_file; remove them.")
             kw["cif"], kw["builtin"] = str(structure_name), None
         elif "framework_file" in t:
-            if not isinstance(t["framework_file"], str) or not t["framework_file"]:
-                raise ConfigError("[lattice] framework_file must be the path of a model file, e.g. "
-                                  "framework_file = \"model/model.toml\".")
-            path = Path(t["framework_file"]).expanduser()
-            if not path.is_absolute():
-                path = Path(base_dir if base_dir is not None else ".") / path
-            path = path.absolute()
-            if not path.is_file():
-                raise ConfigError(f"no framework file at {str(path)!r}; check [lattice] framework_file "
-                                  f"(a relative path is read from the config file's directory).")
-            kw["framework_file"], kw["builtin"] = str(path), None
+            kw["framework_file"] = str(_input_file(t, "framework_file", "framework file",
+                                                   "model/model.toml", base_dir))
+            kw["builtin"] = None
         elif "cif" in t:
-            if not isinstance(t["cif"], str) or not t["cif"]:
-                raise ConfigError("[lattice] cif must be the path of a CIF file, e.g. "
-                                  "cif = \"garnet.cif\".")
-            path = Path(t["cif"]).expanduser()
-            if not path.is_absolute():
-                path = Path(base_dir if base_dir is not None else ".") / path
-            path = path.absolute()
-            if not path.is_file():
-                raise ConfigError(f"no CIF file at {str(path)!r}; check [lattice] cif (a relative "
-                                  f"path is read from the config file's directory).")
-            kw["cif"], kw["builtin"] = str(path), None
+            kw["cif"], kw["builtin"] = str(_input_file(t, "cif", "CIF file", "garnet.cif",
+                                                       base_dir)), None
         elif "builtin" in t:
             names = list(LATTICES) + _framework_names()
             if t["builtin"] not in names:
