@@ -336,3 +336,51 @@ def test_toy_forces_are_the_gradient_of_its_energy(tmp_path):
                 e.append(b.get_potential_energy())
             fd[i, k] = -(e[0] - e[1]) / 2e-5
     assert np.abs(f - fd).max() < 1e-6 * max(1.0, np.abs(f).max())
+
+
+# ------------------------------------------------------------------------------------ sampling, mapping
+def test_weighted_placement_fills_the_heavy_sites_first():
+    from kmc.system.network import place_hard_core
+
+    nbrs = [np.zeros(0, dtype=np.int64)] * 200
+    heavy = np.arange(200) < 100
+    occ = place_hard_core(200, nbrs, np.zeros(200, bool), 60, np.random.default_rng(0),
+                          np.where(heavy, 1000.0, 1.0))
+    assert occ.sum() == 60 and occ[heavy].sum() >= 58   # 1000:1 odds per draw
+
+
+def test_garnet_second_round_spreads_the_tetrahedral_occupancy():
+    """With every pair shorter than 1.7 Å avoided, Li7 garnet (56 Li on 24 tetrahedral 24d and 96
+    octahedral 96h sites) jams at 8 Li on 24d with all 48 cages filled (the tetragonal count); with
+    only the same-cage 96h pair avoided, the class weights spread the 24d count over 8..24."""
+    p = load_problem("llzo-cubic", "Li", None, None, 4.0, None)
+    rng = np.random.default_rng(0)
+    n_tet = lambda c: int((p.site_class[c.occupied] == 0).sum())  # noqa: E731
+    assert {n_tet(p.random_configuration(rng)) for _ in range(5)} <= {8, 9, 10}
+    cage = [o for o in p.short_orbits if p.orbits[o][2] < 1.0]
+    assert len(cage) == 1
+    low = [n_tet(p.random_configuration(rng, avoid=cage, class_weights=[0.05, 1.0])) for _ in range(5)]
+    high = [n_tet(p.random_configuration(rng, avoid=cage, class_weights=[20.0, 1.0])) for _ in range(5)]
+    assert max(low) <= 12 and min(high) >= 18
+
+
+def test_a_relaxed_ion_is_fitted_on_the_site_it_relaxed_onto(tmp_path):
+    from kmc.parametrize.lattice import Configuration
+    from kmc.parametrize.pipeline import _fitted
+
+    cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
+    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0)
+    cfg = p.random_configuration(np.random.default_rng(1))
+    atoms = p.atoms(cfg)
+    free = int(np.flatnonzero(~np.isin(np.arange(len(p.pos)), cfg.occupied))[0])
+    moved = atoms.positions.copy()
+    n_host = len(atoms) - len(cfg.occupied)
+    moved[n_host] = p.pos[free] + [0.1, 0.0, 0.0]            # ion 0 relaxed onto a free site
+    m = p.map_relaxed(cfg, moved, 0.5)
+    assert m["left_sites"] == [cfg.occupied[0]] and m["mapped"] and m["mapped_sites"][0] == free
+    f = _fitted(p, cfg, m, set())
+    assert isinstance(f, Configuration) and f.occupied == sorted([free] + cfg.occupied[1:])
+    between = moved.copy()
+    between[n_host] = p.pos[free] + [2.0, 0.0, 0.0]            # 2 Å from every site: between sites
+    m2 = p.map_relaxed(cfg, between, 0.5)
+    assert not m2["mapped"] and _fitted(p, cfg, m2, set()) is None

@@ -245,10 +245,17 @@ class LatticeProblem:
 
     def random_configuration(self, rng: np.random.Generator, n_dopants: dict[str, int] | None = None,
                              extra_vacancies: int = 0, forced: tuple[int, int] | None = None,
-                             kind: str = "random", attempts: int = 20) -> Configuration:
-        """Random arrangement at the charge-compensated ion count, avoiding every pair shorter
-        than the exclusion test cutoff (except the ``forced`` pair, which is occupied on purpose)."""
-        short = np.isin(self.pair_orbit, self.short_orbits)
+                             kind: str = "random", attempts: int = 20, avoid: list[int] | None = None,
+                             class_weights: np.ndarray | None = None) -> Configuration:
+        """Random arrangement at the charge-compensated ion count.
+
+        Pairs of the ``avoid`` orbits (default: every orbit shorter than the exclusion test cutoff)
+        are never both occupied, except the ``forced`` pair, which is occupied on purpose.
+        ``class_weights`` (one positive number per site class) biases which classes fill first,
+        so that a batch of configurations spans the class occupancies, not only the typical one.
+        """
+        short = np.isin(self.pair_orbit, self.short_orbits if avoid is None else list(avoid))
+        weights = None if class_weights is None else np.asarray(class_weights, float)[self.site_class]
         lists: list[list[int]] = [[] for _ in range(len(self.pos))]
         for a, b in zip(self.pair_i[short], self.pair_j[short]):
             lists[a].append(int(b))
@@ -271,7 +278,7 @@ class LatticeProblem:
             if forced is not None:
                 fixed[list(forced)] = True   # the pair under test is pre-placed
             try:
-                extra = place_hard_core(len(self.pos), nbr, fixed, n - (2 if forced else 0), rng)
+                extra = place_hard_core(len(self.pos), nbr, fixed, n - (2 if forced else 0), rng, weights)
             except JammedError:
                 continue
             occ = list(np.flatnonzero(extra)) + (list(forced) if forced else [])
@@ -308,6 +315,12 @@ class LatticeProblem:
         ``tolerance_A``; two ions whose nearest site is the same have collapsed. Returns the ions
         that left and, for every occupied short pair (closer than the exclusion test cutoff), its
         orbit, the relaxed ion-ion distance and whether either ion left.
+
+        The relaxed structure is also mapped onto the lattice as it ended: ``mapped_sites`` holds
+        the nearest site of every ion (in the order of ``config.occupied``) and ``mapped`` says
+        whether that is a lattice configuration (every ion within ``tolerance_A`` of its own,
+        distinct site), i.e. whether the relaxed energy can be fitted as the energy of the
+        arrangement the ions relaxed into (the usual cluster-expansion practice).
         """
         from ase.geometry import find_mic
 
@@ -331,8 +344,11 @@ class LatticeProblem:
                                     "site_distance_A": round(float(d), 4), "relaxed_distance_A": round(dd, 4),
                                     "relaxed_away": bool(left[ka] or left[kb]),
                                     "displacements_A": [round(float(dist[ka]), 4), round(float(dist[kb]), 4)]})
+        off = d_all[np.arange(len(final)), nearest] > tolerance_A
         return {"left_sites": [int(s) for s in sites[left]], "max_displacement_A": float(dist.max(initial=0.0)),
-                "collapsed": collapsed, "short_pairs": short_pairs}
+                "collapsed": collapsed, "short_pairs": short_pairs,
+                "mapped_sites": [int(x) for x in nearest], "mapped": bool(not collapsed and not off.any()),
+                "max_mapped_distance_A": float(d_all[np.arange(len(final)), nearest].max(initial=0.0))}
 
 
 def load_problem(source: str, mobile: str = "Li", supercell: tuple[int, int, int] | None = None,

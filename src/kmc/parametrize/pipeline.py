@@ -5,12 +5,17 @@ Steps (each relaxation and each NEB is cached on disk as it finishes, so a kille
 
 1. :func:`kmc.parametrize.lattice.load_problem`: sites, classes, hop classes, pair and dopant orbits.
 2. Configurations: random arrangements at the charge-compensated ion count (dopant counts from 0
-   to their maximum; vacancies when the mobile sublattice is full), arrangements with one pair of
-   every orbit shorter than the exclusion test cutoff (does it relax away?), then a few
-   low-energy-biased ones (the lowest predicted by a first fit among many random candidates).
-3. Relaxation at fixed cell (BFGS), mapping back to lattice occupancies: configurations in which
-   an ion leaves its site are not fitted; a short orbit whose pairs relax away in every test is a
-   computed hard exclusion, recorded with its evidence.
+   to their maximum; vacancies when the mobile sublattice is full) that avoid every orbit shorter
+   than the exclusion test cutoff, arrangements with one pair of every such short orbit (does it
+   relax away?), then a second round in which the short orbits that did not relax away are
+   allowed and every configuration draws random site-class weights, so that the class
+   occupancies (e.g. garnet 24d versus 96h) are spread instead of all near the jammed typical
+   one, then a few low-energy-biased ones (the lowest predicted by a first fit among many random
+   candidates).
+3. Relaxation at fixed cell (BFGS), mapping back to the lattice: a short orbit whose pairs relax
+   away in every test is a computed hard exclusion, recorded with its evidence; a configuration
+   is fitted as the arrangement its ions relaxed into (every ion within the site tolerance of its
+   own nearest site, no excluded pair), and is dropped when an ion ends between sites.
 4. :func:`kmc.parametrize.fit.fit_hamiltonian`.
 5. CI-NEB per hop class in several local environments (distinct neighbour occupancies), E_KRA's
    mean and spread; the attempt frequency from the curvature along the hop at the initial site.
@@ -54,6 +59,9 @@ class ParametrizeSettings:
     n_configs: int = 40             #: random configurations
     n_low_energy: int = 6           #: low-energy-biased configurations added after a first fit
     n_exclusion_tests: int = 2      #: configurations per short orbit testing whether it relaxes away
+    n_second_round: int | None = None  #: class-weighted configurations allowing the short orbits
+    #: that did not relax away (None: half of n_configs when there is more than one site class or
+    #: such an orbit, else 0)
     max_vacancies: int | None = None  #: extra vacancies (None: 2 when the mobile sublattice is full, else 0)
     n_environments: int = 3         #: NEB environments per hop class
     relax_fmax_eV_A: float = 0.05
@@ -65,7 +73,7 @@ class ParametrizeSettings:
     @classmethod
     def quick(cls, **kw) -> "ParametrizeSettings":
         """Minutes, not hours: few configurations, 3-image bands, loose force tolerances."""
-        base = dict(n_configs=10, n_low_energy=2, n_exclusion_tests=1, relax_fmax_eV_A=0.1,
+        base = dict(n_configs=10, n_low_energy=2, n_exclusion_tests=1, n_second_round=2, relax_fmax_eV_A=0.1,
                     relax_max_steps=200,
                     neb=NEBSettings(n_images=3, fmax_eV_A=0.1, pre_fmax_eV_A=0.3, max_steps=200,
                                     endpoint_fmax_eV_A=0.1, endpoint_max_steps=200))
@@ -136,16 +144,27 @@ def attempt_frequency_THz(atoms, index: int, direction: np.ndarray, calculator, 
     return float(np.sqrt(k * electron_volt * 1e20 / m) / (2 * np.pi) / 1e12)
 
 
-def _sample(problem: LatticeProblem, settings: ParametrizeSettings, rng: np.random.Generator,
-            vacancies: int) -> list[Configuration]:
-    """Random configurations over dopant counts and vacancies, then the exclusion tests."""
-    configs: list[Configuration] = []
-    counts = [{}]
+def _variants(problem: LatticeProblem, vacancies: int) -> list[tuple[dict[str, int], int]]:
+    """(dopant counts, extra vacancies) the random configurations cycle through."""
+    counts: list[dict[str, int]] = [{}]
     for spec in problem.dopants:
         counts = [{**c, spec.element: k} for c in counts for k in range(spec.max_per_cell + 1)]
     variants = [(c, v) for c in counts for v in range(vacancies + 1)]
     if vacancies:  # a full sublattice: the undoped, vacancy-free cell has one arrangement only
         variants = [x for x in variants if x[1] > 0 or any(x[0].values())] or variants
+    return variants
+
+
+def _atom_on(atoms, cfg: Configuration, result: dict, site: int) -> int:
+    """Index in ``atoms`` (built from ``cfg``) of the mobile ion that relaxed onto ``site``."""
+    return len(atoms) - len(cfg.occupied) + result["mapping"]["mapped_sites"].index(site)
+
+
+def _sample(problem: LatticeProblem, settings: ParametrizeSettings, rng: np.random.Generator,
+            vacancies: int) -> list[Configuration]:
+    """Random configurations over dopant counts and vacancies, then the exclusion tests."""
+    configs: list[Configuration] = []
+    variants = _variants(problem, vacancies)
     for k in range(settings.n_configs):
         c, v = variants[k % len(variants)]
         configs.append(problem.random_configuration(rng, c, v))
@@ -157,6 +176,23 @@ def _sample(problem: LatticeProblem, settings: ParametrizeSettings, rng: np.rand
             configs.append(problem.random_configuration(rng, {}, min(vacancies, 1), forced=pair,
                                                         kind=f"exclusion-test:{problem.orbit_name(o)}"))
     return configs
+
+
+def _fitted(problem: LatticeProblem, cfg: Configuration, mapping: dict, excluded: set[int]) -> Configuration | None:
+    """The lattice configuration a relaxed structure is fitted as (see the module docstring), or
+    None when it is none: an ion between sites, two ions on one site, an ion on a dopant-blocked
+    site or a pair of an excluded orbit."""
+    if not mapping["mapped"]:
+        return None
+    sites = sorted(mapping["mapped_sites"])
+    if problem.blocked(cfg)[sites].any():
+        return None
+    occ = np.zeros(len(problem.pos), dtype=bool)
+    occ[sites] = True
+    both = occ[problem.pair_i] & occ[problem.pair_j]
+    if np.isin(problem.pair_orbit[both], list(excluded)).any():
+        return None
+    return Configuration(sites, list(cfg.dopants), cfg.kind)
 
 
 def _design(problem: LatticeProblem, configs: list[Configuration], exclude: set[int]):
@@ -297,6 +333,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         f"configurations to relax with {backend.name} (cache {cache})")
 
     def run_all(cfgs: list[Configuration], start: int) -> list[dict]:
+        """Relax (or read) every configuration and map it back to the lattice."""
         from tqdm import tqdm
 
         res = []
@@ -315,13 +352,36 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             evidence.setdefault(sp["orbit"], []).append({**sp, "configuration": k})
     excluded = {o for o in problem.short_orbits
                 if evidence.get(problem.orbit_name(o)) and all(e["relaxed_away"] for e in evidence[problem.orbit_name(o)])}
-    usable = [k for k, r in enumerate(results) if not r["mapping"]["left_sites"] and not r["mapping"]["collapsed"]]
-    C, X, names = _design(problem, [configs[k] for k in usable], excluded)
+    # untested short orbits stay avoided; tested ones that stayed are sampled like any other pair
+    avoid = sorted(excluded | {o for o in problem.short_orbits if not evidence.get(problem.orbit_name(o))})
+    n_second = settings.n_second_round
+    if n_second is None:
+        n_second = settings.n_configs // 2 if (len(problem.class_names) > 1 or len(avoid) < len(problem.short_orbits)) else 0
+    if n_second:
+        variants, second = _variants(problem, vacancies), []
+        for k in range(n_second):
+            w = np.exp(rng.uniform(-3.0, 3.0, size=len(problem.class_names)))
+            c, v = variants[k % len(variants)]
+            second.append(problem.random_configuration(rng, c, v, kind="class-weighted", avoid=avoid,
+                                                       class_weights=w))
+        log(f"second round: {n_second} class-weighted configurations"
+            + (f" with {', '.join(problem.orbit_name(o) for o in problem.short_orbits if o not in avoid)} allowed"
+               if len(avoid) < len(problem.short_orbits) else ""))
+        results += run_all(second, len(configs))
+        configs += second
+
+    def fitted_set() -> tuple[list[int], list[Configuration]]:
+        pairs = [(k, _fitted(problem, configs[k], r["mapping"], excluded)) for k, r in enumerate(results)]
+        return [k for k, f in pairs if f is not None], [f for _, f in pairs if f is not None]
+
+    usable, fitted = fitted_set()
+    C, X, names = _design(problem, fitted, excluded)
     E = np.array([results[k]["energy_eV"] for k in usable])
     fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
     # low-energy-biased configurations: the lowest predicted among many random candidates
     if settings.n_low_energy:
-        cand = [problem.random_configuration(rng, {}, min(vacancies, 1), kind="low-energy")
+        cand = [problem.random_configuration(rng, {}, min(vacancies, 1), kind="low-energy",
+                                             avoid=avoid if n_second else None)
                 for _ in range(20 * settings.n_low_energy)]
         known = {tuple(c.occupied) for c in configs}
         Cc, Xc, _ = _design(problem, cand, excluded)
@@ -336,8 +396,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 break
         results += run_all(chosen, len(configs))
         configs += chosen
-        usable = [k for k, r in enumerate(results) if not r["mapping"]["left_sites"] and not r["mapping"]["collapsed"]]
-        C, X, names = _design(problem, [configs[k] for k in usable], excluded)
+        usable, fitted = fitted_set()
+        C, X, names = _design(problem, fitted, excluded)
         E = np.array([results[k]["energy_eV"] for k in usable])
         fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
     n_sites_mobile = float(np.mean(C[:, 1]))
@@ -351,16 +411,14 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     hop_orbits = [o for o in range(len(problem.orbits)) if problem.orbit_is_hop[o]]
     for o in hop_orbits:
         name = problem.orbit_name(o)
-        envs = _environments(problem, [configs[k] for k in usable], list(E), o, excluded,
-                             settings.n_environments)
+        envs = _environments(problem, fitted, list(E), o, excluded, settings.n_environments)
         bands = []
         for c, s, d in envs:
             k = usable[c]
-            cfg = configs[k]
-            init = problem.atoms(cfg)
+            init = problem.atoms(configs[k])
             init.positions = np.array(results[k]["positions_A"])
             fin = init.copy()
-            moving = len(init) - len(cfg.occupied) + cfg.occupied.index(s)
+            moving = _atom_on(init, configs[k], results[k], s)
             fin.positions[moving] = problem.pos[d]
             res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
                                              log=lambda m: None))
@@ -374,7 +432,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         c0, s0, d0 = envs[0]
         a0 = problem.atoms(configs[usable[c0]])
         a0.positions = np.array(results[usable[c0]]["positions_A"])
-        idx0 = len(a0) - len(configs[usable[c0]].occupied) + configs[usable[c0]].occupied.index(s0)
+        idx0 = _atom_on(a0, configs[usable[c0]], results[usable[c0]], s0)
         from ase.geometry import find_mic
 
         direction = find_mic(problem.pos[d0] - problem.pos[s0], problem.cell, pbc=True)[0]
@@ -401,6 +459,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "calculator": backend.provenance, "settings": jsonable(asdict(settings)),
         "configurations": [{**cfg.to_dict(), "energy_eV": r["energy_eV"], "relax_steps": r["steps"],
                             "n_mobile": len(cfg.occupied), "mapping": r["mapping"], "used_in_fit": k in usable,
+                            "fitted_occupied": fitted[usable.index(k)].occupied if k in usable else None,
                             "positions_A": r["positions_A"]}
                            for k, (cfg, r) in enumerate(zip(configs, results))],
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])

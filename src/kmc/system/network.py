@@ -294,7 +294,7 @@ class JammedError(ValueError):
 
 
 def place_hard_core(n_sites: int, nbrs: list[np.ndarray], fixed: np.ndarray, n_free: int,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:
     """Random arrangement of ``n_free`` particles on a hard-core lattice gas.
 
     Parameters
@@ -310,6 +310,10 @@ def place_hard_core(n_sites: int, nbrs: list[np.ndarray], fixed: np.ndarray, n_f
         Particles to add on the other sites.
     rng : numpy.random.Generator
         Random stream.
+    weights : float array, optional
+        Positive per-site weights: the sequential placement visits sites in a weighted random
+        order (keys ``E / w`` with ``E`` exponential, Efraimidis-Spirakis), so heavier sites fill
+        first on average. None: uniform (the random stream is then the unweighted one).
 
     Returns
     -------
@@ -342,7 +346,12 @@ def place_hard_core(n_sites: int, nbrs: list[np.ndarray], fixed: np.ndarray, n_f
         return not occ[site] and not fixed[site] and count[site] == 0
 
     placed = 0
-    for site in rng.permutation(open_sites):  # random sequential
+    if weights is None:
+        order = rng.permutation(open_sites)
+    else:
+        order = open_sites[np.argsort(rng.exponential(size=len(open_sites)) / np.asarray(weights)[open_sites],
+                                      kind="stable")]
+    for site in order:  # random sequential
         if placed == n_free:
             return occ
         if free(site):
