@@ -247,12 +247,16 @@ def plot_lgps_axes(row: dict, path: Path) -> None:
     fig = _fig(6.4, 4.6)
     ax = fig.add_subplot()
     T = np.array(row["temperatures_K"])
-    for ax_name, c, lab in (("xx", "tab:blue", "a"), ("yy", "tab:orange", "b"),
-                            ("zz", "tab:green", "c")):
+    # a and b are equivalent in tetragonal LGPS, so xx and yy overlap: filled circles and open
+    # squares on a dashed line keep both visible
+    for ax_name, c, lab, fmt, mfc, ls in (("xx", "tab:blue", "a", "o", None, "-"),
+                                          ("yy", "tab:orange", "b", "s", "none", "--"),
+                                          ("zz", "tab:green", "c", "o", None, "-")):
         d = np.array([p[ax_name][0] for p in row["D_tracer_axes_cm2_s"]])
         e = np.array([p[ax_name][1] for p in row["D_tracer_axes_cm2_s"]])
         ea = row["axes_Ea_eV"].get(ax_name, (float("nan"), float("nan")))
-        ax.errorbar(1000 / T, d, yerr=e, fmt="o-", color=c, ms=4, capsize=3, lw=1,
+        ax.errorbar(1000 / T, d, yerr=e, fmt=fmt, ls=ls, color=c, mfc=mfc or c, ms=6 if mfc else 4,
+                    capsize=3, lw=1,
                     label=f"$D^*_{{{ax_name}}}$ (along {lab}): Ea = {ea[0]:.3f} ± {ea[1]:.3f} eV")
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
@@ -273,7 +277,7 @@ def plot_scan(scan: dict, path: Path) -> None:
         ax.errorbar(li, s, yerr=e, fmt="o-", color=c, capsize=3, ms=5, lw=1,
                     label=f"model, {T:g} K")
     ax.axvspan(6.4, 6.5, color="0.8", alpha=0.6,
-               label="reported optimum 6.4-6.5 Li p.f.u.\n(frameworks.md (m), unverified)")
+               label="reported optimum 6.4-6.5 Li p.f.u.\n(widely reported; no source checked here)")
     if scan.get("exp_li7_S_cm"):
         ax.plot([7.0], [scan["exp_li7_S_cm"]], marker="*", ms=14, color="tab:blue", mec="k",
                 ls="none", label="c-LLZO expt, 298 K (data file)")

@@ -237,8 +237,10 @@ def plot_arrhenius(
 
     # Proxy entries explain the styles once instead of once per fit.
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(Patch(facecolor="0.5", alpha=0.3, lw=0))
-    labels.append(f"{level:.0%} confidence band")
+    # one fit: the band's own colour; several: grey, each band is drawn in its fit's colour
+    single = len(items) == 1
+    handles.append(Patch(facecolor=c if single else "0.5", alpha=0.22 if single else 0.3, lw=0))
+    labels.append(f"{level:.0%} confidence band" + ("" if single else " (colour of its fit)"))
     if extrapolated:
         handles.append(Line2D([], [], color="0.3", ls="--", lw=1.3))
         labels.append("extrapolation")

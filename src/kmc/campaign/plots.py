@@ -114,7 +114,10 @@ def _panel(ax, df, xkey: str, others: list[str], y: str, lo=None, hi=None, err=N
                     color=colours(k % 10), label=label or None)
     if ticklabels is not None:
         ax.set_xticks(range(len(ticklabels)))
-        ax.set_xticklabels(ticklabels, rotation=20 if max(map(len, ticklabels)) > 6 else 0)
+        rotate = max(map(len, ticklabels)) > 6
+        # rotated labels anchored at their right end, so the last one does not run off the figure
+        ax.set_xticklabels(ticklabels, rotation=20 if rotate else 0, ha="right" if rotate else "center",
+                           rotation_mode="anchor" if rotate else "default")
         ax.set_xlim(-0.5, len(ticklabels) - 0.5)
     if log:
         ax.set_yscale("log")
