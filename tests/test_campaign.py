@@ -514,3 +514,16 @@ def test_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_row(tmp_pat
     assert not list(ckpt_dir.glob("*.ckpt"))           # deleted once the row is stored
     print(f"\nresumed after 2 SIGKILLs reusing {reused} hops; row identical to the "
           f"uninterrupted run")
+
+
+def test_summary_warns_about_results_measured_before_the_diffusive_regime(tmp_path):
+    """2 hops per ion cannot reach the diffusive regime on the half-filled sc gas, 200 do: the
+    summary says how many results are not diffusive (as `kmc run` does per result) only then."""
+    short = Campaign.from_file(write_campaign(tmp_path, hops=2), out=tmp_path / "short")
+    r = short.run("local", workers=1, progress=False, log=lambda m: None)
+    assert (r.n_results, len(r.not_diffusive)) == (6, 6)
+    assert "6 of the 6 results are not in the diffusive regime" in r.summary()
+    assert "hops_per_ion" in r.summary()
+    long_ = Campaign.from_file(write_campaign(tmp_path, hops=200, name="d.toml"), out=tmp_path / "long")
+    r = long_.run("local", workers=1, progress=False, log=lambda m: None)
+    assert r.n_results == 6 and r.not_diffusive == [] and "diffusive regime" not in r.summary()

@@ -114,6 +114,9 @@ class CampaignReport:
     elapsed_s: float = 0.0
     recomputed: list = field(default_factory=list)  # (point index, why): rows that failed
                                                     # the store's integrity check
+    not_diffusive: list = field(default_factory=list)  # (point index, T): results measured
+                                                       # before the diffusive regime
+    n_results: int = 0                              # (point, temperature) results in the store
 
     @property
     def ok(self) -> bool:
@@ -139,6 +142,13 @@ class CampaignReport:
                          f"integrity check (first: point {self.recomputed[0][0] + 1}: "
                          f"{self.recomputed[0][1]})")
         text = ", ".join(parts) + f" in {self.elapsed_s:.1f} s."
+        if self.not_diffusive:
+            first = ", ".join(f"point {i + 1} at {T:g} K" for i, T in self.not_diffusive[:3])
+            text += (f"\nwarning: {len(self.not_diffusive)} of the {self.n_results} results are not in the "
+                     f"diffusive regime ({first}{', ...' if len(self.not_diffusive) > 3 else ''}; the "
+                     f"`diffusive` column of summary.csv is false): their D*, D_J and sigma are slopes of "
+                     f"an MSD that is still bending; raise [run] hops_per_ion or set target_rel_err in "
+                     f"the campaign file before quoting them.")
         if self.other_versions:
             vs = ", ".join(f"{n} by kmc {v}" for v, n in sorted(self.other_versions.items()))
             text += (f"\nnote: reused rows computed by another kmc version ({vs}); rerun with "
@@ -336,9 +346,16 @@ class Campaign(CampaignSpec, CampaignAnalysis):
                     task = PointTask(str(out.absolute()), every) if every else PointTask()
                     self._execute(ex, store, todo, report, resume, progress, log, task, ckpts)
                     versions: dict[str, int] = {}
+                    index = {p.key: p.index for p in self.points}
                     for r in store.rows([p.key for p in self.points]):
                         if r["version"] != __version__:
                             versions[r["version"]] = versions.get(r["version"], 0) + 1
+                        if r["status"] == "ok":
+                            for t in (r["result"] or {}).get("results", []):
+                                report.n_results += 1
+                                if t.get("diffusive") is False:
+                                    report.not_diffusive.append((index[r["key"]], t["temperature_K"]))
+                    report.not_diffusive.sort()
                     report.other_versions = versions
                 if export:
                     report.written = self.export(out)
