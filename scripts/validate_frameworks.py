@@ -106,6 +106,10 @@ def summarize_sweep(name: str, builtin: str, res) -> dict:
         "sigma_S_cm": [r["sigma_S_cm"] for r in res.results],
         "sigma_err_S_cm": [r["sigma_err_S_cm"] for r in res.results],
         "haven_ratio": [r["haven_ratio"] for r in res.results],
+        # the MSD fits behind every number: a sigma from a non-diffusive D_J is not a result
+        "diffusive_D_tracer": [r["diffusive_D_tracer"] for r in res.results],
+        "diffusive_D_jump": [r["diffusive_D_jump"] for r in res.results],
+        "local_exponent_D_jump": [r["local_exponent_D_jump"] for r in res.results],
         "hops_per_s": [r["hops_per_s"] for r in res.results],
         "Ea_eV": a.get("Ea_eV"), "Ea_err_eV": a.get("Ea_err_eV"),
         "sigma_300K_S_cm": s300, "sigma_300K_ci_S_cm": a.get("sigma_300K_ci_S_cm"),
@@ -146,17 +150,23 @@ def ratio_with_ci(a: dict, b: dict) -> tuple[float, float, float]:
     return r, r * math.exp(-1.96 * se), r * math.exp(1.96 * se)
 
 
+def _diffusive_temps(row: dict) -> str:
+    """The temperatures whose sigma (from D_J) is diffusive: 'all', 'none' or a list."""
+    ok = [f"{T:g}" for T, d in zip(row["temperatures_K"], row["diffusive_D_jump"]) if d]
+    return "all" if len(ok) == len(row["temperatures_K"]) else ("none" if not ok else ", ".join(ok))
+
+
 def markdown(rows: list[dict], extra: dict) -> str:
     out = ["| framework | model E_KRA per hop class (eV) | model σ(300 K) (S/cm) [95 % CI] | "
-           "expt σ(RT) (S/cm) | model/expt | model Ea (eV) | expt Ea (eV) |",
-           "|---|---|---|---|---|---|---|"]
+           "expt σ(RT) (S/cm) | model/expt | model Ea (eV) | expt Ea (eV) | σ diffusive at (K) |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lo, hi = r["sigma_300K_ci_S_cm"] or (None, None)
         kra = ", ".join(f"{h} {v:g}" for h, v in r["barriers_eV"].items())
         out.append(f"| {r['name']} ({r['formula']}, {'x'.join(map(str, r['supercell']))} cells) | "
                    f"{kra} | {_sig(r['sigma_300K_S_cm'])} [{_sig(lo)}, {_sig(hi)}] | "
                    f"{_sig(r['exp_sigma_300K_S_cm'])} | {_sig(r['ratio_model_exp'])} | "
-                   f"{r['Ea_eV']:.3f} ± {r['Ea_err_eV']:.1g} | {r['exp_Ea_eV']} |")
+                   f"{r['Ea_eV']:.3f} ± {r['Ea_err_eV']:.1g} | {r['exp_Ea_eV']} | {_diffusive_temps(r)} |")
     out.append("")
     out.append("Experimental sources (from the data files): " + "; ".join(
         f"{r['name']}: {r['exp_reference']}" for r in rows) + ".")
@@ -353,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
                        "sigma_err_S_cm": [r["sigma_err_S_cm"] for r in res.results],
                        "D_tracer_cm2_s": [r["D_tracer_cm2_s"] for r in res.results],
                        "haven_ratio": [r["haven_ratio"] for r in res.results],
+        # the MSD fits behind every number: a sigma from a non-diffusive D_J is not a result
+        "diffusive_D_tracer": [r["diffusive_D_tracer"] for r in res.results],
+        "diffusive_D_jump": [r["diffusive_D_jump"] for r in res.results],
+        "local_exponent_D_jump": [r["local_exponent_D_jump"] for r in res.results],
                        "occupation_per_class": res.results[0]["occupation_per_class"]})
     print(f"Li scan ({len(points)} compositions) in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
