@@ -527,3 +527,21 @@ def test_summary_warns_about_results_measured_before_the_diffusive_regime(tmp_pa
     long_ = Campaign.from_file(write_campaign(tmp_path, hops=200, name="d.toml"), out=tmp_path / "long")
     r = long_.run("local", workers=1, progress=False, log=lambda m: None)
     assert r.n_results == 6 and r.not_diffusive == [] and "diffusive regime" not in r.summary()
+
+
+def test_a_moved_campaign_directory_resumes_and_its_store_holds_no_absolute_path(tmp_path):
+    a = tmp_path / "a"
+    a.mkdir()
+    c = Campaign.from_file(write_campaign(a), out=a / "out")
+    c.run("local", workers=1, progress=False, log=lambda m: None)
+    with Store(a / "out", readonly=True) as st:
+        spec = st.get_meta("campaign")
+    assert not any(str(tmp_path) in str(spec.get(k)) for k in ("source", "base_dir")), spec
+    assert str(tmp_path) not in json.dumps(spec)
+    b = tmp_path / "moved"
+    a.rename(b)
+    again = Campaign.from_file(b / "c.toml", out=b / "out")
+    r = again.run("local", workers=1, progress=False, log=lambda m: None)
+    assert (r.executed, r.skipped) == (0, 6)        # same campaign: everything from the store
+    back = Campaign.from_store(b / "out")
+    assert back.base_dir == b.resolve() and len(back.results()) == 6

@@ -96,6 +96,9 @@ from kmc.runs.checkpoint import (
 
 __all__ = ["Campaign", "CampaignReport", "crash_message"]
 
+#: keys of a stored campaign spec that say where its files were read from, not what it computes
+LOCATION_KEYS = ("source", "base_dir")
+
 
 @dataclass
 class CampaignReport:
@@ -193,7 +196,10 @@ class Campaign(CampaignSpec, CampaignAnalysis):
                 "analysis": spec["analysis"], "campaign": {"name": spec["name"]}}
         if spec.get("seed") is not None:
             data["campaign"]["seed"] = spec["seed"]
-        return cls(data, root=spec.get("base_dir", "."), out=out, source=spec.get("source"))
+        here = Path(out).resolve()  # stored locations are relative to the store (older stores: absolute)
+        root = here / spec.get("base_dir", ".")
+        source = spec.get("source")
+        return cls(data, root=root, out=out, source=str(here / source) if source else None)
 
     def check_buildable(self, points: Iterable[Point]) -> None:
         """Build the site network and rate model of each distinct system among ``points`` (not
@@ -326,7 +332,7 @@ class Campaign(CampaignSpec, CampaignAnalysis):
                 ckpts.check_no_legacy({p.key for p in self.points})
                 with Store(out) as store:
                     self._check_same_campaign(store, out, append)
-                    store.set_meta("campaign", self.to_spec())
+                    store.set_meta("campaign", self._stored_spec(out))
                     by_key = {p.key: p for p in self.points}
                     for key, why in sorted(store.bad_rows.items()):
                         if key in by_key:
@@ -364,11 +370,24 @@ class Campaign(CampaignSpec, CampaignAnalysis):
             raise CampaignError(crash_message(report), report)
         return report
 
+    def _stored_spec(self, out: Path) -> dict:
+        """:meth:`to_spec` with its file locations relative to the store directory ``out``, so
+        that a campaign directory can be moved or shared together with its inputs."""
+        spec = self.to_spec()
+        here = Path(out).resolve()
+        for k in LOCATION_KEYS:
+            if isinstance(spec.get(k), str) and spec[k]:
+                spec[k] = os.path.relpath(Path(spec[k]).resolve(), here)
+        return spec
+
     def _check_same_campaign(self, store: Store, out: Path, append: bool) -> None:
         """Refuse to run into the store of a different campaign unless ``append``."""
         old = store.get_meta("campaign")
-        same = old is None or canonical_json(old) == canonical_json(json.loads(dumps(
-            self.to_spec())))
+
+        def what(spec: dict) -> str:  # where the files were read from does not change the campaign
+            return canonical_json({k: v for k, v in spec.items() if k not in LOCATION_KEYS})
+        same = old is None or (isinstance(old, dict)
+                                and what(old) == what(json.loads(dumps(self.to_spec()))))
         if same:
             return
         if append:  # keep the earlier campaign's spec: its points stay reportable
