@@ -167,3 +167,18 @@ def test_close_sites_warn_with_the_pairs_and_the_fix():
         # teaching lattices are abstract: bcc with a = 1 has neighbours at 0.87, no warning
         build_system(Config.from_dict({"lattice": {"builtin": "bcc", "supercell": [4, 4, 4]},
                                        "occupancy": {"vacancies": 1}}))
+
+
+def test_partly_occupied_framework_sites_warn_once_with_the_fix():
+    lat = Lattice.cubic(3.0)
+    partial = Structure(lat, ["Li", {"Li": 0.5}, {"O": 0.9}],
+                        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]], labels=["Li1", "Li2", "O1"])
+    with pytest.warns(StructureWarning) as rec:
+        kmc.System.from_structure(partial, barrier_eV=0.3, supercell=[3, 3, 3]).build()
+    msgs = [str(w.message) for w in rec if w.category is StructureWarning and "framework" in str(w.message)]
+    assert len(msgs) == 1 and "O1 (0.9)" in msgs[0] and "ordered supercell" in msgs[0]
+    full = Structure(lat, ["Li", {"Li": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]],
+                     labels=["Li1", "Li2", "O1"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StructureWarning)
+        kmc.System.from_structure(full, barrier_eV=0.3, supercell=[3, 3, 3]).build()

@@ -227,6 +227,27 @@ def site_blockers(network: SiteNetwork, structure: Structure) -> dict[str, dict[
             for el, per in found.items()}
 
 
+def warn_partial_framework(structure: Structure, mobile: str, name: str) -> None:
+    """Warn (one sentence) when framework sites (no mobile species on them) are partly occupied:
+    the site network treats the framework as complete, so their vacancies are not modelled."""
+    partial: dict[str, float] = {}
+    for site in structure:
+        if any(el.symbol == mobile for el in site.species.elements):
+            continue
+        occ = float(site.species.num_atoms)
+        if occ < 1.0 - 1e-6:
+            label = site.properties.get("label") or getattr(site, "label", None) or site.species_string
+            partial.setdefault(str(label), occ)
+    if not partial:
+        return
+    listed = ", ".join(f"{k} ({v:.3g})" for k, v in list(partial.items())[:4])
+    more = f" and {len(partial) - 4} more" if len(partial) > 4 else ""
+    warnings.warn(f"{name} has partly occupied framework sites ({listed}{more}); the framework is "
+                  f"taken as complete there (only the {mobile} sites are treated as partial), so "
+                  f"those vacancies neither block nor release {mobile}; give an ordered supercell "
+                  f"with them as explicit vacancies if they matter.", StructureWarning, stacklevel=3)
+
+
 def warn_close_sites(net: SiteNetwork, exclusion_distance_A: float, where: str) -> None:
     """Warn (one sentence) about mobile sites closer than :data:`CLOSE_SITE_A` that may both be
     occupied: two ions would sit on top of each other and hop across a fraction of an
@@ -316,6 +337,7 @@ def build_source(lc: LatticeConfig, shells_A: list[float] = (),
                                              interaction_cutoff_A=inter,
                                              symprec=lc.symprec or CIF_SYMPREC,
                                              use_site_labels=True)
+        warn_partial_framework(structure, mobile, name)
         host, z = _host_formula(structure, mobile)
         ions = float(net.unit_occupancy.sum())
         src = Source(kind, lc.cif, net, hop, excl, inter, z, ions, None, structure, host,
