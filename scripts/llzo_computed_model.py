@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """c-LLZO with its computed lattice model (``kmc parametrize``, CHGNet) against experiment.
 
-    python scripts/llzo_computed_model.py [--model data/parametrize/llzo-cubic/model.toml]
+    python scripts/llzo_computed_model.py [--model data/parametrize/llzo-cubic/model/model.toml]
                                           [--quick] [--out llzo_computed]
 
 Runs the computed model unchanged (no parameter is adjusted) at Li7 (the composition it was
@@ -115,7 +115,7 @@ def markdown(out: list[dict], exp: dict, model_note: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=str(ROOT / "data/parametrize/llzo-cubic/model.toml"))
+    ap.add_argument("--model", default=str(ROOT / "data/parametrize/llzo-cubic/model/model.toml"))
     ap.add_argument("--quick", action="store_true", help="two temperatures, 1x1x1 cell: seconds")
     ap.add_argument("--out", default="llzo_computed")
     ap.add_argument("--seed", type=int, default=2026)

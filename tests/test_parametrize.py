@@ -384,3 +384,35 @@ def test_a_relaxed_ion_is_fitted_on_the_site_it_relaxed_onto(tmp_path):
     between[n_host] = p.pos[free] + [2.0, 0.0, 0.0]            # 2 Å from every site: between sites
     m2 = p.map_relaxed(cfg, between, 0.5)
     assert not m2["mapped"] and _fitted(p, cfg, m2, set()) is None
+
+
+# ------------------------------------------------------------------------------------ committed LLZO model
+LLZO_MODEL = Path(__file__).resolve().parents[1] / "data/parametrize/llzo-cubic/model"
+
+
+def test_committed_llzo_model_is_its_data_and_runs():
+    """The shipped c-LLZO model (CHGNet, data/parametrize/llzo-cubic) says what its data.json says
+    (fit terms, barriers, exclusions), every relaxation behind it is in the committed cache, and
+    it runs as a framework file."""
+    toml = tomllib.loads((LLZO_MODEL / "model.toml").read_text())
+    data = json.loads((LLZO_MODEL / "data.json").read_text())
+    m, h = toml["model"], toml["hamiltonian"]
+    for name, t in data["fit"]["terms"].items():
+        assert h["terms"][name][0] == pytest.approx(t["value_eV"], abs=1e-6)
+    assert m["site_energies_eV"]["Li2"] == pytest.approx(data["fit"]["terms"]["site:Li2"]["value_eV"], abs=1e-6)
+    for hop, v in data["neb"].items():
+        assert m["barriers_eV"][hop] == pytest.approx(v["E_KRA_mean_eV"], abs=1e-6)
+    assert h["computed_exclusions"] == data["computed_exclusions"] == ["Li2-Li2@0.87"]
+    assert toml["provenance"]["n_configurations"] == len(data["configurations"])
+    assert sum(c["used_in_fit"] for c in data["configurations"]) == data["fit"]["n_configurations"]
+    cache = LLZO_MODEL.parent / "cache"
+    assert len(list(cache.glob("relax_*.json"))) >= len(data["configurations"])
+    for b in (b for v in data["neb"].values() for b in v["bands"]):
+        assert (LLZO_MODEL.parents[3] / b["band_file"]).is_file()
+    cfg = {"lattice": {"framework_file": str(LLZO_MODEL / "model.toml"), "supercell": [1, 1, 1]},
+           "run": {"temperatures_K": [600.0], "hops_per_ion": 20, "replicas": 2, "seed": 1}}
+    from kmc.config import Config
+    from kmc.runs.runner import run_config
+
+    res = run_config(Config.from_dict(cfg))
+    assert res.network["n_ions"] == 56 and res.results[0]["D_tracer_cm2_s"] > 0
