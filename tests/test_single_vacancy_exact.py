@@ -8,8 +8,7 @@ as 1/N. The engine itself is compared with the finite-box value in tests/validat
 """
 import pytest
 
-from kmc.validate import (EXACT_CORRELATION_FACTORS, ring_f_exact, single_vacancy_f_exact,
-                          vacancy_network)
+from kmc.validate import EXACT_CORRELATION_FACTORS, ring_f_exact, single_vacancy_f_exact, vacancy_network
 
 
 @pytest.mark.parametrize("n_sites", [3, 4, 5, 8, 16, 33])
