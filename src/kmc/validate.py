@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 from scipy import stats
@@ -40,6 +40,9 @@ from scipy.special import gammaln
 
 from kmc.config import Config
 from kmc.constants import KB_EV_K
+
+if TYPE_CHECKING:  # annotations only
+    from kmc.system.network import SiteNetwork
 
 #: a model value passes when it lies within this many standard errors of the exact value
 SE_TOLERANCE = 4.0
@@ -221,6 +224,102 @@ def ring_f_exact(n_sites: int, hops: int) -> float:
     offsets = np.arange(1, L + 1)
     wind = np.floor((y[:, None] + offsets[None, :] - 1) / L)
     return float(np.sum(np.exp(logp) * np.sum(wind ** 2, axis=1)) / hops)
+
+
+def vacancy_network(lattice: str, supercell: tuple[int, int, int]) -> SiteNetwork:
+    """The site network of the single-vacancy checks: the builtin ``lattice`` repeated
+    ``supercell`` times, built through the config path of ``kmc run`` (:func:`build_system`)."""
+    from kmc.runs.system import build_system
+
+    return build_system(_config(lattice, supercell, {"vacancies": 1},
+                                {"replicas": 1, "seed": 0})).network
+
+
+def single_vacancy_jump_chain(network: SiteNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """Markov chain of the successive jumps of a tracer exchanging with one vacancy in the
+    finite periodic ``network`` (every hop at the same rate).
+
+    A jump state is a hop template ``t`` of the network (the tracer jumps from unit-cell site
+    ``src[t]`` by ``hop_vectors[t]``); afterwards the vacancy sits on the site the tracer left
+    and walks uniformly over the hops of the supercell until it hops back onto the tracer, from
+    one of the tracer's neighbours, which is the next jump.  The probability of each next jump
+    is an absorption probability of that walk on the other ``N - 1`` sites (a sparse linear
+    solve per unit-cell site; the lattice is periodic, so the tracer's cell does not matter).
+
+    Parameters
+    ----------
+    network : SiteNetwork
+        A connected periodic network without knock-off events.
+
+    Returns
+    -------
+    P : ndarray, shape (n_templates, n_templates)
+        ``P[t, u]``: probability that jump ``t`` is followed by jump ``u``.
+    vectors : ndarray, shape (n_templates, 3)
+        The jump vectors (Å) of the templates.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    h = network.hops
+    n_t, n = len(h), network.n_sites
+    off, nbr, tmpl = network.csr(h)
+    src = np.repeat(np.arange(n), np.diff(off))
+    # the reverse of template (a -> b, image i) is (b -> a, -i)
+    index = {(a, b, tuple(i)): t for t, (a, b, i) in
+             enumerate(zip(h.src.tolist(), h.dst.tolist(), h.image.tolist()))}
+    rev = np.array([index[(b, a, tuple(-np.array(i)))] for a, b, i in
+                    zip(h.src.tolist(), h.dst.tolist(), h.image.tolist())])
+    # vacancy walk: every hop out of a site equally likely (parallel hops to one site add up)
+    walk = sp.csr_matrix((1.0 / np.diff(off)[src], (src, nbr)), shape=(n, n))
+    P = np.zeros((n_t, n_t))
+    for u in range(network.n_unit):
+        s = u                                   # site u of the supercell's first cell
+        keep = np.flatnonzero(np.arange(n) != s)
+        pos = np.full(n, -1)
+        pos[keep] = np.arange(n - 1)
+        lu = splu(sp.identity(n - 1, format="csc") - walk[keep][:, keep].tocsc())
+        into = np.flatnonzero(nbr == s)         # the hops that bring the vacancy onto the tracer
+        R = np.zeros((n - 1, len(into)))
+        R[pos[src[into]], np.arange(len(into))] = 1.0 / np.diff(off)[src[into]]
+        X = lu.solve(R)                         # X[w, k]: from w, the vacancy arrives via into[k]
+        nxt = rev[tmpl[into]]                   # the tracer's jump is the reverse of that hop
+        for t in np.flatnonzero(h.dst == u):    # jumps that leave the tracer on u
+            # the vacancy starts on the site the tracer came from: u's neighbour along rev[t]
+            vac = nbr[off[s] + np.flatnonzero(tmpl[off[s]:off[s + 1]] == rev[t])[0]]
+            np.add.at(P[t], nxt, X[pos[vac]])
+    return P, network.hop_vectors
+
+
+def single_vacancy_f_exact(network: SiteNetwork) -> float:
+    """Exact tracer correlation factor of one vacancy in the finite periodic ``network``.
+
+    From the jump chain of :func:`single_vacancy_jump_chain` (Compaan & Haven's / Howard's
+    matrix method, on the finite graph instead of the infinite lattice):
+    ``f = 1 + 2 sum_{k>=1} <e_0 . e_k> / <|e|^2>`` with the averages over the stationary
+    distribution ``pi`` of the jumps, summed exactly with the fundamental matrix
+    ``Z = (I - P + 1 pi)^-1``: ``sum_{k>=1} P^k e = (Z - I) e`` because ``pi e = 0``.
+    For a ring of N sites this is ``1 / (N - 1)``; it tends to :data:`EXACT_CORRELATION_FACTORS`
+    as the supercell grows (an O(1/N) excess).
+
+    Parameters
+    ----------
+    network : SiteNetwork
+        A connected periodic network (all hops at one rate; e.g. :func:`vacancy_network`).
+
+    Returns
+    -------
+    float
+        The correlation factor ``lim <R^2> / (n <|e|^2>)`` of a tracer after n -> inf jumps.
+    """
+    P, v = single_vacancy_jump_chain(network)
+    n_t = len(P)
+    # stationary distribution: pi (I - P) = 0, sum(pi) = 1
+    a = np.vstack([(np.eye(n_t) - P).T, np.ones(n_t)])
+    pi = np.linalg.lstsq(a, np.r_[np.zeros(n_t), 1.0], rcond=None)[0]
+    Z = np.linalg.inv(np.eye(n_t) - P + np.outer(np.ones(n_t), pi))
+    later = (Z - np.eye(n_t)) @ v               # sum over k >= 1 of E[e_k | e_0]
+    return float(1.0 + 2.0 * np.sum(pi[:, None] * v * later) / np.sum(pi * np.sum(v * v, axis=1)))
 
 
 def check_ring(n_sites: int = 16, windows: int = 300, max_rel_se: float = 0.05,

@@ -16,7 +16,8 @@ from kmc.constants import KB_EV_K
 from kmc.engine.model import RateModel
 from kmc.engine.simulation import Simulation
 from kmc.runs.runner import run_config
-from kmc.validate import EXACT_CORRELATION_FACTORS, ring_f_exact
+from kmc.runs.system import build_system
+from kmc.validate import EXACT_CORRELATION_FACTORS, ring_f_exact, single_vacancy_f_exact
 
 pytestmark = pytest.mark.validation
 
@@ -46,11 +47,28 @@ def test_single_vacancy_correlation_factor(lattice):
     cfg = config(lattice, SUPERCELL[lattice], {"vacancies": 1}, replicas=REPLICAS[lattice])
     res = run_config(cfg).results[0]
     f, err, exact = res["correlation_factor"], res["correlation_factor_err"], EXACT_F[lattice]
-    print(f"{lattice}: f = {f:.5f} ± {err:.5f} (exact {exact:.6f}, {(f - exact) / err:+.2f} SE, "
-          f"{100 * (f - exact) / exact:+.2f} %)")
+    # the exact value for one vacancy in this periodic box (above the infinite lattice's by
+    # +0.07..+0.23 % at these sizes, an O(1/N) finite-size effect): the statistical target
+    box = single_vacancy_f_exact(build_system(cfg).network)
+    print(f"{lattice}: f = {f:.5f} ± {err:.5f} (box {box:.6f}: {(f - box) / err:+.2f} SE; "
+          f"infinite {exact:.6f}: {(f - exact) / err:+.2f} SE, {100 * (f - exact) / exact:+.2f} %)")
     assert abs(f - exact) < 0.01 * exact, f"{lattice}: f = {f:.5f} ± {err:.5f}, exact {exact:.6f}"
-    assert abs(f - exact) < 4.0 * err, f"{lattice}: {abs(f - exact) / err:.1f} standard errors off"
+    assert abs(f - box) < 4.0 * err, f"{lattice}: {abs(f - box) / err:.1f} standard errors off"
     assert err < 0.0035 * exact  # sharp enough that a 1 % error would be caught
+
+
+@pytest.mark.parametrize("lattice,supercell", [("sc", (4, 4, 4)), ("honeycomb", (4, 4, 1))])
+def test_small_box_correlation_factor_is_the_finite_box_value(lattice, supercell):
+    # in a box of 64 (32) sites the finite-size excess is +3.4 % (+8.5 %): the engine must
+    # give the finite-box value and resolve its difference from the infinite lattice's
+    cfg = config(lattice, list(supercell), {"vacancies": 1}, replicas=64)
+    res = run_config(cfg).results[0]
+    f, err = res["correlation_factor"], res["correlation_factor_err"]
+    box, exact = single_vacancy_f_exact(build_system(cfg).network), EXACT_F[lattice]
+    print(f"{lattice} {supercell}: f = {f:.5f} ± {err:.5f}, box {box:.6f} "
+          f"({(f - box) / err:+.2f} SE), infinite {exact:.6f} ({(f - exact) / err:+.2f} SE)")
+    assert abs(f - box) < 4.0 * err
+    assert abs(box - exact) > 8.0 * err
 
 
 def test_chain_correlation_factor_falls_as_one_over_ring_size():
