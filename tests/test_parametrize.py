@@ -416,3 +416,12 @@ def test_committed_llzo_model_is_its_data_and_runs():
 
     res = run_config(Config.from_dict(cfg))
     assert res.network["n_ions"] == 56 and res.results[0]["D_tracer_cm2_s"] > 0
+
+
+def test_sites_far_from_the_minima_are_named_as_the_problem():
+    from kmc.parametrize.pipeline import _check_mappable
+
+    res = [{"mapping": {"max_mapped_distance_A": d}} for d in (0.73, 0.99, 0.8)]
+    with pytest.raises(StructureError, match=r"0.73-0.99 Å from the nearest site .* relaxed with the same"):
+        _check_mappable(res, [], 0.5)
+    _check_mappable(res[:1] + [{"mapping": {"max_mapped_distance_A": 0.2}}], [1], 0.5)  # too few: the fit says so

@@ -155,6 +155,21 @@ def _variants(problem: LatticeProblem, vacancies: int) -> list[tuple[dict[str, i
     return variants
 
 
+def _check_mappable(results: list[dict], usable: list[int], tolerance_A: float) -> None:
+    """Fewer than 4 relaxed structures on the lattice because the ions moved off *every* set of
+    sites is a structure problem (its sites are not near the calculator's minima), not a matter
+    of more configurations: say so with the distances."""
+    if len(usable) >= 4 or not results:
+        return
+    far = [r["mapping"]["max_mapped_distance_A"] for r in results]
+    if min(far) > tolerance_A:
+        raise StructureError(
+            f"{len(results) - len(usable)} of {len(results)} relaxed configurations have ions "
+            f"{min(far):.2f}-{max(far):.2f} Å from the nearest site (tolerance {tolerance_A:g} Å), so the "
+            "structure's sites are not near the calculator's minima (idealised positions?); start from a "
+            "structure relaxed with the same calculator.")
+
+
 def _atom_on(atoms, cfg: Configuration, result: dict, site: int) -> int:
     """Index in ``atoms`` (built from ``cfg``) of the mobile ion that relaxed onto ``site``."""
     return len(atoms) - len(cfg.occupied) + result["mapping"]["mapped_sites"].index(site)
@@ -375,6 +390,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         return [k for k, f in pairs if f is not None], [f for _, f in pairs if f is not None]
 
     usable, fitted = fitted_set()
+    _check_mappable(results, usable, settings.site_tolerance_A)
     C, X, names = _design(problem, fitted, excluded)
     E = np.array([results[k]["energy_eV"] for k in usable])
     fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
