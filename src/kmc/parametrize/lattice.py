@@ -344,11 +344,12 @@ class LatticeProblem:
                                     "site_distance_A": round(float(d), 4), "relaxed_distance_A": round(dd, 4),
                                     "relaxed_away": bool(left[ka] or left[kb]),
                                     "displacements_A": [round(float(dist[ka]), 4), round(float(dist[kb]), 4)]})
-        off = d_all[np.arange(len(final)), nearest] > tolerance_A
+        to_nearest = d_all[np.arange(len(final)), nearest]
         return {"left_sites": [int(s) for s in sites[left]], "max_displacement_A": float(dist.max(initial=0.0)),
                 "collapsed": collapsed, "short_pairs": short_pairs,
-                "mapped_sites": [int(x) for x in nearest], "mapped": bool(not collapsed and not off.any()),
-                "max_mapped_distance_A": float(d_all[np.arange(len(final)), nearest].max(initial=0.0))}
+                "mapped_sites": [int(x) for x in nearest],
+                "mapped": bool(not collapsed and not (to_nearest > tolerance_A).any()),
+                "max_mapped_distance_A": float(to_nearest.max(initial=0.0))}
 
 
 def load_problem(source: str, mobile: str = "Li", supercell: tuple[int, int, int] | None = None,

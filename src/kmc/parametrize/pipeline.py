@@ -385,11 +385,13 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         results += run_all(second, len(configs))
         configs += second
 
-    def fitted_set() -> tuple[list[int], list[Configuration]]:
-        pairs = [(k, _fitted(problem, configs[k], r["mapping"], excluded)) for k, r in enumerate(results)]
-        return [k for k, f in pairs if f is not None], [f for _, f in pairs if f is not None]
+    def fitted_set() -> dict[int, Configuration]:
+        """Configuration index -> the arrangement it is fitted as (only those that map)."""
+        pairs = ((k, _fitted(problem, configs[k], r["mapping"], excluded)) for k, r in enumerate(results))
+        return {k: f for k, f in pairs if f is not None}
 
-    usable, fitted = fitted_set()
+    fitted_of = fitted_set()
+    usable, fitted = list(fitted_of), list(fitted_of.values())
     _check_mappable(results, usable, settings.site_tolerance_A)
     C, X, names = _design(problem, fitted, excluded)
     E = np.array([results[k]["energy_eV"] for k in usable])
@@ -412,7 +414,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 break
         results += run_all(chosen, len(configs))
         configs += chosen
-        usable, fitted = fitted_set()
+        fitted_of = fitted_set()
+        usable, fitted = list(fitted_of), list(fitted_of.values())
         C, X, names = _design(problem, fitted, excluded)
         E = np.array([results[k]["energy_eV"] for k in usable])
         fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
@@ -474,8 +477,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "dopant_orbits": [problem.dopant_orbit_name(o) for o in range(len(problem.dopant_orbits))],
         "calculator": backend.provenance, "settings": jsonable(asdict(settings)),
         "configurations": [{**cfg.to_dict(), "energy_eV": r["energy_eV"], "relax_steps": r["steps"],
-                            "n_mobile": len(cfg.occupied), "mapping": r["mapping"], "used_in_fit": k in usable,
-                            "fitted_occupied": fitted[usable.index(k)].occupied if k in usable else None,
+                            "n_mobile": len(cfg.occupied), "mapping": r["mapping"], "used_in_fit": k in fitted_of,
+                            "fitted_occupied": fitted_of[k].occupied if k in fitted_of else None,
                             "positions_A": r["positions_A"]}
                            for k, (cfg, r) in enumerate(zip(configs, results))],
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
