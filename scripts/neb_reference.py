@@ -4,7 +4,7 @@ The reference folder (endpoints from sai-mat-group/mlips-migration-barriers, GGA
 al., arXiv:2508.06459) is given on the command line, e.g.::
 
     python scripts/neb_reference.py REFERENCE_DIR --calculator chgnet --images 5 \
-        --cache neb_cache --out docs/data/neb_reference_chgnet.json
+        --cache neb_cache --out src/kmc/parametrize/neb_reference_chgnet.json
 
 Each path's band is cached in ``--cache`` as it finishes (rerun to resume). The published barriers
 in the reference CSVs are max(image) - min(endpoints), i.e. the larger of forward and backward; the

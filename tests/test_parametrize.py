@@ -387,15 +387,20 @@ def test_a_relaxed_ion_is_fitted_on_the_site_it_relaxed_onto(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ committed LLZO model
-LLZO_MODEL = Path(__file__).resolve().parents[1] / "data/parametrize/llzo-cubic/model"
+REPO = Path(__file__).resolve().parents[1]
+LLZO_CACHE = REPO / "data/parametrize/llzo-cubic/cache"
 
 
 def test_committed_llzo_model_is_its_data_and_runs():
-    """The shipped c-LLZO model (CHGNet, data/parametrize/llzo-cubic) says what its data.json says
-    (fit terms, barriers, exclusions), every relaxation behind it is in the committed cache, and
-    it runs as a framework file."""
-    toml = tomllib.loads((LLZO_MODEL / "model.toml").read_text())
-    data = json.loads((LLZO_MODEL / "data.json").read_text())
+    """The shipped computed c-LLZO model (builtin ``llzo-cubic-computed``, CHGNet) says what its
+    data says (fit terms, barriers, exclusions), every relaxation behind it is in the committed
+    cache (data/parametrize/llzo-cubic), and it runs as a builtin; ``kmc info`` lists its
+    provenance."""
+    from kmc.cli.info import builtins_info
+    from kmc.system.frameworks import computed_data, framework_file
+
+    toml = tomllib.loads(framework_file("llzo-cubic-computed").read_text())
+    data = computed_data("llzo-cubic-computed")
     m, h = toml["model"], toml["hamiltonian"]
     for name, t in data["fit"]["terms"].items():
         assert h["terms"][name][0] == pytest.approx(t["value_eV"], abs=1e-6)
@@ -405,11 +410,12 @@ def test_committed_llzo_model_is_its_data_and_runs():
     assert h["computed_exclusions"] == data["computed_exclusions"] == ["Li2-Li2@0.87"]
     assert toml["provenance"]["n_configurations"] == len(data["configurations"])
     assert sum(c["used_in_fit"] for c in data["configurations"]) == data["fit"]["n_configurations"]
-    cache = LLZO_MODEL.parent / "cache"
-    assert len(list(cache.glob("relax_*.json"))) >= len(data["configurations"])
+    assert len(list(LLZO_CACHE.glob("relax_*.json"))) >= len(data["configurations"])
     for b in (b for v in data["neb"].values() for b in v["bands"]):
-        assert (LLZO_MODEL.parents[3] / b["band_file"]).is_file()
-    cfg = {"lattice": {"framework_file": str(LLZO_MODEL / "model.toml"), "supercell": [1, 1, 1]},
+        assert (REPO / b["band_file"]).is_file()
+    assert builtins_info()["frameworks"]["llzo-cubic-computed"]["provenance"]["calculator"] == "chgnet"
+    assert computed_data("llzo-cubic") is None
+    cfg = {"lattice": {"builtin": "llzo-cubic-computed", "supercell": [1, 1, 1]},
            "run": {"temperatures_K": [600.0], "hops_per_ion": 20, "replicas": 2, "seed": 1}}
     from kmc.config import Config
     from kmc.runs.runner import run_config
@@ -425,3 +431,68 @@ def test_sites_far_from_the_minima_are_named_as_the_problem():
     with pytest.raises(StructureError, match=r"0.73-0.99 Å from the nearest site .* relaxed with the same"):
         _check_mappable(res, [], 0.5)
     _check_mappable(res[:1] + [{"mapping": {"max_mapped_distance_A": 0.2}}], [1], 0.5)  # too few: the fit says so
+
+
+# ------------------------------------------------------------------------------------ known structures, cell relaxation
+def _feature_key(p, cfg):
+    f = p.features(cfg)
+    return tuple(f["class"].tolist()) + tuple(f["pair"].tolist())
+
+
+def test_an_included_structure_is_mapped_in_any_setting(tmp_path):
+    """``--include``: the arrangement of a known structure, given shifted, strained and in a file,
+    comes back as the same arrangement (up to the lattice's own translations), and a structure of
+    another framework is refused with a sentence."""
+    from pymatgen.core import Structure
+
+    cif = toy_cif(tmp_path / "toy.cif")
+    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0)
+    rng = np.random.default_rng(3)
+    cfg = p.random_configuration(rng)
+    species = list(p.host_species) + ["Li"] * len(cfg.occupied)
+    pos = np.vstack([p.host_positions, p.pos[cfg.occupied]])
+    s = Structure(Lattice(p.cell * 1.03), species, pos @ np.linalg.inv(p.cell))    # strained cell
+    s.translate_sites(list(range(len(s))), [0.5 / p.network.supercell[0], 0.0, 0.13], frac_coords=True)
+    s.perturb(0.05, min_distance=0.0)
+    s.to(filename=str(tmp_path / "known.cif"))
+    got = p.configuration_from_structure(str(tmp_path / "known.cif"), 0.5)
+    assert got.kind == "included:known.cif" and len(got.occupied) == len(cfg.occupied)
+    assert _feature_key(p, got) == _feature_key(p, cfg)
+    other = Structure(Lattice(p.cell), ["Br"] * len(p.host_species), p.host_positions,
+                      coords_are_cartesian=True)
+    other.to(filename=str(tmp_path / "other.cif"))
+    with pytest.raises(StructureError, match="framework"):
+        p.configuration_from_structure(str(tmp_path / "other.cif"), 0.5)
+
+
+def test_garnet_tetragonal_order_maps_onto_the_cubic_lattice():
+    """The committed ordered t-LLZO (public GGA structure plus its vacancy) is one cubic-lattice
+    arrangement: 56 Li, 8 of them on 24d sites of one orientation, no 96h-96h pair in one cage."""
+    p = load_problem("llzo-cubic", "Li", None, None, 4.0, None)
+    cfg = p.configuration_from_structure(str(REPO / "data/parametrize/llzo-cubic/t-llzo-ordered-Li56.vasp"), 0.5)
+    assert len(cfg.occupied) == 56
+    tet = [s for s in cfg.occupied if p.class_names[p.site_class[s]] == "Li1"]
+    assert len(tet) == 8
+    frac = p.pos[tet] / p.cell[0, 0]
+    quarter = np.isclose(frac % 0.5, 0.25, atol=0.01)     # the 24d site's 4-bar axis coordinate
+    assert quarter.sum(axis=0).max() == 8                  # all eight share one axis
+    excluded = [o for o in range(len(p.orbits)) if p.orbits[o][2] < 1.0]
+    assert p.features(cfg)["pair"][excluded].sum() == 0
+
+
+def test_cell_relaxation_needs_a_stress_and_lowers_the_energy():
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from kmc.exceptions import ConfigError
+    from kmc.parametrize.neb import relax
+
+    atoms = bulk("Cu", "fcc", a=3.75, cubic=True)           # strained: EMT's a is ~3.59 Å
+    calc = EMT()
+    fixed, _ = relax(atoms, calc, 0.01, 100)
+    free, steps = relax(atoms, calc, 0.01, 200, cell=True)
+    fixed.calc, free.calc = calc, calc
+    assert free.get_potential_energy() < fixed.get_potential_energy() - 0.01
+    assert free.cell.lengths()[0] == pytest.approx(3.59, abs=0.03) and steps > 0
+    with pytest.raises(ConfigError, match="no stress"):
+        relax(atoms, DoubleWell(), 0.01, 10, cell=True)

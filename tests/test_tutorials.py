@@ -111,3 +111,17 @@ def test_script_runs_with_one_command(tmp_path, script):
 def test_every_lesson_has_a_script():
     scripts = sorted(p.name for p in (ROOT / "scripts" / "tutorials").glob("lesson*.py"))
     assert [s.split("_")[0] for s in scripts] == [f"lesson{n}" for n in LESSONS]
+
+
+def test_lesson6_barriers(tmp_path):
+    res = run_lesson(6, tmp_path, quick=True)
+    _figures_ok(res)
+    n = res["numbers"]
+    # the CI-NEB on the analytic double well finds the exact saddle (the band and the barrier
+    # extraction are the pipeline's own code)
+    assert n["E_KRA_eV"] == pytest.approx(n["E_KRA_exact_eV"], abs=2e-3)
+    assert n["barrier_forward_eV"] == pytest.approx(n["barrier_forward_exact_eV"], abs=2e-3)
+    # the shipped CHGNet barriers on the public t-LLZO hops stay within 0.05 eV of GGA
+    assert len(n["reference_paths"]) == 3
+    assert all(abs(p["chgnet_eV"] - p["gga_eV"]) < 0.05 for p in n["reference_paths"].values())
+    assert n["sigma_first_T_diffusive"] and all(s > 0 for s in n["sigma_S_cm"].values())

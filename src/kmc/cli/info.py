@@ -6,6 +6,7 @@ per cell, the (doped) formula and, with dopants, the percolation of one seeded p
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,8 @@ def system_info(config: Config, from_config: bool = True) -> dict:
             for k, name in enumerate(net.knockoffs.names)}
     if barrier_note:
         info["barrier_note"] = barrier_note
+    if src.framework is not None and "provenance" in src.framework.data:
+        info["provenance"] = src.framework.data["provenance"]
     if system.dopants:
         blocked, _ = system.disorder(np.random.SeedSequence(config.run.seed))
         info["dopants"] = {
@@ -239,8 +242,46 @@ def info_text(info: dict) -> str:
         parts += [f"{k} {el} on framework sites" for el, k in d["framework_dopants"].items()]
         lines.append("")
         lines.append("  dopants per supercell: " + (", ".join(parts) or "none"))
+    if info.get("provenance"):
+        lines.append("")
+        lines.append("  " + provenance_line(info["provenance"]))
     p = info["percolation"]
     lines.append(f"  percolation: {p['spanning_fraction']:.3f} of the free sites in spanning "
                  f"clusters, dimensionality {p['dimensionality']}"
                  + (f" (placement of seed {p['seed']})" if "seed" in p else ""))
+    return "\n".join(lines)
+
+
+def provenance_line(prov: dict) -> str:
+    """One line saying how a computed model was made (calculator, cell, configurations, CV error)."""
+    calc = prov.get("calculator_details", {}).get("weights") or prov.get("calculator", "?")
+    parts = [f"computed with {prov.get('calculator', '?')} ({calc})",
+             f"{'x'.join(map(str, prov.get('supercell', [])))} cell of {prov.get('structure', '?')}",
+             f"{prov.get('n_configurations_fitted', '?')} of {prov.get('n_configurations', '?')} "
+             f"relaxed configurations fitted",
+             f"CV RMSE {prov.get('cv_rmse_meV_per_mobile_ion', float('nan')):.2f} meV per mobile ion",
+             f"on {str(prov.get('date', '?'))[:10]}"]
+    return "; ".join(parts) + (f"; reproduce: {prov['command']}" if prov.get("command") else "")
+
+
+def builtins_info() -> dict:
+    """Every builtin: teaching lattices, frameworks (description) and, for computed frameworks,
+    their provenance."""
+    from kmc.system.frameworks import framework_file, framework_names
+
+    frameworks = {}
+    for name in framework_names():
+        data = tomllib.loads(framework_file(name).read_text(encoding="utf-8"))
+        frameworks[name] = {"description": data.get("description"), "provenance": data.get("provenance")}
+    return {"teaching_lattices": list(LATTICES), "frameworks": frameworks}
+
+
+def builtins_text(listing: dict) -> str:
+    """The readable list of ``kmc info`` without a source."""
+    lines = ["teaching lattices: " + ", ".join(listing["teaching_lattices"]), "frameworks:"]
+    for name, f in listing["frameworks"].items():
+        lines.append(f"  {name:<22}{f['description'] or ''}")
+        if f["provenance"]:
+            lines.append(f"  {'':<22}{provenance_line(f['provenance'])}")
+    lines.append("kmc info NAME describes one (sites, hops, barriers); kmc info CIF or CONFIG.toml too.")
     return "\n".join(lines)

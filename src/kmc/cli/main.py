@@ -242,9 +242,16 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from kmc.cli.info import config_for, info_text, system_info
+    from kmc.cli.info import builtins_info, builtins_text, config_for, info_text, system_info
 
     src = args.source
+    if src is None:
+        listing = builtins_info()
+        if args.json:
+            print(json.dumps(listing))
+        else:
+            print(builtins_text(listing))
+        return 0
     p = Path(src)
     config = config_for(src, supercell=args.supercell, dopants=args.dopant or (),
                         mobile=args.mobile, hop_cutoff_A=args.hop_cutoff,
@@ -286,8 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     i = sub.add_parser("info", help="describe a framework, teaching lattice, CIF or config: "
                                     "sites, hops, exclusions, dimensionality, formula")
-    i.add_argument("source", help="framework name (llzo-cubic, llzo-tetragonal, lgps), teaching "
-                                  "lattice name, CIF path or TOML config")
+    i.add_argument("source", nargs="?",
+                   help="framework name (llzo-cubic, llzo-tetragonal, lgps, llzo-cubic-computed), teaching "
+                        "lattice name, CIF path or TOML config; without it: the list of builtins, with "
+                        "the provenance of the computed ones")
     i.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     i.add_argument("--supercell", nargs=3, type=int, metavar=("A", "B", "C"),
                    help="repetitions of the unit cell (default: 8 8 8 for a teaching lattice; "

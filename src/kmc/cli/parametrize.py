@@ -90,6 +90,8 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
         kw["n_environments"] = args.environments
     if args.seed is not None:
         kw["seed"] = args.seed
+    if args.relax_cell:
+        kw["relax_cell"] = True
     settings = ParametrizeSettings.quick(**kw) if args.quick else ParametrizeSettings(**kw)
     command = "kmc " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name in ("kmc", "__main__.py") else None
     model = parametrize(args.structure, args.mobile, args.out,
@@ -97,7 +99,7 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
                         hop_cutoff_A=args.hop_cutoff, interaction_cutoff_A=args.interaction_cutoff,
                         exclusion_cutoff_A=args.exclusion_cutoff, calculator=args.calculator,
                         dopants=[parse_dopant(d) for d in args.dopant or ()], settings=settings,
-                        cache_dir=args.cache, threads=args.threads,
+                        cache_dir=args.cache, threads=args.threads, include=args.include or (),
                         progress=not args.json and not args.quiet and sys.stderr.isatty(),
                         log=(lambda m: None) if args.json or args.quiet else None, command=command)
     s = model.summary
@@ -162,6 +164,12 @@ def add_parsers(sub) -> None:
                    help="sample up to K extra vacancies (default 2 if the mobile sites are all full, else 0)")
     p.add_argument("--environments", type=int, metavar="N", help="NEB environments per hop class (default 3)")
     p.add_argument("--seed", type=int, help="seed of the configuration sampling (default 0)")
+    p.add_argument("--relax-cell", action="store_true",
+                   help="after the fixed-cell relaxation relax the cell too and fit that energy (needed when "
+                        "ordering couples to strain, e.g. tetragonal garnet); NEBs stay at the parent cell")
+    p.add_argument("--include", action="append", metavar="FILE",
+                   help="also compute the mobile-ion arrangement of this structure of the same framework "
+                        "(e.g. a known ordered phase; repeatable)")
     p.add_argument("--quick", action="store_true",
                    help="few configurations, 3-image bands, loose tolerances: minutes, for tests and tutorials")
     p.add_argument("--cache", metavar="DIR", help="relaxation/NEB cache (default DIR.cache); a rerun resumes")

@@ -95,12 +95,12 @@ def add_parsers(subparsers) -> None:
     v.set_defaults(func=cmd_validate)
 
     t = subparsers.add_parser(
-        "tutorial", help="run a teaching lesson (1-5) that explains and plots; no number lists "
+        "tutorial", help="run a teaching lesson (1-6) that explains and plots; no number lists "
                          "them",
-        description="Five short lessons on ion conduction, each printing an explanation and "
+        description="Six short lessons on ion conduction, each printing an explanation and "
                     "saving its figures into --outdir.")
-    t.add_argument("lesson", nargs="?", type=int, choices=range(1, 6), metavar="N",
-                   help="lesson number 1-5 (omit to list the lessons)")
+    t.add_argument("lesson", nargs="?", type=int, choices=range(1, 7), metavar="N",
+                   help="lesson number 1-6 (omit to list the lessons)")
     t.add_argument("--quick", action="store_true", help="a few seconds, noisier numbers")
     t.add_argument("--outdir", metavar="DIR", default="tutorial-out",
                    help="where the figures go (default: tutorial-out)")

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from kmc.exceptions import ConvergenceError, StructureError
+from kmc.exceptions import ConfigError, ConvergenceError, StructureError
 
 __all__ = ["NEBSettings", "NEBResult", "barriers_from_energies", "read_endpoint", "check_endpoints",
            "relax", "neb_path", "require_converged", "stored_energy"]
@@ -150,21 +150,33 @@ def _key(initial, final, calculator: str, settings: NEBSettings) -> str:
 
 
 def relax(atoms, calculator, fmax: float, max_steps: int, label: str = "structure",
-          logfile: str | None = None) -> tuple[Any, int]:
-    """Relax atomic positions at fixed cell with BFGS; return (atoms, steps).
+          logfile: str | None = None, cell: bool = False) -> tuple[Any, int]:
+    """Relax atomic positions with BFGS, at fixed cell or (``cell=True``) together with the cell
+    (ASE's FrechetCellFilter: ``fmax`` then also bounds the stress times the volume per atom);
+    return (atoms, steps).
 
     Raises
     ------
     ConvergenceError
         If the largest force is still above ``fmax`` after ``max_steps`` steps.
+    ConfigError
+        If ``cell`` is asked of a calculator that computes no stress.
     """
     from ase.optimize import BFGS
 
     atoms = atoms.copy()
     atoms.calc = calculator
-    opt = BFGS(atoms, logfile=logfile)
+    target = atoms
+    if cell:
+        from ase.filters import FrechetCellFilter
+
+        if "stress" not in getattr(calculator, "implemented_properties", ["stress"]):
+            raise ConfigError(f"the calculator {type(calculator).__name__} computes no stress, so the cell "
+                              "cannot be relaxed; relax at fixed cell (drop --relax-cell).")
+        target = FrechetCellFilter(atoms)
+    opt = BFGS(target, logfile=logfile)
     ok = opt.run(fmax=fmax, steps=max_steps)
-    f = float(np.sqrt((atoms.get_forces() ** 2).sum(axis=1)).max())
+    f = float(np.sqrt((target.get_forces() ** 2).sum(axis=1)).max())
     if not ok and f > fmax:
         raise ConvergenceError(f"relaxation of {label} did not converge: max force {f:.3f} eV/Å after "
                                f"{max_steps} steps (tolerance {fmax}); raise the step budget or check the "

@@ -67,6 +67,10 @@ class ParametrizeSettings:
     relax_fmax_eV_A: float = 0.05
     relax_max_steps: int = 300
     site_tolerance_A: float = 0.5   #: an ion farther than this from its site has left it
+    relax_cell: bool = False        #: after the fixed-cell relaxation, relax positions and cell
+    #: together and fit that energy (it then holds the strain an arrangement induces, e.g. the
+    #: tetragonal distortion that comes with Li ordering in garnets); lattice mapping in fractional
+    #: coordinates, NEBs stay at the parent cell
     neb: NEBSettings = NEBSettings()
     seed: int = 0
 
@@ -117,6 +121,35 @@ def _relax_cached(atoms, backend: Backend, settings: ParametrizeSettings, cache:
     a.calc = backend.calculator
     energy = float(a.get_potential_energy())
     out = {"key": key, "energy_eV": energy, "steps": steps, "wall_s": time.perf_counter() - t0,
+           "positions_A": np.round(relaxed.positions, 6).tolist()}
+    tmp = f.with_name(f.name + ".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(f)
+    return out
+
+
+def _sha256(path: str) -> str | None:
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _relax_cell_cached(atoms, fixed: dict, backend: Backend, settings: ParametrizeSettings, cache: Path,
+                       label: str) -> dict:
+    """Relax positions and cell together, starting from the fixed-cell result ``fixed`` (cached)."""
+    key = hashlib.sha256(json.dumps([fixed["key"], "cell", settings.relax_fmax_eV_A,
+                                     settings.relax_max_steps]).encode()).hexdigest()[:20]
+    f = cache / f"relaxcell_{key}.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    t0 = time.perf_counter()
+    start = atoms.copy()
+    start.positions = np.array(fixed["positions_A"])
+    relaxed, steps = relax(start, backend.calculator, settings.relax_fmax_eV_A, settings.relax_max_steps,
+                           label + " (with its cell)", cell=True)
+    a = relaxed.copy()
+    a.calc = backend.calculator
+    out = {"key": key, "energy_eV": float(a.get_potential_energy()), "steps": steps,
+           "wall_s": time.perf_counter() - t0, "cell_A": np.round(np.asarray(relaxed.cell), 6).tolist(),
            "positions_A": np.round(relaxed.positions, 6).tolist()}
     tmp = f.with_name(f.name + ".tmp")
     tmp.write_text(json.dumps(out))
@@ -288,7 +321,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 settings: ParametrizeSettings | None = None, quick: bool = False,
                 cache_dir: str | Path | None = None, threads: int | None = None,
                 progress: bool = False, log: Callable[[str], None] | None = None,
-                command: str | None = None) -> ParametrizedModel:
+                command: str | None = None, include: list[str] = ()) -> ParametrizedModel:
     """Compute a lattice model of ``structure`` (see the module docstring).
 
     Parameters
@@ -311,6 +344,12 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         Relaxations and NEBs as they finish (default: ``<out_dir>.cache`` next to the output).
     progress
         Show a tqdm progress bar on stderr.
+    include
+        Structure files (or builtin names) of known arrangements of the same framework, e.g. an
+        ordered phase from experiment: each one's mobile-ion arrangement is mapped onto the
+        lattice (:meth:`~kmc.parametrize.lattice.LatticeProblem.configuration_from_structure`)
+        and computed like the sampled configurations. Random sampling rarely meets an ordered
+        ground state; this is how the fit learns its energy.
 
     Returns
     -------
@@ -342,6 +381,9 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                              "allow vacancies (max_vacancies >= 1) or give a charge-compensating --dopant.")
     rng = np.random.default_rng(settings.seed)
     configs = _sample(problem, settings, rng, vacancies)
+    included = [{"file": Path(f).name, "sha256": _sha256(f), "configuration": len(configs) + k}
+                for k, f in enumerate(include)]
+    configs += [problem.configuration_from_structure(f, settings.site_tolerance_A) for f in include]
     log(f"{len(problem.pos)} {mobile} sites ({', '.join(problem.class_names)}) in a "
         f"{'x'.join(map(str, problem.network.supercell))} supercell, {len(problem.orbits)} pair orbits within "
         f"{problem.cutoff:.2f} Å, {len(problem.network.hop_class_names)} hop classes; {len(configs)} "
@@ -354,8 +396,17 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         res = []
         for k, cfg in enumerate(tqdm(cfgs, desc="relaxing", unit="config", file=sys.stderr,
                                      disable=not progress)):
-            r = _relax_cached(problem.atoms(cfg), backend, settings, cache, f"configuration {start + k}")
-            r["mapping"] = problem.map_relaxed(cfg, np.array(r["positions_A"]), settings.site_tolerance_A)
+            atoms = problem.atoms(cfg)
+            r = _relax_cached(atoms, backend, settings, cache, f"configuration {start + k}")
+            pos = np.array(r["positions_A"])
+            if settings.relax_cell:
+                rc = _relax_cell_cached(atoms, r, backend, settings, cache, f"configuration {start + k}")
+                # fitted: the fully relaxed energy; NEBs start from the fixed-cell positions
+                r = {**r, "fixed_cell_energy_eV": r["energy_eV"], "energy_eV": rc["energy_eV"],
+                     "cell_A": rc["cell_A"], "cell_steps": rc["steps"]}
+                frac = np.linalg.solve(np.array(rc["cell_A"]).T, np.array(rc["positions_A"]).T).T
+                pos = frac @ problem.cell
+            r["mapping"] = problem.map_relaxed(cfg, pos, settings.site_tolerance_A)
             res.append(r)
         return res
 
@@ -478,12 +529,14 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "calculator": backend.provenance, "settings": jsonable(asdict(settings)),
         "configurations": [{**cfg.to_dict(), "energy_eV": r["energy_eV"], "relax_steps": r["steps"],
                             "n_mobile": len(cfg.occupied), "mapping": r["mapping"], "used_in_fit": k in fitted_of,
+                            **{x: r[x] for x in ("fixed_cell_energy_eV", "cell_A", "cell_steps") if x in r},
                             "fitted_occupied": fitted_of[k].occupied if k in fitted_of else None,
                             "positions_A": r["positions_A"]}
                            for k, (cfg, r) in enumerate(zip(configs, results))],
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
                        for o in problem.short_orbits},
         "computed_exclusions": [problem.orbit_name(o) for o in sorted(excluded)],
+        "included": included,
         "fit": {"terms": {n: {"value_eV": float(v), "error_eV": float(e)}
                           for n, v, e in zip(fit.names, fit.values_eV, fit.errors_eV)},
                 "undetermined": fit.undetermined, "alpha": fit.alpha, "cv_rmse_eV_per_cell": fit.cv_rmse_eV,

@@ -82,6 +82,17 @@ def framework_file(name: str):
     return resources.files("kmc.system.structures") / files[name]
 
 
+def computed_data(name: str) -> dict | None:
+    """Everything behind a builtin model computed by ``kmc parametrize`` (its ``data.json``:
+    configurations, energies, fit, NEB bands), shipped next to its data file; None for the
+    other builtins."""
+    import json
+
+    f = framework_file(name)
+    data = resources.files("kmc.system.structures") / (f.name.removesuffix(".toml") + ".json")
+    return json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
+
+
 def framework_names() -> list[str]:
     """Names accepted by ``[lattice] builtin`` besides the teaching lattices."""
     return sorted(_data_files())

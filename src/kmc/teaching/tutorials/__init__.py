@@ -1,4 +1,4 @@
-"""Five short lessons on ion conduction, each printing an explanation and saving its figures.
+"""Six short lessons on ion conduction, each printing an explanation and saving its figures.
 
 Run one with ``kmc tutorial N [--quick] [--outdir DIR]`` or
 ``python scripts/tutorials/lessonN_*.py [--quick] [--outdir DIR]``; from Python,
@@ -13,6 +13,8 @@ Run one with ``kmc tutorial N [--quick] [--outdir DIR]`` or
    the uncertainty band, and where the activation energy comes from.
 5. :mod:`~kmc.teaching.tutorials.lesson5_blocking` — a 1D-channel framework (LGPS-like) against a 3D
    network (garnet) as immobile blockers are added; percolation.
+6. :mod:`~kmc.teaching.tutorials.lesson6_barriers` — where barriers come from: a CI-NEB band, the
+   lattice Hamiltonian ``kmc parametrize`` fitted for c-LLZO, and that model run through ``kmc run``.
 """
 from __future__ import annotations
 
@@ -32,16 +34,18 @@ LESSONS: dict[int, tuple[str, str]] = {
     4: ("kmc.teaching.tutorials.lesson4_arrhenius", "Arrhenius: from a temperature sweep to Ea and sigma"),
     5: ("kmc.teaching.tutorials.lesson5_blocking", "Dimensionality and blocking: 1D channels vs a 3D "
                                           "network"),
+    6: ("kmc.teaching.tutorials.lesson6_barriers", "Where barriers come from: NEB, a fitted lattice "
+                                                   "Hamiltonian, the computed model in kmc run"),
 }
 
 
 def run_lesson(number: int, outdir: str | Path = "tutorial-out", quick: bool = False) -> dict:
-    """Run lesson ``number`` (1-5): print its explanation, save its figures into ``outdir``.
+    """Run lesson ``number`` (1-6): print its explanation, save its figures into ``outdir``.
 
     Parameters
     ----------
     number : int
-        Lesson number, 1-5.
+        Lesson number, 1-6.
     outdir : str or Path
         Directory for the figures (created if missing).
     quick : bool

@@ -1,0 +1,66 @@
+"""Order parameter per site class (kmc.analysis.ordering, kmc.runs.ordering).
+
+Physics check against a result nobody here wrote: a half-filled square lattice gas with a nearest-
+neighbour repulsion J is the antiferromagnetic Ising model with coupling J/4 (n = (1 + s)/2), whose
+checkerboard order sets in at Onsager's kTc = 2 (J/4) / ln(1 + sqrt 2) = 0.5673 J: 658 K for
+J = 0.1 eV. The kMC order parameter must be ~1 well below Tc and ~0 well above it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kmc.analysis.ordering import order_parameter
+from kmc.config import Config
+from kmc.constants import KB_EV_K
+from kmc.runs.ordering import measure_ordering
+
+J_EV = 0.1
+TC_K = 2 * (J_EV / 4) / math.log(1 + math.sqrt(2)) / KB_EV_K
+
+
+def test_order_parameter_of_perfect_order_and_of_noise():
+    cls = np.zeros(24, int)
+    occ = np.r_[np.ones(8), np.zeros(16)]
+    assert order_parameter(occ, occ, cls, 1).eta[0] == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    # disorder: independent noisy halves around the same mean -> eta^2 ~ 0 (|.| << 1)
+    a, b = rng.binomial(400, 1 / 3, (2, 24)) / 400
+    op = order_parameter(a, b, cls, 1)
+    assert op.filling[0] == pytest.approx(1 / 3, abs=0.02)
+    assert abs(op.eta_squared[0]) < 0.05
+    # blocked sites are left out; a class with one site has no order parameter
+    op = order_parameter(occ, occ, np.r_[cls[:23], 1], 2, blocked=np.r_[np.zeros(23, bool), True])
+    assert np.isnan(op.eta[1])
+    assert op.eta[0] == pytest.approx(1.0)
+
+
+def _ising(temps, replicas=4):
+    return Config.from_dict({
+        "lattice": {"builtin": "square", "supercell": [8, 8, 1], "lattice_constant_A": 2.5},
+        "occupancy": {"filling": 0.5},
+        "model": {"attempt_frequency_THz": 10, "barrier_eV": 0.2,
+                  "interactions_eV": {"mobile_mobile": [[2.6, J_EV]]}},
+        "run": {"temperatures_K": temps, "hops_per_ion": 2000, "equilibration_hops_per_ion": 2000,
+                "replicas": replicas, "seed": 1}})
+
+
+def test_checkerboard_order_sets_in_at_onsagers_temperature():
+    assert 650 < TC_K < 665
+    rows = measure_ordering(_ising([0.5 * TC_K, 0.76 * TC_K, 1.25 * TC_K, 3.0 * TC_K]), samples=400)
+    eta = [r["order_parameter"]["site"] for r in rows]
+    assert all(r["filling"]["site"][0] == pytest.approx(0.5) for r in rows)
+    assert eta[0][0] > 0.99 and eta[1][0] > 0.9          # ordered below Tc
+    assert eta[2][0] < 0.1 and eta[3][0] < 0.05           # disordered above it
+    # the exact spontaneous staggered order at 0.5 Tc (Onsager-Yang) is 0.998
+    k = 2 * (J_EV / 4) / (KB_EV_K * 0.5 * TC_K)
+    assert eta[0][0] == pytest.approx((1 - math.sinh(k) ** -4) ** 0.125, abs=0.01)
+
+
+def test_ordering_needs_replicas():
+    from kmc.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="replicas to 2"):
+        measure_ordering(_ising([300.0], replicas=1))
