@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """c-LLZO with its computed lattice model (``kmc parametrize``, CHGNet) against experiment.
 
-    python scripts/llzo_computed_model.py [--model data/parametrize/llzo-cubic/model/model.toml]
+    python scripts/llzo_computed_model.py [--model llzo-cubic-computed | PATH/model.toml]
                                           [--quick] [--out llzo_computed]
 
 Runs the computed model unchanged (no parameter is adjusted) at Li7 (the composition it was
@@ -30,9 +30,9 @@ from kmc.analysis.arrhenius import fit_arrhenius
 from kmc.config import Config
 from kmc.files import jsonable
 from kmc.runs.runner import run_config
-from kmc.system.frameworks import load_framework
+from kmc.system.frameworks import framework_file, framework_names, load_framework
 
-ROOT = Path(__file__).resolve().parents[1]
+ORDER_TEMPS = {"full": [200, 300, 400, 600, 800, 1200], "quick": [300, 1200]}
 MODES = {
     "full": dict(temps=[300, 350, 400, 500, 600, 800], replicas=8, hops_per_ion=200,
                  target_rel_err=0.05, max_hops_per_ion=12800, supercell=[2, 2, 2]),
@@ -43,12 +43,19 @@ COMPOSITIONS = [("Li7 (fitted composition)", None),
                 ("Li6.375 (Ta 0.625 on Zr)", {"Ta": {"site": "Zr1", "per_formula_unit": 0.625}})]
 
 
-def config(model: Path, temps, mode: dict, seed: int, dopants) -> Config:
+def lattice_of(model: str) -> dict:
+    """``[lattice]`` source keys of a builtin model name or a model file path."""
+    if model in framework_names():
+        return {"builtin": model}
+    return {"framework_file": str(Path(model).resolve())}
+
+
+def config(model: str, temps, mode: dict, seed: int, dopants) -> Config:
     run = {"temperatures_K": [float(t) for t in temps], "hops_per_ion": mode["hops_per_ion"],
            "equilibration_hops_per_ion": 50, "replicas": mode["replicas"], "seed": seed}
     if mode["target_rel_err"]:
         run.update(target_rel_err=mode["target_rel_err"], max_hops_per_ion=mode["max_hops_per_ion"])
-    data = {"lattice": {"framework_file": str(model.resolve()), "supercell": mode["supercell"]},
+    data = {"lattice": {**lattice_of(model), "supercell": mode["supercell"]},
             "run": run}
     if dopants:
         data["dopants"] = dopants
@@ -113,15 +120,39 @@ def markdown(out: list[dict], exp: dict, model_note: str) -> str:
     return "\n".join(lines)
 
 
+def ordering(model: str, quick: bool, seed: int) -> tuple[list[dict], str]:
+    """Li filling and order parameter per site class against T in the fitted cell (1x1x1), where
+    tetragonal LLZO's order fits (8 of 24 24d sites filled, one orientation); Li7 and Li6.375."""
+    from kmc.runs.ordering import measure_ordering
+
+    out, lines = [], ["| composition | T (K) | 24d filled | order parameter 24d | order parameter 96h |",
+                      "|---|---|---|---|---|"]
+    for k, (name, dop) in enumerate(COMPOSITIONS):
+        data = {"lattice": {**lattice_of(model), "supercell": [1, 1, 1]},
+                "run": {"temperatures_K": [float(t) for t in ORDER_TEMPS["quick" if quick else "full"]],
+                        "hops_per_ion": 500 if quick else 16000, "equilibration_hops_per_ion": 500 if quick else 4000,
+                        "replicas": 4 if quick else 6, "seed": seed + 10 + k}}
+        if dop:
+            data["dopants"] = dop
+        rows = measure_ordering(Config.from_dict(data), samples=400)
+        for r in rows:
+            f, eta = r["filling"], r["order_parameter"]
+            lines.append(f"| {name} | {r['temperature_K']:g} | {f['Li1'][0]:.3f} ± {f['Li1'][1]:.3f} | "
+                         f"{eta['Li1'][0]:.3f} ± {eta['Li1'][1]:.3f} | {eta['Li2'][0]:.3f} ± {eta['Li2'][1]:.3f} |")
+        out.append({"composition": name, "rows": rows})
+    return out, "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=str(ROOT / "data/parametrize/llzo-cubic/model/model.toml"))
+    ap.add_argument("--model", default="llzo-cubic-computed",
+                    help="builtin model name or model.toml path (default: the shipped llzo-cubic-computed)")
     ap.add_argument("--quick", action="store_true", help="two temperatures, 1x1x1 cell: seconds")
     ap.add_argument("--out", default="llzo_computed")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "full"]
-    model = Path(args.model)
+    model = args.model
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -134,16 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     exp = load_framework("llzo-cubic").experiment
     import tomllib
 
-    prov = tomllib.loads(model.read_text())["provenance"]
-    note = (f"Model: {model.name} ({prov.get('calculator')}, {prov.get('n_configurations_fitted')} of "
+    text = (framework_file(model) if model in framework_names() else Path(model)).read_text()
+    prov = tomllib.loads(text)["provenance"]
+    note = (f"Model: {model} ({prov.get('calculator')}, {prov.get('n_configurations_fitted')} of "
             f"{prov.get('n_configurations')} configurations fitted, CV RMSE {prov.get('cv_rmse_meV_per_mobile_ion')} "
             f"meV per Li; {prov.get('date')}); run mode {'quick' if args.quick else 'full'}, "
             f"{mode['replicas']} replicas, target relative error {mode['target_rel_err']}.")
     table = markdown(out, exp, note)
+    order, order_table = ordering(model, args.quick, args.seed)
+    table += ("\n\nOrdering in the fitted 1x1x1 cell (order parameter per site class, kmc.analysis.ordering: 1 = "
+              "every site of the class always full or always empty, 0 = disorder; tetragonal LLZO: 24d "
+              "filled 1/3, order parameter 1):\n\n" + order_table)
     (out_dir / "table.md").write_text(table + "\n", encoding="utf-8")
     (out_dir / "results.json").write_text(json.dumps(jsonable(
         {"model": str(model), "mode": "quick" if args.quick else "full", "seed": args.seed,
-         "compositions": out, "experiment": exp, "wall_s": time.perf_counter() - t0}), indent=1),
+         "compositions": out, "ordering": order, "experiment": exp, "wall_s": time.perf_counter() - t0}), indent=1),
         encoding="utf-8")
     print(table)
     print(f"\nwritten to {out_dir}/ in {time.perf_counter() - t0:.0f} s", file=sys.stderr)

@@ -108,3 +108,17 @@ def test_neb_evaluates_each_image_once_per_step(monkeypatch):
     # two endpoint energies, then per image at most one evaluation at the start and one per FIRE
     # step (r.steps counts each stage's start as a step; the climbing stage's start is known already)
     assert r.force_calls == len(calls) <= 2 + settings.n_images * (r.steps - 1)
+
+
+@pytest.mark.mlip
+def test_quiet_chgnet_says_nothing(capfd):
+    """Under --quiet (and --json) the calculator's start-up lines ('CHGNet v0.3.0 initialized ...',
+    'CHGNet will run on cpu') go nowhere; otherwise to stderr, never to stdout."""
+    pytest.importorskip("torch")
+    pytest.importorskip("chgnet")
+    get_calculator("chgnet", threads=1, quiet=True)
+    out, err = capfd.readouterr()
+    assert "CHGNet" not in out + err
+    get_calculator("chgnet", threads=1)
+    out, err = capfd.readouterr()
+    assert "CHGNet" not in out and "CHGNet" in err

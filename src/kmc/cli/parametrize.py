@@ -46,7 +46,7 @@ def cmd_neb(args: argparse.Namespace) -> int:
     if band is not None and not band.resolve().parent.is_dir():
         raise ConfigError(f"the directory of --band {args.band!r} does not exist; create it or choose "
                           "another path.")
-    backend = get_calculator(args.calculator, threads=args.threads)
+    backend = get_calculator(args.calculator, threads=args.threads, quiet=args.quiet or args.json)
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="kmc-neb-"))
     log = (lambda m: None) if args.json or args.quiet else None
     result = require_converged(neb_path(initial, final, backend, settings, cache_dir=cache, log=log))
@@ -101,7 +101,8 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
                         dopants=[parse_dopant(d) for d in args.dopant or ()], settings=settings,
                         cache_dir=args.cache, threads=args.threads, include=args.include or (),
                         progress=not args.json and not args.quiet and sys.stderr.isatty(),
-                        log=(lambda m: None) if args.json or args.quiet else None, command=command)
+                        log=(lambda m: None) if args.json or args.quiet else None, command=command,
+                        quiet=args.quiet or args.json)
     s = model.summary
     if args.json:
         print(json.dumps(s, default=float))

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import platform
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +45,17 @@ def _version(module: str) -> str:
         return "unknown"
 
 
-def _chgnet(threads: int | None) -> Backend:
+def _announcements(quiet: bool):
+    """Where an MLIP's start-up messages go: stderr (stdout must stay clean for --json), or
+    nowhere under --quiet."""
+    if not quiet:
+        return contextlib.redirect_stdout(sys.stderr)
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+    return stack
+
+
+def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
     try:
         import torch
         from chgnet.model import CHGNet
@@ -52,8 +64,9 @@ def _chgnet(threads: int | None) -> Backend:
         raise ConfigError(f"calculator 'chgnet' needs the chgnet package ({exc}); {_MLIP_HINT}.") from None
     if threads:
         torch.set_num_threads(int(threads))
-    # CHGNet announces itself on stdout, which must stay clean for --json
-    with contextlib.redirect_stdout(sys.stderr):
+    # CHGNet converts a grad-tracking tensor to a float on every call and warns about it (harmless)
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+    with _announcements(quiet):
         model = CHGNet.load(verbose=False)
         calc = CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="ignore")
     return Backend("chgnet", calc, {
@@ -63,7 +76,7 @@ def _chgnet(threads: int | None) -> Backend:
         "citation": "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)"})
 
 
-def _sevennet(threads: int | None) -> Backend:
+def _sevennet(threads: int | None, quiet: bool = False) -> Backend:
     try:
         import torch
         from sevenn.calculator import SevenNetCalculator
@@ -72,7 +85,7 @@ def _sevennet(threads: int | None) -> Backend:
                           "install it with `pip install sevenn` next to the [mlip] extra.") from None
     if threads:
         torch.set_num_threads(int(threads))
-    with contextlib.redirect_stdout(sys.stderr):
+    with _announcements(quiet):
         calc = SevenNetCalculator("7net-0", device="cpu")
     return Backend("sevennet", calc, {
         "calculator": "sevennet", "sevenn_version": _version("sevenn"), "weights": "SevenNet-0 (7net-0)",
@@ -80,7 +93,7 @@ def _sevennet(threads: int | None) -> Backend:
         "citation": "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024)"})
 
 
-def get_calculator(name: str = "chgnet", threads: int | None = None) -> Backend:
+def get_calculator(name: str = "chgnet", threads: int | None = None, quiet: bool = False) -> Backend:
     """Return the energy backend called ``name``.
 
     Parameters
@@ -90,6 +103,8 @@ def get_calculator(name: str = "chgnet", threads: int | None = None) -> Backend:
         factory function that takes no arguments.
     threads
         Torch intra-op threads for the MLIP backends (None: torch's default).
+    quiet
+        Discard the MLIP's start-up messages (default: they go to stderr).
 
     Returns
     -------
@@ -103,9 +118,9 @@ def get_calculator(name: str = "chgnet", threads: int | None = None) -> Backend:
     """
     key = name.strip().lower()
     if key == "chgnet":
-        backend = _chgnet(threads)
+        backend = _chgnet(threads, quiet)
     elif key == "sevennet":
-        backend = _sevennet(threads)
+        backend = _sevennet(threads, quiet)
     elif ":" in name:
         mod, _, attr = name.partition(":")
         try:

@@ -321,7 +321,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 settings: ParametrizeSettings | None = None, quick: bool = False,
                 cache_dir: str | Path | None = None, threads: int | None = None,
                 progress: bool = False, log: Callable[[str], None] | None = None,
-                command: str | None = None, include: list[str] = ()) -> ParametrizedModel:
+                command: str | None = None, include: list[str] = (), quiet: bool = False) -> ParametrizedModel:
     """Compute a lattice model of ``structure`` (see the module docstring).
 
     Parameters
@@ -350,6 +350,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         lattice (:meth:`~kmc.parametrize.lattice.LatticeProblem.configuration_from_structure`)
         and computed like the sampled configurations. Random sampling rarely meets an ordered
         ground state; this is how the fit learns its energy.
+    quiet
+        Discard the calculator's start-up messages (default: they go to stderr).
 
     Returns
     -------
@@ -366,7 +368,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         from kmc.parametrize.writer import check_out_dir
 
         check_out_dir(Path(out_dir))
-    backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads)
+    backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
     cache = Path(cache_dir) if cache_dir is not None else (
         Path(str(Path(out_dir).resolve()) + ".cache") if out_dir is not None else None)
     if cache is None:
