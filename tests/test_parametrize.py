@@ -414,6 +414,8 @@ def test_committed_llzo_model_is_its_data_and_runs():
     for b in (b for v in data["neb"].values() for b in v["bands"]):
         assert (REPO / b["band_file"]).is_file()
     assert builtins_info()["frameworks"]["llzo-cubic-computed"]["provenance"]["calculator"] == "chgnet"
+    out = subprocess.run([sys.executable, "-m", "kmc", "info"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "llzo-cubic-computed" in out.stdout and "computed with chgnet" in out.stdout
     assert computed_data("llzo-cubic") is None
     cfg = {"lattice": {"builtin": "llzo-cubic-computed", "supercell": [1, 1, 1]},
            "run": {"temperatures_K": [600.0], "hops_per_ion": 20, "replicas": 2, "seed": 1}}
@@ -496,3 +498,17 @@ def test_cell_relaxation_needs_a_stress_and_lowers_the_energy():
     assert free.cell.lengths()[0] == pytest.approx(3.59, abs=0.03) and steps > 0
     with pytest.raises(ConfigError, match="no stress"):
         relax(atoms, DoubleWell(), 0.01, 10, cell=True)
+
+
+def test_site_tolerance_above_half_the_shortest_allowed_pair_is_refused(tmp_path):
+    """The nearest-site mapping is unambiguous only within half the shortest distance between two
+    sites that may both be occupied (toy: the 1.5 Å A-B pair, so at most 0.75 Å)."""
+    from kmc.exceptions import ConfigError
+
+    cif = toy_cif(tmp_path / "toy.cif")
+    with pytest.raises(ConfigError, match=r"more than half .* \(1.50 Å\); use at most 0.75 Å"):
+        parametrize(str(cif), "Li", tmp_path / "m", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                    exclusion_cutoff_A=0.0, calculator=toy_backend(cif),
+                    settings=ParametrizeSettings(n_configs=4, n_low_energy=0, site_tolerance_A=0.8),
+                    cache_dir=tmp_path / "c", log=lambda m: None)
+    assert not (tmp_path / "m").exists()

@@ -92,6 +92,8 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
         kw["seed"] = args.seed
     if args.relax_cell:
         kw["relax_cell"] = True
+    if args.site_tolerance is not None:
+        kw["site_tolerance_A"] = args.site_tolerance
     settings = ParametrizeSettings.quick(**kw) if args.quick else ParametrizeSettings(**kw)
     command = "kmc " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name in ("kmc", "__main__.py") else None
     model = parametrize(args.structure, args.mobile, args.out,
@@ -168,6 +170,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--relax-cell", action="store_true",
                    help="after the fixed-cell relaxation relax the cell too and fit that energy (needed when "
                         "ordering couples to strain, e.g. tetragonal garnet); NEBs stay at the parent cell")
+    p.add_argument("--site-tolerance", type=_positive, metavar="A",
+                   help="a relaxed ion farther than this from its nearest site is between sites and its "
+                        "configuration is not fitted (default 0.5 Å; at most half the shortest distance "
+                        "between two sites that may both be occupied)")
     p.add_argument("--include", action="append", metavar="FILE",
                    help="also compute the mobile-ion arrangement of this structure of the same framework "
                         "(e.g. a known ordered phase; repeatable)")

@@ -71,17 +71,17 @@ def _framework_names() -> list[str]:
     return framework_names()
 
 
-def _input_file(t: dict, key: str, what: str, example: str, base_dir) -> Path:
-    """The existing file named by ``[lattice] key`` (relative paths from the config's directory)."""
+def _input_file(t: dict, key: str, what: str, example: str, base_dir, section: str = "lattice") -> Path:
+    """The existing file named by ``[section] key`` (relative paths from the config's directory)."""
     if not isinstance(t[key], str) or not t[key]:
-        raise ConfigError(f"[lattice] {key} must be the path of a {what}, e.g. "
+        raise ConfigError(f"[{section}] {key} must be the path of a {what}, e.g. "
                           f"{key} = \"{example}\".")
     path = Path(t[key]).expanduser()
     if not path.is_absolute():
         path = Path(base_dir if base_dir is not None else ".") / path
     path = path.absolute()
     if not path.is_file():
-        raise ConfigError(f"no {what} at {str(path)!r}; check [lattice] {key} (a relative path is "
+        raise ConfigError(f"no {what} at {str(path)!r}; check [{section}] {key} (a relative path is "
                           f"read from the config file's directory).")
     return path
 
@@ -222,20 +222,30 @@ def auto_supercell(lattice, min_width_A: float = AUTO_SUPERCELL_MIN_WIDTH_A
 class OccupancyConfig:
     """How many mobile ions: exactly one of ``vacancies``, ``ions`` or ``filling``; for a
     framework or a CIF none of them (the default) means the structure's own ion count (after
-    dopant charge compensation)."""
+    dopant charge compensation). ``start_structure`` (a framework or CIF lattice, no dopants)
+    starts every replica from the arrangement of a structure file of the same framework, one cell
+    of it repeated over the supercell (e.g. tetragonal Li7La3Zr2O12 on the cubic garnet lattice);
+    the ion count is then that structure's."""
 
     vacancies: int | None = None
     ions: int | None = None
     filling: float | None = None
+    start_structure: str | None = None
 
     @property
     def is_default(self) -> bool:
         return self.vacancies is None and self.ions is None and self.filling is None
 
     @classmethod
-    def parse(cls, t: dict) -> "OccupancyConfig":
+    def parse(cls, t: dict, base_dir: str | Path | None = None) -> "OccupancyConfig":
         t = _check_keys("occupancy", t, [f.name for f in fields(cls)])
         given = [k for k in ("vacancies", "ions", "filling") if k in t]
+        if "start_structure" in t:
+            if given:
+                raise ConfigError(f"[occupancy] start_structure sets the ion count itself; remove "
+                                  f"{', '.join(given)}.")
+            return cls(start_structure=str(_input_file(t, "start_structure", "structure file",
+                                                       "t-llzo.cif", base_dir, section="occupancy")))
         if not given:
             return cls()
         if len(given) != 1:
@@ -810,7 +820,10 @@ class Config:
         if kind == "teaching" and "occupancy" not in data:
             raise ConfigError("the config has no [occupancy] table; add one with vacancies = N, "
                               "ions = N or filling = 0..1.")
-        occupancy = OccupancyConfig.parse(data.get("occupancy", {}))
+        occupancy = OccupancyConfig.parse(data.get("occupancy", {}), base_dir)
+        if kind == "teaching" and occupancy.start_structure is not None:
+            raise ConfigError("[occupancy] start_structure needs a framework or CIF lattice (a structure "
+                              "whose framework it can be matched to), not a teaching lattice.")
         if kind == "teaching" and occupancy.is_default:
             raise ConfigError("[occupancy] needs exactly one of vacancies = N, ions = N or "
                               "filling = 0..1 (got none).")

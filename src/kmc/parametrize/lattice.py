@@ -311,9 +311,9 @@ class LatticeProblem:
         ordered phase from experiment), as a configuration of this lattice.
 
         The structure must hold the same framework atoms as the parametrization supercell, in any
-        setting: the framework is matched with pymatgen's StructureMatcher (lattice scaled, so a
-        distorted or relaxed cell matches) and the mobile ions are mapped, in fractional
-        coordinates, to their nearest sites.
+        setting (:func:`kmc.system.arrangement.site_occupancy`: framework matched with pymatgen's
+        StructureMatcher, lattice scaled, ions mapped to their nearest sites in fractional
+        coordinates).
 
         Raises
         ------
@@ -321,43 +321,15 @@ class LatticeProblem:
             If the framework does not match, or an ion is farther than ``tolerance_A`` from every
             site or shares its nearest site with another ion.
         """
-        from ase.geometry import find_mic
-        from pymatgen.analysis.structure_matcher import StructureMatcher
         from pymatgen.core import Lattice, Structure
 
-        name, _, s = _read_structure(source)
-        label = Path(name).name
-        if not s.is_ordered:
-            raise StructureError(f"{label} has partly occupied sites; include an ordered structure.")
-        s = s.copy()
-        s.remove_oxidation_states()
-        frame = s.copy()
-        frame.remove_species([self.mobile])
+        from kmc.system.arrangement import site_occupancy
+
+        name, _, structure = _read_structure(source)
         host = Structure(Lattice(self.cell), self.host_species, self.host_positions, coords_are_cartesian=True)
-        if frame.composition.reduced_formula != host.composition.reduced_formula or len(frame) != len(host):
-            raise StructureError(f"{label} holds the framework {frame.composition.formula} and this "
-                                 f"parametrization cell {host.composition.formula}; include a structure of "
-                                 "the same cell (same framework atoms, any setting).")
-        matcher = StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10, primitive_cell=False, scale=True,
-                                   attempt_supercell=False)
-        found = matcher.get_transformation(host, frame)
-        if found is None:
-            raise StructureError(f"the framework of {label} does not match the parametrized structure "
-                                 "(pymatgen StructureMatcher); include a structure of the same framework.")
-        matrix, shift, _ = found
-        s.make_supercell(matrix)
-        s.translate_sites(list(range(len(s))), shift, frac_coords=True, to_unit_cell=True)
-        cart = np.array([x.frac_coords for x in s if x.specie.symbol == self.mobile]) @ self.cell
-        if not len(cart):
-            raise StructureError(f"{label} holds no {self.mobile}; include a structure with its mobile ions.")
-        d = np.linalg.norm(find_mic((cart[:, None, :] - self.pos[None]).reshape(-1, 3), self.cell,
-                                    pbc=True)[0], axis=1).reshape(len(cart), -1)
-        near, dist = d.argmin(axis=1), d.min(axis=1)
-        if dist.max() > tolerance_A or len(set(near.tolist())) < len(near):
-            raise StructureError(f"the {self.mobile} of {label} do not sit on distinct sites of this lattice "
-                                 f"(farthest {dist.max():.2f} Å from its nearest site, tolerance "
-                                 f"{tolerance_A:g} Å); include a structure of the same site network.")
-        return Configuration(sorted(int(x) for x in near), [], f"included:{label}")
+        occ = site_occupancy(self.pos @ np.linalg.inv(self.cell), self.cell, host, structure, self.mobile,
+                             tolerance_A, label=Path(name).name)
+        return Configuration([int(i) for i in np.flatnonzero(occ)], [], f"included:{Path(name).name}")
 
     # ---------------------------------------------------------------- mapping back
     def map_relaxed(self, config: Configuration, relaxed_positions: np.ndarray,

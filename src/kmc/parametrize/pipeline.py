@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kmc.exceptions import ConvergenceError, StructureError
+from kmc.exceptions import ConfigError, ConvergenceError, StructureError
 from kmc.files import jsonable
 from kmc.parametrize.calculators import Backend, get_calculator
 from kmc.parametrize.fit import fit_hamiltonian
@@ -420,6 +420,14 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             evidence.setdefault(sp["orbit"], []).append({**sp, "configuration": k})
     excluded = {o for o in problem.short_orbits
                 if evidence.get(problem.orbit_name(o)) and all(e["relaxed_away"] for e in evidence[problem.orbit_name(o)])}
+    # nearest-site mapping is unambiguous only within half the shortest distance between two sites
+    # that may both be occupied (an ion between the two sites of an excluded pair is on one of them
+    # either way)
+    allowed = [problem.orbits[o][2] for o in range(len(problem.orbits)) if o not in excluded]
+    if allowed and settings.site_tolerance_A > 0.5 * min(allowed) + 1e-9:
+        raise ConfigError(f"site tolerance {settings.site_tolerance_A:g} Å is more than half the shortest "
+                          f"distance between sites that may both be occupied ({min(allowed):.2f} Å); "
+                          f"use at most {0.5 * min(allowed):.2f} Å.")
     # untested short orbits stay avoided; tested ones that stayed are sampled like any other pair
     avoid = sorted(excluded | {o for o in problem.short_orbits if not evidence.get(problem.orbit_name(o))})
     n_second = settings.n_second_round

@@ -89,8 +89,12 @@ class ReplicaMeasurement:
         self.blocked, offset = system.disorder(seed)
         model = system.model if offset is None else replace(system.model,
                                                             site_energy_offset_eV=offset)
-        self.sim = Simulation(model, temperature_K, n_ions=system.n_ions,
-                              blocked=self.blocked, seed=seed)
+        if system.initial_occupancy is not None:  # [occupancy] start_structure
+            self.sim = Simulation(model, temperature_K, occupancy=system.initial_occupancy.astype(np.int8),
+                                  seed=seed)
+        else:
+            self.sim = Simulation(model, temperature_K, n_ions=system.n_ions,
+                                  blocked=self.blocked, seed=seed)
         self.run_cfg = run
         self.n = self.sim.n_ions
         self.wall = 0.0

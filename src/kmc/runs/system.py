@@ -62,6 +62,7 @@ class System:
     formula: str | None = None
     mobile_per_formula_unit: float | None = None
     source: "object | None" = None          # kmc.runs.sources.Source
+    initial_occupancy: np.ndarray | None = None  # [occupancy] start_structure: ions per site (bool)
     _percolation_clean: dict | None = field(default=None, repr=False)
 
     @property
@@ -272,6 +273,8 @@ def build_system(config: Config, with_model: bool = True,
     net = src.network
     model = build_model(config, src) if with_model else None
     occ = config.occupancy
+    if occ.start_structure is not None:
+        return _started_system(config, src, model)
     if src.kind == "framework":
         cell, plan, host_pos = _framework_dopants(config, src)
         n_free = net.n_sites - sum(cell.blocked_labels.values())
@@ -293,6 +296,39 @@ def build_system(config: Config, with_model: bool = True,
     n_ions = occ.n_ions(n_free, default=default)
     return System(net, model, n_ions, plan, np.zeros((0, 3)), src.formula(n_ions),
                   src.mobile_per_formula_unit(n_ions), src)
+
+
+def _started_system(config: Config, src: "Source", model: RateModel | None) -> System:
+    """The system of ``[occupancy] start_structure``: the structure's arrangement on one cell,
+    repeated over the supercell; its ion count."""
+    from kmc.system.arrangement import site_occupancy
+
+    net = src.network
+    if src.kind == "teaching" or net.structure is None:
+        raise ConfigError("[occupancy] start_structure needs a framework or CIF lattice (a structure "
+                          "whose framework it can be matched to), not a teaching lattice.")
+    if config.dopants or site_blocker_plan(src):
+        raise ConfigError("[occupancy] start_structure cannot be combined with dopants or blockers (their "
+                          "placement is random in every replica); remove one of them.")
+    unit = site_occupancy(net.unit_frac, net.unit_lattice, net.structure, config.occupancy.start_structure,
+                          net.species)
+    start = np.tile(unit, net.n_cells)
+    n_ions = int(start.sum())
+    if len(net.exclusions):
+        off, nbr, _ = net.csr(net.exclusions)
+        clash = [i for i in np.flatnonzero(start) if start[nbr[off[i]:off[i + 1]]].any()]
+        if clash:
+            raise ConfigError(f"[occupancy] start_structure puts ions on {len(clash)} sites closer than the "
+                              f"exclusion distance ({src.exclusion_distance_A:g} Å) to another ion; give an "
+                              "arrangement this model allows (or lower the exclusion distance).")
+    if src.kind == "framework":
+        from kmc.system.dopants import apply_dopants
+
+        cell = apply_dopants(src.framework, [], net.n_cells, n_mobile=n_ions)
+        formula, per_fu = cell.formula, cell.mobile_per_formula_unit
+    else:
+        formula, per_fu = src.formula(n_ions), src.mobile_per_formula_unit(n_ions)
+    return System(net, model, n_ions, [], np.zeros((0, 3)), formula, per_fu, src, initial_occupancy=start)
 
 
 def site_blocker_plan(src: "Source") -> list[DopantSites]:

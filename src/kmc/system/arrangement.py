@@ -1,0 +1,132 @@
+"""Known arrangements of the mobile ions: a structure file of the same framework -> which sites its
+ions occupy.
+
+Used for ``[occupancy] start_structure`` (a run that starts from an ordered phase, e.g. tetragonal
+Li7La3Zr2O12 on the cubic garnet lattice) and by ``kmc parametrize --include``. The framework of the
+given structure is matched to the lattice's framework with pymatgen's ``StructureMatcher`` (any
+origin and axis setting; the lattice is scaled, so a relaxed or distorted cell matches), and every
+mobile ion goes to its nearest site in fractional coordinates.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kmc.exceptions import StructureError
+
+__all__ = ["match_framework", "site_occupancy"]
+
+
+def match_framework(reference, structure, mobile: str, label: str):
+    """``structure`` brought into the setting of ``reference`` by matching their frameworks.
+
+    Parameters
+    ----------
+    reference, structure
+        pymatgen Structures of the same framework (``reference`` may hold mobile sites too; they
+        are ignored, as are partly occupied sites).
+    mobile
+        The mobile species (left out of the match, carried along).
+    label
+        Name of ``structure`` for the error messages.
+
+    Returns
+    -------
+    pymatgen.core.Structure
+        A copy of ``structure``, made the same cell as ``reference`` and shifted onto it.
+
+    Raises
+    ------
+    StructureError
+        If the frameworks differ or do not match.
+    """
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.core import Structure
+
+    s = structure.copy()
+    s.remove_oxidation_states()
+    if not s.is_ordered:
+        raise StructureError(f"{label} has partly occupied sites; give an ordered structure.")
+    frame = s.copy()
+    frame.remove_species([mobile])
+    keep = [site for site in reference if site.is_ordered and site.specie.symbol != mobile]
+    host = Structure.from_sites(keep)
+    host.remove_oxidation_states()
+    if frame.composition.reduced_formula != host.composition.reduced_formula or len(frame) != len(host):
+        raise StructureError(f"{label} holds the framework {frame.composition.formula} and the lattice "
+                             f"{host.composition.formula}; give a structure of the same cell (same "
+                             "framework atoms, any setting).")
+    matcher = StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10, primitive_cell=False, scale=True,
+                               attempt_supercell=False)
+    found = matcher.get_transformation(host, frame)
+    if found is None:
+        raise StructureError(f"the framework of {label} does not match the lattice's (pymatgen "
+                             "StructureMatcher); give a structure of the same framework.")
+    matrix, shift, _ = found
+    s.make_supercell(matrix)
+    s.translate_sites(list(range(len(s))), shift, frac_coords=True, to_unit_cell=True)
+    return s
+
+
+def site_occupancy(sites_frac: np.ndarray, lattice: np.ndarray, reference, source, mobile: str,
+                   tolerance_A: float = 0.5, label: str | None = None) -> np.ndarray:
+    """Which of the sites ``sites_frac`` (fractional in ``lattice``) the mobile ions of ``source``
+    occupy.
+
+    Parameters
+    ----------
+    sites_frac, lattice
+        The mobile-ion sites of one cell of the lattice (rows of ``lattice`` are the cell vectors).
+    reference
+        pymatgen Structure of that cell with its framework atoms.
+    source
+        A structure file path, or a pymatgen Structure, of the same framework.
+    mobile
+        Mobile species.
+    tolerance_A
+        Largest distance of an ion from its nearest site.
+    label
+        Name of a Structure ``source`` for the error messages.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        One entry per site.
+
+    Raises
+    ------
+    StructureError
+        If the file cannot be read, the framework does not match, an ion is farther than
+        ``tolerance_A`` from every site, or two ions share a site.
+    """
+    from ase.geometry import find_mic
+    from pymatgen.core import Structure
+
+    if isinstance(source, (str, Path)):
+        label = Path(source).name
+        try:
+            structure = Structure.from_file(str(source))
+        except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StructureError(f"cannot read a crystal structure from {label} ({reason[:120]}); give a "
+                                 "CIF or POSCAR.") from None
+    else:
+        label, structure = label or "the given structure", source
+    s = match_framework(reference, structure, mobile, label)
+    frac = np.array([x.frac_coords for x in s if x.specie.symbol == mobile])
+    if not len(frac):
+        raise StructureError(f"{label} holds no {mobile}; give a structure with its mobile ions.")
+    lattice = np.asarray(lattice, float)
+    sites = np.asarray(sites_frac, float) @ lattice
+    d = np.linalg.norm(find_mic((frac @ lattice)[:, None, :].repeat(len(sites), 1).reshape(-1, 3)
+                                - np.tile(sites, (len(frac), 1)), lattice, pbc=True)[0],
+                       axis=1).reshape(len(frac), -1)
+    near, dist = d.argmin(axis=1), d.min(axis=1)
+    if dist.max() > tolerance_A or len(set(near.tolist())) < len(near):
+        raise StructureError(f"the {mobile} of {label} do not sit on distinct sites of this lattice "
+                             f"(farthest {dist.max():.2f} Å from its nearest site, tolerance "
+                             f"{tolerance_A:g} Å); give a structure of the same site network.")
+    occ = np.zeros(len(sites), bool)
+    occ[near] = True
+    return occ

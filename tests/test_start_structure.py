@@ -1,0 +1,75 @@
+"""``[occupancy] start_structure``: replicas start from the arrangement of a known structure.
+
+The committed ordered tetragonal Li7La3Zr2O12 (the public GGA structure of the t-LLZO NEB reference
+plus its vacancy; I4_1/acd, a = 13.24, c = 12.70 Å, in its own origin and axis setting) must land
+on the cubic garnet lattice as the tetragonal order: 8 of the 24 tetrahedral 24d sites per cell,
+all with the same 4-bar axis, one Li in every octahedral cage, the same in every cell.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from kmc.config import Config
+from kmc.exceptions import ConfigError, StructureError
+from kmc.runs.replicas import ReplicaMeasurement, replica_seeds
+from kmc.runs.system import build_system
+
+T_LLZO = Path(__file__).resolve().parents[1] / "data/parametrize/llzo-cubic/t-llzo-ordered-Li56.vasp"
+
+
+def _cfg(occupancy: dict, lattice: dict | None = None, **extra) -> Config:
+    return Config.from_dict({"lattice": lattice or {"builtin": "llzo-cubic", "supercell": [2, 2, 2]},
+                             "occupancy": occupancy,
+                             "run": {"temperatures_K": [300.0], "hops_per_ion": 5, "replicas": 2, "seed": 1},
+                             **extra})
+
+
+def test_tetragonal_order_on_the_cubic_lattice_and_the_run_starts_there():
+    system = build_system(_cfg({"start_structure": str(T_LLZO)}))
+    net = system.network
+    start = system.initial_occupancy
+    assert system.n_ions == 448 and system.formula == "Li7La3Zr2O12"
+    cells = start.reshape(net.n_cells, net.n_unit)
+    assert (cells == cells[0]).all()                                  # one cell, repeated
+    unit = cells[0]
+    tet = np.flatnonzero(unit & (net.unit_class == net.class_names.index("Li1")))
+    assert len(tet) == 8
+    quarter = np.isclose(net.unit_frac[tet] % 0.5, 0.25, atol=0.01)     # the 24d 4-bar axis
+    assert quarter.sum(axis=0).max() == 8                               # all eight share it
+    assert unit[net.unit_class == net.class_names.index("Li2")].sum() == 48   # one per cage
+    seq = replica_seeds(1, 1, 2)[0][0]
+    rep = ReplicaMeasurement(system, 300.0, seq, _cfg({"start_structure": str(T_LLZO)}).run, equilibrate=False)
+    assert np.array_equal(rep.sim.occupancy == 1, start)
+
+
+def test_start_structure_refusals(tmp_path):
+    with pytest.raises(ConfigError, match="sets the ion count itself"):
+        _cfg({"start_structure": str(T_LLZO), "ions": 10})
+    with pytest.raises(ConfigError, match="no structure file"):
+        _cfg({"start_structure": str(tmp_path / "none.cif")})
+    with pytest.raises(ConfigError, match="teaching lattice"):
+        build_system(_cfg({"start_structure": str(T_LLZO)}, {"builtin": "sc", "supercell": [4, 4, 4]}))
+    with pytest.raises(ConfigError, match="dopants"):
+        build_system(_cfg({"start_structure": str(T_LLZO)},
+                          dopants={"Ta": {"site": "Zr1", "per_formula_unit": 0.5}}))
+    # the lattice's own cell with one cage holding two Li (0.87 Å apart: excluded)
+    net = build_system(_cfg({})).network
+    fw = [s for s in net.structure if s.is_ordered and s.specie.symbol != "Li"]
+    unit = build_system(_cfg({"start_structure": str(T_LLZO)})).initial_occupancy[:net.n_unit]
+    frac = net.unit_frac[unit]
+    lat = net.unit_lattice
+    d = np.linalg.norm(((net.unit_frac[:, None] - frac[None] + 0.5) % 1 - 0.5) @ lat, axis=2)
+    partner = int(np.flatnonzero(~unit & (d.min(axis=1) < 0.9))[0])
+    s = Structure(Lattice(lat), [x.specie for x in fw] + ["Li"] * (len(frac) + 1),
+                  np.vstack([[x.frac_coords for x in fw], frac, net.unit_frac[partner]]))
+    s.to(filename=str(tmp_path / "clash.cif"))
+    with pytest.raises(ConfigError, match="closer than the exclusion distance"):
+        build_system(_cfg({"start_structure": str(tmp_path / "clash.cif")}))
+    other = Structure(Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    other.to(filename=str(tmp_path / "nacl.cif"))
+    with pytest.raises(StructureError, match="framework"):
+        build_system(_cfg({"start_structure": str(tmp_path / "nacl.cif")}))
