@@ -11,8 +11,9 @@ Steps (each relaxation and each NEB is cached on disk as it finishes, so a kille
    allowed and every configuration draws random site-class weights, so that the class
    occupancies (e.g. garnet 24d versus 96h) are spread instead of all near the jammed typical
    one, then a few low-energy-biased ones (the lowest predicted by a first fit among many random
-   candidates).
-3. Relaxation at fixed cell (BFGS), mapping back to the lattice: a short orbit whose pairs relax
+   candidates); known structures (``include``: e.g. an ordered phase) join the first round.
+3. Relaxation at fixed cell (BFGS), with ``relax_cell`` then together with the cell (the fitted
+   energy holds the strain an arrangement induces), mapping back to the lattice: a short orbit whose pairs relax
    away in every test is a computed hard exclusion, recorded with its evidence; a configuration
    is fitted as the arrangement its ions relaxed into (every ion within the site tolerance of its
    own nearest site, no excluded pair), and is dropped when an ion ends between sites.
