@@ -33,7 +33,7 @@ from kmc.analysis.arrhenius import fit_arrhenius
 from kmc.config import Config
 from kmc.files import jsonable
 from kmc.runs.runner import run_config
-from kmc.system.frameworks import framework_file, framework_names, load_framework
+from kmc.system.frameworks import framework_names, load_framework, load_framework_file
 
 ORDER_TEMPS = {"full": [200, 300, 400, 600, 800, 1200], "quick": [300, 1200]}
 MODES = {
@@ -173,10 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         out.append(summarize(name, res))
         print(f"{name}: {time.perf_counter() - t1:.0f} s", file=sys.stderr)
     exp = load_framework("llzo-cubic").experiment
-    import tomllib
-
-    text = (framework_file(model) if model in framework_names() else Path(model)).read_text()
-    prov = tomllib.loads(text)["provenance"]
+    fw = load_framework(model) if model in framework_names() else load_framework_file(model)
+    prov = fw.data["provenance"]
     note = (f"Model: {model} ({prov.get('calculator')}, {prov.get('n_configurations_fitted')} of "
             f"{prov.get('n_configurations')} configurations fitted, CV RMSE {prov.get('cv_rmse_meV_per_mobile_ion')} "
             f"meV per Li; {prov.get('date')}); run mode {'quick' if args.quick else 'full'}, "

@@ -119,8 +119,9 @@ def test_lesson6_barriers(tmp_path):
     n = res["numbers"]
     # the CI-NEB on the analytic double well finds the exact saddle (the band and the barrier
     # extraction are the pipeline's own code)
-    assert n["E_KRA_eV"] == pytest.approx(n["E_KRA_exact_eV"], abs=2e-3)
-    assert n["barrier_forward_eV"] == pytest.approx(n["barrier_forward_exact_eV"], abs=2e-3)
+    # (measured: 3.5e-5 eV below the exact values with the quick band, 5 images to 0.01 eV/Å)
+    assert n["E_KRA_eV"] == pytest.approx(n["E_KRA_exact_eV"], abs=5e-4)
+    assert n["barrier_forward_eV"] == pytest.approx(n["barrier_forward_exact_eV"], abs=5e-4)
     # the shipped CHGNet barriers on the public t-LLZO hops stay within 0.05 eV of GGA
     assert len(n["reference_paths"]) == 3
     assert all(abs(p["chgnet_eV"] - p["gga_eV"]) < 0.05 for p in n["reference_paths"].values())

@@ -6,7 +6,6 @@ per cell, the (doped) formula and, with dopants, the percolation of one seeded p
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -267,12 +266,12 @@ def provenance_line(prov: dict) -> str:
 def builtins_info() -> dict:
     """Every builtin: teaching lattices, frameworks (description) and, for computed frameworks,
     their provenance."""
-    from kmc.system.frameworks import framework_file, framework_names
+    from kmc.system.frameworks import framework_names, load_framework
 
     frameworks = {}
     for name in framework_names():
-        data = tomllib.loads(framework_file(name).read_text(encoding="utf-8"))
-        frameworks[name] = {"description": data.get("description"), "provenance": data.get("provenance")}
+        fw = load_framework(name)
+        frameworks[name] = {"description": fw.description, "provenance": fw.data.get("provenance")}
     return {"teaching_lattices": list(LATTICES), "frameworks": frameworks}
 
 

@@ -74,23 +74,13 @@ def _read_structure(source: str):
     if source in framework_names():
         fw = load_framework(source)
         return source, fw, fw.structure
+    from kmc.system.arrangement import read_structure
+
     p = Path(source)
     if not p.is_file():
         raise StructureError(f"{source!r} is neither a builtin framework ({', '.join(framework_names())}) "
                              "nor a structure file; give a framework name, a CIF or a POSCAR.")
-    from pymatgen.core import Structure
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            s = Structure.from_file(str(p))
-    except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StructureError(f"cannot read a crystal structure from {p.name} ({reason[:120]}); give a "
-                             "valid CIF or POSCAR.") from None
-    if len(s) == 0:
-        raise StructureError(f"{p.name} holds no atoms; give a structure with its atom sites.")
-    return str(p), None, s
+    return str(p), None, read_structure(p)
 
 
 def _min_width(lattice: np.ndarray) -> float:

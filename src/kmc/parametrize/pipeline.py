@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kmc.exceptions import ConfigError, ConvergenceError, StructureError
-from kmc.files import jsonable
+from kmc.files import atomic_write_text, jsonable
 from kmc.parametrize.calculators import Backend, get_calculator
 from kmc.parametrize.fit import fit_hamiltonian
 from kmc.parametrize.lattice import (
@@ -109,24 +109,28 @@ def _relax_key(atoms, backend: Backend, settings: ParametrizeSettings) -> str:
     return h.hexdigest()[:20]
 
 
-def _relax_cached(atoms, backend: Backend, settings: ParametrizeSettings, cache: Path, label: str) -> dict:
-    """Relax ``atoms`` (fixed cell) or read the finished result from ``cache``."""
-    key = _relax_key(atoms, backend, settings)
-    f = cache / f"relax_{key}.json"
+def _relax_into_cache(f: Path, key: str, atoms, backend: Backend, settings: ParametrizeSettings, label: str,
+                      cell: bool) -> dict:
+    """The cached relaxation in ``f``, or relax ``atoms`` (with its cell if ``cell``) and store it."""
     if f.is_file():
         return json.loads(f.read_text())
     t0 = time.perf_counter()
     relaxed, steps = relax(atoms, backend.calculator, settings.relax_fmax_eV_A, settings.relax_max_steps,
-                           label)
+                           label, cell=cell)
     a = relaxed.copy()
     a.calc = backend.calculator
-    energy = float(a.get_potential_energy())
-    out = {"key": key, "energy_eV": energy, "steps": steps, "wall_s": time.perf_counter() - t0,
-           "positions_A": np.round(relaxed.positions, 6).tolist()}
-    tmp = f.with_name(f.name + ".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(f)
+    out = {"key": key, "energy_eV": float(a.get_potential_energy()), "steps": steps,
+           "wall_s": time.perf_counter() - t0, "positions_A": np.round(relaxed.positions, 6).tolist()}
+    if cell:
+        out["cell_A"] = np.round(np.asarray(relaxed.cell), 6).tolist()
+    atomic_write_text(f, json.dumps(out))
     return out
+
+
+def _relax_cached(atoms, backend: Backend, settings: ParametrizeSettings, cache: Path, label: str) -> dict:
+    """Relax ``atoms`` (fixed cell) or read the finished result from ``cache``."""
+    key = _relax_key(atoms, backend, settings)
+    return _relax_into_cache(cache / f"relax_{key}.json", key, atoms, backend, settings, label, cell=False)
 
 
 def _sha256(path: str) -> str | None:
@@ -139,23 +143,10 @@ def _relax_cell_cached(atoms, fixed: dict, backend: Backend, settings: Parametri
     """Relax positions and cell together, starting from the fixed-cell result ``fixed`` (cached)."""
     key = hashlib.sha256(json.dumps([fixed["key"], "cell", settings.relax_fmax_eV_A,
                                      settings.relax_max_steps]).encode()).hexdigest()[:20]
-    f = cache / f"relaxcell_{key}.json"
-    if f.is_file():
-        return json.loads(f.read_text())
-    t0 = time.perf_counter()
     start = atoms.copy()
     start.positions = np.array(fixed["positions_A"])
-    relaxed, steps = relax(start, backend.calculator, settings.relax_fmax_eV_A, settings.relax_max_steps,
-                           label + " (with its cell)", cell=True)
-    a = relaxed.copy()
-    a.calc = backend.calculator
-    out = {"key": key, "energy_eV": float(a.get_potential_energy()), "steps": steps,
-           "wall_s": time.perf_counter() - t0, "cell_A": np.round(np.asarray(relaxed.cell), 6).tolist(),
-           "positions_A": np.round(relaxed.positions, 6).tolist()}
-    tmp = f.with_name(f.name + ".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(f)
-    return out
+    return _relax_into_cache(cache / f"relaxcell_{key}.json", key, start, backend, settings,
+                             label + " (with its cell)", cell=True)
 
 
 def attempt_frequency_THz(atoms, index: int, direction: np.ndarray, calculator, step_A: float = 0.02) -> float:

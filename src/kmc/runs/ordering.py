@@ -12,17 +12,13 @@ from typing import Any
 import numpy as np
 
 from kmc.analysis.ordering import order_parameter, site_occupation
+from kmc.analysis.transport import mean_err
 from kmc.config import Config
 from kmc.exceptions import ConfigError, NoEventsError
 from kmc.runs.replicas import ReplicaMeasurement, nominal_hops, replica_seeds
 from kmc.runs.system import build_system
 
 __all__ = ["measure_ordering"]
-
-
-def _mean_err(x: np.ndarray) -> tuple[float, float]:
-    x = np.asarray(x, float)
-    return float(np.mean(x)), float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def measure_ordering(config: Config, samples: int = 400) -> list[dict[str, Any]]:
@@ -67,6 +63,6 @@ def measure_ordering(config: Config, samples: int = 400) -> list[dict[str, Any]]
         row: dict[str, Any] = {"temperature_K": float(T), "replicas": run.replicas, "samples": samples}
         for key, arr in (("filling", fills), ("order_parameter", etas), ("order_parameter_squared", eta2s)):
             a = np.array(arr)
-            row[key] = {n: list(_mean_err(a[:, c])) for c, n in enumerate(names) if np.isfinite(a[:, c]).all()}
+            row[key] = {n: list(mean_err(a[:, c])) for c, n in enumerate(names) if np.isfinite(a[:, c]).all()}
         out.append(row)
     return out

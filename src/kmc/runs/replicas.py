@@ -26,7 +26,7 @@ from kmc.analysis.transport import (
 )
 from kmc.config import Config
 from kmc.constants import KB_EV_K
-from kmc.engine.model import RateModel
+from kmc.engine.model import EMPTY, ION, RateModel
 from kmc.engine.simulation import Simulation
 from kmc.exceptions import NoEventsError
 from kmc.runs.system import System
@@ -90,8 +90,8 @@ class ReplicaMeasurement:
         model = system.model if offset is None else replace(system.model,
                                                             site_energy_offset_eV=offset)
         if system.initial_occupancy is not None:  # [occupancy] start_structure
-            self.sim = Simulation(model, temperature_K, occupancy=system.initial_occupancy.astype(np.int8),
-                                  seed=seed)
+            occ = np.where(system.initial_occupancy, ION, EMPTY).astype(np.int8)
+            self.sim = Simulation(model, temperature_K, occupancy=occ, seed=seed)
         else:
             self.sim = Simulation(model, temperature_K, n_ions=system.n_ions,
                                   blocked=self.blocked, seed=seed)

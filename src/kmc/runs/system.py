@@ -304,9 +304,8 @@ def _started_system(config: Config, src: "Source", model: RateModel | None) -> S
     from kmc.system.arrangement import site_occupancy
 
     net = src.network
-    if src.kind == "teaching" or net.structure is None:
-        raise ConfigError("[occupancy] start_structure needs a framework or CIF lattice (a structure "
-                          "whose framework it can be matched to), not a teaching lattice.")
+    if net.structure is None:  # teaching lattices are refused by the config already
+        raise ConfigError("[occupancy] start_structure needs a lattice with framework atoms to match.")
     if config.dopants or site_blocker_plan(src):
         raise ConfigError("[occupancy] start_structure cannot be combined with dopants or blockers (their "
                           "placement is random in every replica); remove one of them.")

@@ -15,7 +15,27 @@ import numpy as np
 
 from kmc.exceptions import StructureError
 
-__all__ = ["match_framework", "site_occupancy"]
+__all__ = ["read_structure", "match_framework", "site_occupancy"]
+
+
+def read_structure(path: str | Path):
+    """A pymatgen Structure from a CIF or POSCAR, or one sentence (StructureError) saying why not."""
+    import warnings
+
+    from pymatgen.core import Structure
+
+    p = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = Structure.from_file(str(p))
+    except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StructureError(f"cannot read a crystal structure from {p.name} ({reason[:120]}); give a "
+                             "valid CIF or POSCAR.") from None
+    if len(s) == 0:
+        raise StructureError(f"{p.name} holds no atoms; give a structure with its atom sites.")
+    return s
 
 
 def match_framework(reference, structure, mobile: str, label: str):
@@ -100,33 +120,22 @@ def site_occupancy(sites_frac: np.ndarray, lattice: np.ndarray, reference, sourc
         If the file cannot be read, the framework does not match, an ion is farther than
         ``tolerance_A`` from every site, or two ions share a site.
     """
-    from ase.geometry import find_mic
-    from pymatgen.core import Structure
+    from pymatgen.core import Lattice
 
     if isinstance(source, (str, Path)):
-        label = Path(source).name
-        try:
-            structure = Structure.from_file(str(source))
-        except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StructureError(f"cannot read a crystal structure from {label} ({reason[:120]}); give a "
-                                 "CIF or POSCAR.") from None
+        label, structure = Path(source).name, read_structure(source)
     else:
         label, structure = label or "the given structure", source
     s = match_framework(reference, structure, mobile, label)
     frac = np.array([x.frac_coords for x in s if x.specie.symbol == mobile])
     if not len(frac):
         raise StructureError(f"{label} holds no {mobile}; give a structure with its mobile ions.")
-    lattice = np.asarray(lattice, float)
-    sites = np.asarray(sites_frac, float) @ lattice
-    d = np.linalg.norm(find_mic((frac @ lattice)[:, None, :].repeat(len(sites), 1).reshape(-1, 3)
-                                - np.tile(sites, (len(frac), 1)), lattice, pbc=True)[0],
-                       axis=1).reshape(len(frac), -1)
+    d = Lattice(np.asarray(lattice, float)).get_all_distances(frac, np.asarray(sites_frac, float))
     near, dist = d.argmin(axis=1), d.min(axis=1)
     if dist.max() > tolerance_A or len(set(near.tolist())) < len(near):
         raise StructureError(f"the {mobile} of {label} do not sit on distinct sites of this lattice "
                              f"(farthest {dist.max():.2f} Å from its nearest site, tolerance "
                              f"{tolerance_A:g} Å); give a structure of the same site network.")
-    occ = np.zeros(len(sites), bool)
+    occ = np.zeros(len(sites_frac), bool)
     occ[near] = True
     return occ

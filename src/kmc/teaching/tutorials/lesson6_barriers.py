@@ -146,9 +146,7 @@ def run(outdir: Path, quick: bool = False) -> dict:
                f"Measured c-LLZO conducts {EXPT_SIGMA_S_CM:.1e} S/cm at room temperature; run the "
                "full lesson (no --quick) for the model's value at 300 K.")
     # the known ordered phase in the training set (--include): how well does the fit know it?
-    fitted_k = [k for k, c in enumerate(data["configurations"]) if c["used_in_fit"]]
-    known = [(j, c) for j, (k, c) in enumerate((k, data["configurations"][k]) for k in fitted_k)
-             if c["kind"].startswith("included")]
+    known = [(j, c) for j, c in enumerate(used) if c["kind"].startswith("included")]
     order_note = ""
     if known:
         j, c = known[0]
