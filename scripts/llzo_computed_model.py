@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """c-LLZO with its computed lattice model (``kmc parametrize``, CHGNet) against experiment.
 
-    python scripts/llzo_computed_model.py [--model llzo-cubic-computed | PATH/model.toml]
+    python scripts/llzo_computed_model.py [--model llzo-cubic | PATH/model.toml]
                                           [--quick] [--out llzo_computed]
 
 Runs the computed model unchanged (no parameter is adjusted) at Li7 (the composition it was
 fitted at), at Li6.375 (Ta 0.625 on Zr, near the composition of the best-conducting Ta-doped garnets;
 the model holds no Ta-Li term, so this only removes Li), and at Li7 started from the tetragonal
 order (``[occupancy] start_structure``: the public ordered t-LLZO structure mapped onto the cubic
-lattice) over a temperature sweep, with adaptive run lengths (``target_rel_err``). A second table
+lattice, as the builtin ``llzo-tetragonal`` does) over a temperature sweep, with adaptive run lengths (``target_rel_err``). A second table
 gives the order parameter per site class (:mod:`kmc.analysis.ordering`) against temperature in the
 fitted 1x1x1 cell for the same three cases. For every temperature it reports sigma, D*, D_J, the Haven
 ratio, the ``diffusive`` flags with the local MSD exponents and fit windows, and the share of Li
@@ -42,7 +42,8 @@ MODES = {
     "quick": dict(temps=[500, 800], replicas=3, hops_per_ion=40, target_rel_err=None,
                   max_hops_per_ion=None, supercell=[1, 1, 1]),
 }
-T_LLZO = Path(__file__).resolve().parents[1] / "data/parametrize/llzo-cubic/t-llzo-ordered-Li56.vasp"
+#: the ordered t-LLZO arrangement the builtin ``llzo-tetragonal`` starts from (public GGA structure)
+T_LLZO = Path(load_framework("llzo-tetragonal").start_structure)
 #: (name, [dopants], [occupancy] start_structure)
 COMPOSITIONS = [("Li7 (fitted composition)", None, None),
                 ("Li6.375 (Ta 0.625 on Zr)", {"Ta": {"site": "Zr1", "per_formula_unit": 0.625}}, None),
@@ -155,8 +156,8 @@ def ordering(model: str, quick: bool, seed: int) -> tuple[list[dict], str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="llzo-cubic-computed",
-                    help="builtin model name or model.toml path (default: the shipped llzo-cubic-computed)")
+    ap.add_argument("--model", default="llzo-cubic",
+                    help="builtin model name or model.toml path (default: the shipped computed llzo-cubic)")
     ap.add_argument("--quick", action="store_true", help="two temperatures, 1x1x1 cell: seconds")
     ap.add_argument("--out", default="llzo_computed")
     ap.add_argument("--seed", type=int, default=2026)

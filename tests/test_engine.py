@@ -298,7 +298,7 @@ def test_placement_beats_random_sequential_jamming_on_llzo():
     without two Li on excluded (24d-96h, split 96h) pairs."""
     from kmc.system.frameworks import load_framework
 
-    fw = load_framework("llzo-cubic")
+    fw = load_framework("llzo-cubic-latticegas")      # 2.0 Å exclusion: 24d-96h and split 96h pairs
     net = SiteNetwork.from_sites(fw.structure.lattice.matrix, fw.mobile_frac, fw.mobile_labels,
                                  fw.mobile_occupancy, "Li", (1, 1, 1), fw.hop_cutoff_A,
                                  fw.exclusion_distance_A)

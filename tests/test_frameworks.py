@@ -15,7 +15,8 @@ def network(fw, supercell=(1, 1, 1)):
 
 @pytest.mark.parametrize("name,formula,li_sites,li", [
     ("llzo-cubic", {"La": 24, "Zr": 16, "O": 96}, {"Li1": 24, "Li2": 96}, 56),
-    ("llzo-tetragonal", {"La": 24, "Zr": 16, "O": 96}, {"Li1": 8, "Li2": 16, "Li3": 32, "Li4": 16},
+    ("llzo-cubic-latticegas", {"La": 24, "Zr": 16, "O": 96}, {"Li1": 24, "Li2": 96}, 56),
+    ("llzo-tetragonal-latticegas", {"La": 24, "Zr": 16, "O": 96}, {"Li1": 8, "Li2": 16, "Li3": 32, "Li4": 16},
      56),
     ("lgps", {"Ge": 2, "P": 4, "S": 24}, {"Li1": 16, "Li2": 4, "Li3": 8, "Li4": 4}, 20),
 ])
@@ -32,10 +33,23 @@ def test_cells_have_the_published_composition_and_orbits(name, formula, li_sites
     assert all(fw.barrier_for(h) is not None for h in network(fw).hop_class_names)
 
 
-def test_llzo_cubic_li_li_distances_match_the_reference():
-    fw = load_framework("llzo-cubic")
+@pytest.mark.parametrize("name", ["llzo-cubic", "llzo-cubic-latticegas"])
+def test_llzo_cubic_li_li_distances_match_the_reference(name):
+    fw = load_framework(name)
     lengths = sorted(network(fw).hop_class_lengths.tolist())
     assert lengths == pytest.approx([0.87, 1.60], abs=0.01)  # 96h-96h split site, 24d-96h hop
+
+
+def test_computed_llzo_cubic_is_its_parent_crystal():
+    """The computed llzo-cubic (written in P1) holds the atoms and Li sites of the cited
+    crystallography it was computed on (llzo-cubic-latticegas), in the same order."""
+    comp, ref = load_framework("llzo-cubic"), load_framework("llzo-cubic-latticegas")
+    assert comp.data["provenance"]["structure"] == ref.name
+    assert np.allclose(comp.structure.lattice.matrix, ref.structure.lattice.matrix)
+    assert [s.species_string for s in comp.structure] == [s.species_string for s in ref.structure]
+    assert np.abs((comp.structure.frac_coords - ref.structure.frac_coords + 0.5) % 1 - 0.5).max() < 1e-6
+    assert comp.mobile_labels == ref.mobile_labels
+    assert np.abs((comp.mobile_frac - ref.mobile_frac + 0.5) % 1 - 0.5).max() < 1e-6
 
 
 def test_lgps_channels_run_along_c():
@@ -55,4 +69,5 @@ def test_lgps_channels_run_along_c():
 def test_unknown_framework_names_the_choices():
     with pytest.raises(ConfigError, match="llzo-cubic"):
         load_framework("llzo")
-    assert set(framework_names()) == {"llzo-cubic", "llzo-tetragonal", "lgps", "llzo-cubic-computed"}
+    assert set(framework_names()) == {"llzo-cubic", "llzo-tetragonal", "lgps", "llzo-cubic-latticegas",
+                                      "llzo-tetragonal-latticegas"}

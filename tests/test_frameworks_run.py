@@ -44,7 +44,9 @@ def garnet_cif(tmp_path_factory):
 # ------------------------------------------------------------------ frameworks
 @pytest.mark.parametrize("name,ions,formula,classes,supercell", [
     ("llzo-cubic", 56, "Li7La3Zr2O12", ["Li1", "Li2"], (2, 2, 2)),
-    ("llzo-tetragonal", 56, "Li7La3Zr2O12", ["Li1", "Li2", "Li3", "Li4"], (2, 2, 2)),
+    ("llzo-tetragonal", 56, "Li7La3Zr2O12", ["Li1", "Li2"], (2, 2, 2)),
+    ("llzo-cubic-latticegas", 56, "Li7La3Zr2O12", ["Li1", "Li2"], (2, 2, 2)),
+    ("llzo-tetragonal-latticegas", 56, "Li7La3Zr2O12", ["Li1", "Li2", "Li3", "Li4"], (2, 2, 2)),
     ("lgps", 20, "Li10GeP2S12", ["Li1", "Li2", "Li3", "Li4"], (3, 3, 2)),
 ])
 def test_build_system_for_each_framework_uses_the_data_file(name, ions, formula, classes,
@@ -81,7 +83,7 @@ def test_framework_model_overrides():
 
 
 def test_framework_explicit_occupancy_and_lattice_overrides():
-    lat = {"builtin": "llzo-cubic", "exclusion_distance_A": 0.0, "hop_cutoff_A": 2.5,
+    lat = {"builtin": "llzo-cubic-latticegas", "exclusion_distance_A": 0.0, "hop_cutoff_A": 2.5,
            "supercell": [1, 1, 1]}
     with pytest.raises(ConfigError, match=r"no barrier for the event class 'Li1-Li2@2\.40'"):
         build_system(cfg(lat))
@@ -259,7 +261,7 @@ INFO_KEYS = {"dimensionality", "ions_per_cell", "sites_per_class", "hops_per_cla
              "exclusion_distance_A", "formula", "mobile_ions_per_formula_unit", "percolation"}
 
 
-@pytest.mark.parametrize("name", ["llzo-cubic", "llzo-tetragonal", "lgps"])
+@pytest.mark.parametrize("name", ["llzo-cubic", "llzo-tetragonal", "llzo-tetragonal-latticegas", "lgps"])
 def test_kmc_info_json_for_each_framework(name, capsys):
     assert main(["info", name, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -127,7 +127,7 @@ def decimated(b: FrameBuffer, k: int) -> FrameBuffer:
 @pytest.mark.validation
 def test_jammed_llzo_D_and_sigma_do_not_depend_on_the_origin_and_frame_settings():
     """The block estimator gave D* 3-6x and sigma 3-4x higher with short blocks here (issue 15).
-    The MSD slope of c-LLZO (2x2x2, 300 K) must agree within 2 combined standard errors between
+    The MSD slope of the jammed c-LLZO lattice gas (2x2x2, 300 K) must agree within 2 combined standard errors between
     frame settings 16x apart: 512 against 32 frames (16x the time-origin spacing) of the same
     trajectories. At 300 K the tracer MSD needs ~2e4 hops per ion to become diffusive
     (f ~ 0.006). The same trajectories are analysed because the frame spacing changes where
@@ -135,7 +135,7 @@ def test_jammed_llzo_D_and_sigma_do_not_depend_on_the_origin_and_frame_settings(
     which differ by more than 2 SE one time in twenty whatever the estimator."""
     from kmc.runs.system import build_system
 
-    cfg = Config.from_dict({"lattice": {"builtin": "llzo-cubic", "supercell": [2, 2, 2]},
+    cfg = Config.from_dict({"lattice": {"builtin": "llzo-cubic-latticegas", "supercell": [2, 2, 2]},
                             "run": {"temperatures_K": [300.0], "hops_per_ion": 24000,
                                     "equilibration_hops_per_ion": 20, "replicas": 8, "seed": 1,
                                     "msd_frames": 512}})

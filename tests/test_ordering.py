@@ -70,7 +70,7 @@ def test_ordering_needs_replicas():
 
 
 def _garnet(temps, dopants=None):
-    data = {"lattice": {"builtin": "llzo-cubic-computed", "supercell": [1, 1, 1]},
+    data = {"lattice": {"builtin": "llzo-cubic", "supercell": [1, 1, 1]},
             "run": {"temperatures_K": temps, "hops_per_ion": 16000, "equilibration_hops_per_ion": 4000,
                     "replicas": 4, "seed": 7}}
     if dopants:

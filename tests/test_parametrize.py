@@ -32,6 +32,7 @@ from kmc.parametrize.lattice import load_problem
 from kmc.parametrize.neb import NEBSettings, neb_path
 from kmc.parametrize.pipeline import ParametrizeSettings, parametrize
 from kmc.parametrize.toy import DoubleWell, LatticeToy
+from kmc.system.frameworks import load_framework
 
 SITE_B = 0.12                                  # site energy of class B over class A (eV)
 PAIRS = {1.5: 0.08, 3.0: -0.03, 4.0: 0.02}     # pair term by site distance (eV)
@@ -353,7 +354,7 @@ def test_garnet_second_round_spreads_the_tetrahedral_occupancy():
     """With every pair shorter than 1.7 Å avoided, Li7 garnet (56 Li on 24 tetrahedral 24d and 96
     octahedral 96h sites) jams at 8 Li on 24d with all 48 cages filled (the tetragonal count); with
     only the same-cage 96h pair avoided, the class weights spread the 24d count over 8..24."""
-    p = load_problem("llzo-cubic", "Li", None, None, 4.0, None)
+    p = load_problem("llzo-cubic-latticegas", "Li", None, None, 4.0, None)
     rng = np.random.default_rng(0)
     n_tet = lambda c: int((p.site_class[c.occupied] == 0).sum())  # noqa: E731
     assert {n_tet(p.random_configuration(rng)) for _ in range(5)} <= {8, 9, 10}
@@ -392,15 +393,15 @@ LLZO_CACHE = REPO / "data/parametrize/llzo-cubic/cache"
 
 
 def test_committed_llzo_model_is_its_data_and_runs():
-    """The shipped computed c-LLZO model (builtin ``llzo-cubic-computed``, CHGNet) says what its
-    data says (fit terms, barriers, exclusions), every relaxation behind it is in the committed
-    cache (data/parametrize/llzo-cubic), and it runs as a builtin; ``kmc info`` lists its
-    provenance."""
+    """The shipped computed c-LLZO model (builtin ``llzo-cubic``, CHGNet) says what its data
+    says (fit terms, barriers, exclusions), every relaxation behind it is in the committed cache
+    (data/parametrize/llzo-cubic), it carries its parent's cited experiment and dopant sites, and
+    it runs as a builtin; ``kmc info`` lists its provenance."""
     from kmc.cli.info import builtins_info
     from kmc.system.frameworks import computed_data, framework_file
 
-    toml = tomllib.loads(framework_file("llzo-cubic-computed").read_text())
-    data = computed_data("llzo-cubic-computed")
+    toml = tomllib.loads(framework_file("llzo-cubic").read_text())
+    data = computed_data("llzo-cubic")
     m, h = toml["model"], toml["hamiltonian"]
     for name, t in data["fit"]["terms"].items():
         assert h["terms"][name][0] == pytest.approx(t["value_eV"], abs=1e-6)
@@ -413,11 +414,15 @@ def test_committed_llzo_model_is_its_data_and_runs():
     assert len(list(LLZO_CACHE.glob("relax_*.json"))) >= len(data["configurations"])
     for b in (b for v in data["neb"].values() for b in v["bands"]):
         assert (REPO / b["band_file"]).is_file()
-    assert builtins_info()["frameworks"]["llzo-cubic-computed"]["provenance"]["calculator"] == "chgnet"
+    parent = load_framework(toml["provenance"]["structure"])
+    assert parent.name == "llzo-cubic-latticegas"
+    assert toml["experiment"] == parent.experiment and toml["dopant_sites"] == parent.dopant_sites
+    info = builtins_info()["frameworks"]
+    assert info["llzo-cubic"]["provenance"]["calculator"] == info["llzo-tetragonal"]["provenance"]["calculator"] == "chgnet"
     out = subprocess.run([sys.executable, "-m", "kmc", "info"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "llzo-cubic-computed" in out.stdout and "computed with chgnet" in out.stdout
-    assert computed_data("llzo-cubic") is None
-    cfg = {"lattice": {"builtin": "llzo-cubic-computed", "supercell": [1, 1, 1]},
+    assert out.returncode == 0 and "llzo-cubic" in out.stdout and "computed with chgnet" in out.stdout
+    assert computed_data("llzo-cubic-latticegas") is None and computed_data("llzo-tetragonal") == data
+    cfg = {"lattice": {"builtin": "llzo-cubic", "supercell": [1, 1, 1]},
            "run": {"temperatures_K": [600.0], "hops_per_ion": 20, "replicas": 2, "seed": 1}}
     from kmc.config import Config
     from kmc.runs.runner import run_config
@@ -470,8 +475,8 @@ def test_an_included_structure_is_mapped_in_any_setting(tmp_path):
 def test_garnet_tetragonal_order_maps_onto_the_cubic_lattice():
     """The committed ordered t-LLZO (public GGA structure plus its vacancy) is one cubic-lattice
     arrangement: 56 Li, 8 of them on 24d sites of one orientation, no 96h-96h pair in one cage."""
-    p = load_problem("llzo-cubic", "Li", None, None, 4.0, None)
-    cfg = p.configuration_from_structure(str(REPO / "data/parametrize/llzo-cubic/t-llzo-ordered-Li56.vasp"), 0.5)
+    p = load_problem("llzo-cubic-latticegas", "Li", None, None, 4.0, None)
+    cfg = p.configuration_from_structure(load_framework("llzo-tetragonal").start_structure, 0.5)
     assert len(cfg.occupied) == 56
     tet = [s for s in cfg.occupied if p.class_names[p.site_class[s]] == "Li1"]
     assert len(tet) == 8
@@ -512,3 +517,31 @@ def test_site_tolerance_above_half_the_shortest_allowed_pair_is_refused(tmp_path
                     settings=ParametrizeSettings(n_configs=4, n_low_energy=0, site_tolerance_A=0.8),
                     cache_dir=tmp_path / "c", log=lambda m: None)
     assert not (tmp_path / "m").exists()
+
+
+def test_shipped_llzo_model_reproduces_its_training_energies():
+    """The engine's energy of every fitted configuration under the shipped ``llzo-cubic`` model
+    (site energies and pair shells as the run uses them) reproduces the CHGNet energies it was
+    fitted to: residual RMSE equal to the reported training RMSE and below the reported CV error
+    (one constant, the chemical potential of the fixed Li count, aside)."""
+    from kmc.config import Config
+    from kmc.engine.model import ION
+    from kmc.runs.system import build_system
+    from kmc.system.frameworks import computed_data
+
+    data = computed_data("llzo-cubic")
+    system = build_system(Config.from_dict({"lattice": {"builtin": "llzo-cubic", "supercell": [1, 1, 1]}}))
+    model = system.model
+    e_dft, e_model = [], []
+    for c in data["configurations"]:
+        if not c["used_in_fit"]:
+            continue
+        occ = np.zeros(system.network.n_sites, dtype=np.int8)
+        occ[c["fitted_occupied"]] = ION
+        e_dft.append(c["energy_eV"])
+        e_model.append(model.energy(occ))
+    assert len(e_dft) == data["fit"]["n_configurations"]
+    resid = np.array(e_dft) - np.array(e_model)
+    rmse = float(np.sqrt(np.mean((resid - resid.mean()) ** 2)))
+    assert rmse == pytest.approx(data["fit"]["train_rmse_eV_per_cell"], rel=0.02)
+    assert rmse < data["fit"]["cv_rmse_eV_per_cell"]

@@ -17,8 +17,9 @@ from kmc.config import Config
 from kmc.exceptions import ConfigError, StructureError
 from kmc.runs.replicas import ReplicaMeasurement, replica_seeds
 from kmc.runs.system import build_system
+from kmc.system.frameworks import load_framework
 
-T_LLZO = Path(__file__).resolve().parents[1] / "data/parametrize/llzo-cubic/t-llzo-ordered-Li56.vasp"
+T_LLZO = Path(load_framework("llzo-tetragonal").start_structure)   # the shipped ordered t-LLZO
 
 
 def _cfg(occupancy: dict, lattice: dict | None = None, **extra) -> Config:
@@ -73,3 +74,21 @@ def test_start_structure_refusals(tmp_path):
     other.to(filename=str(tmp_path / "nacl.cif"))
     with pytest.raises(StructureError, match="framework"):
         build_system(_cfg({"start_structure": str(tmp_path / "nacl.cif")}))
+
+
+def test_builtin_tetragonal_is_the_cubic_model_started_from_the_order():
+    """``llzo-tetragonal`` is the computed ``llzo-cubic`` (same sites, hops, rates) with every
+    replica started from the ordered t-LLZO arrangement; compositions it cannot hold are refused."""
+    tet = build_system(Config.from_dict({"lattice": {"builtin": "llzo-tetragonal", "supercell": [2, 2, 2]}}))
+    cub = build_system(_cfg({"start_structure": str(T_LLZO)}))
+    assert np.array_equal(tet.initial_occupancy, cub.initial_occupancy) and tet.n_ions == 448
+    assert np.array_equal(tet.network.positions, cub.network.positions)
+    for attr in ("nu_class", "kra_class", "class_energy", "shell_Jq"):
+        assert np.array_equal(getattr(tet.model, attr), getattr(cub.model, attr))
+    fw = load_framework("llzo-tetragonal")
+    assert fw.data["provenance"] == load_framework("llzo-cubic").data["provenance"]
+    assert fw.experiment == load_framework("llzo-tetragonal-latticegas").experiment   # t-LLZO, not c-LLZO
+    for extra in ({"occupancy": {"ions": 400}}, {"dopants": {"Ta": {"site": "Zr1", "per_formula_unit": 0.5}}}):
+        with pytest.raises(ConfigError, match="use llzo-cubic"):
+            build_system(Config.from_dict({"lattice": {"builtin": "llzo-tetragonal", "supercell": [1, 1, 1]},
+                                           **extra}))

@@ -278,9 +278,10 @@ def builtins_info() -> dict:
 def builtins_text(listing: dict) -> str:
     """The readable list of ``kmc info`` without a source."""
     lines = ["teaching lattices: " + ", ".join(listing["teaching_lattices"]), "frameworks:"]
+    w = 2 + max((len(n) for n in listing["frameworks"]), default=0)
     for name, f in listing["frameworks"].items():
-        lines.append(f"  {name:<22}{f['description'] or ''}")
+        lines.append(f"  {name:<{w}}{f['description'] or ''}")
         if f["provenance"]:
-            lines.append(f"  {'':<22}{provenance_line(f['provenance'])}")
+            lines.append(f"  {'':<{w}}{provenance_line(f['provenance'])}")
     lines.append("kmc info NAME describes one (sites, hops, barriers); kmc info CIF or CONFIG.toml too.")
     return "\n".join(lines)

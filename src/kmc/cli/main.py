@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a framework, teaching lattice, CIF or config: "
                                     "sites, hops, exclusions, dimensionality, formula")
     i.add_argument("source", nargs="?",
-                   help="framework name (llzo-cubic, llzo-tetragonal, lgps, llzo-cubic-computed), teaching "
+                   help="framework name (llzo-cubic, llzo-tetragonal, lgps, ...: `kmc info` lists them), teaching "
                         "lattice name, CIF path or TOML config; without it: the list of builtins, with "
                         "the provenance of the computed ones")
     i.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -104,7 +104,7 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
                         cache_dir=args.cache, threads=args.threads, include=args.include or (),
                         progress=not args.json and not args.quiet and sys.stderr.isatty(),
                         log=(lambda m: None) if args.json or args.quiet else None, command=command,
-                        quiet=args.quiet or args.json)
+                        quiet=args.quiet or args.json, name=args.name)
     s = model.summary
     if args.json:
         print(json.dumps(s, default=float))
@@ -148,6 +148,7 @@ def add_parsers(sub) -> None:
     p.add_argument("structure", help="builtin framework name, CIF or POSCAR")
     p.add_argument("--mobile", default="Li", help="mobile species (default Li)")
     p.add_argument("--out", required=True, metavar="DIR", help="new directory for model.toml and data.json")
+    p.add_argument("--name", help="the model's name in model.toml (default: STRUCTURE-computed)")
     p.add_argument("--supercell", nargs=3, type=int, metavar=("A", "B", "C"),
                    help="repetitions of the unit cell for the calculations (default: the smallest at least "
                         "twice the longest cutoff wide)")

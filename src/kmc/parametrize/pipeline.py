@@ -313,7 +313,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 settings: ParametrizeSettings | None = None, quick: bool = False,
                 cache_dir: str | Path | None = None, threads: int | None = None,
                 progress: bool = False, log: Callable[[str], None] | None = None,
-                command: str | None = None, include: list[str] = (), quiet: bool = False) -> ParametrizedModel:
+                command: str | None = None, include: list[str] = (), quiet: bool = False,
+                name: str | None = None) -> ParametrizedModel:
     """Compute a lattice model of ``structure`` (see the module docstring).
 
     Parameters
@@ -344,6 +345,9 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         ground state; this is how the fit learns its energy.
     quiet
         Discard the calculator's start-up messages (default: they go to stderr).
+    name
+        The model's name in model.toml (default ``<structure>-computed``); a builtin computed
+        model is written under its builtin name.
 
     Returns
     -------
@@ -551,6 +555,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "wall_s": wall, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or f"kmc parametrize {shlex.quote(structure)} --mobile {mobile}",
     }
+    if name:
+        data["name"] = name
     text = model_toml(problem, data, fit, excluded)
     model = ParametrizedModel(text, data)
     model.summary = {

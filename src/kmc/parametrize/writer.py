@@ -122,7 +122,8 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w(f"# and data.json (all configurations, energies, the fit and the NEB bands). Parent structure: "
       f"{problem.source} ({problem.space_group}); written in P1 with every atom of the cell.")
     w(f"name = {_q(name)}")
-    w(f"description = {_q('Computed lattice model of ' + Path(problem.source).name + ' (' + str(prov.get('calculator')) + ')')}")
+    calc = prov.get("calculator")
+    w(f"description = {_q(f'{problem.formula_unit} ({problem.space_group}): lattice model computed with {calc}')}")
     w(f"formula_unit = {_q(problem.formula_unit)}")
     w(f"formula_units_per_cell = {int(round(problem.z_per_cell))}")
     w(f"mobile_species = {_q(problem.mobile)}")
@@ -172,6 +173,13 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w("[model.interactions_eV]  # per distance shell: [r_max_A, J_eV] (see [hamiltonian] for the per-orbit fit)")
     w(f"mobile_mobile = {_q(mm)}")
     w(f"mobile_blocker = {_q(blockers)}")
+    parent = _parent_framework(problem)
+    if parent is not None and parent.experiment:
+        # facts of the material, not of the model: carried over so the model file stands alone
+        w("")
+        w(f"[experiment]  # copied from the parent data file {problem.framework_name!r}, where each value is cited")
+        for k, v in parent.experiment.items():
+            w(f"{k} = {_q(v)}")
     if problem.dopants:
         w("")
         w("[dopant_sites]")
@@ -187,6 +195,11 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
                                                                     problem.unit_host_labels) if s == el}))
         for el, labs in hosts.items():
             w(f"{el} = {_q(labs)}")
+    elif parent is not None and parent.dopant_sites:
+        w("")
+        w(f"[dopant_sites]  # copied from {problem.framework_name!r} (charge bookkeeping; no dopant terms were fitted)")
+        for el, labs in parent.dopant_sites.items():
+            w(f"{el} = {_q(list(labs))}")
     if shifts:
         w("")
         w("[dopant_terms]  # copy into a config's [dopants] entry with its per_formula_unit")
@@ -219,6 +232,13 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     text = "\n".join(L) + "\n"
     _self_check(text, problem)
     return text
+
+
+def _parent_framework(problem):
+    """The builtin framework the problem was built from (None for a CIF or POSCAR)."""
+    from kmc.system.frameworks import load_framework
+
+    return load_framework(problem.framework_name) if problem.framework_name else None
 
 
 def _self_check(text: str, problem) -> None:

@@ -274,7 +274,16 @@ def build_system(config: Config, with_model: bool = True,
     model = build_model(config, src) if with_model else None
     occ = config.occupancy
     if occ.start_structure is not None:
-        return _started_system(config, src, model)
+        return _started_system(config, src, model, occ.start_structure)
+    builtin_start = src.framework.start_structure if src.kind == "framework" else None
+    if builtin_start is not None:
+        if not occ.is_default or config.dopants:
+            given = "dopants" if config.dopants else "an ion count in [occupancy]"
+            base = src.framework.data.get("based_on", {}).get("model", "another framework")
+            raise ConfigError(f"{src.framework.name} starts every replica from its ordered arrangement, which "
+                              f"fixes the ions and leaves no room for {given}; use {base} (the same model "
+                              f"with a random start) for other compositions.")
+        return _started_system(config, src, model, builtin_start)
     if src.kind == "framework":
         cell, plan, host_pos = _framework_dopants(config, src)
         n_free = net.n_sites - sum(cell.blocked_labels.values())
@@ -298,9 +307,9 @@ def build_system(config: Config, with_model: bool = True,
                   src.mobile_per_formula_unit(n_ions), src)
 
 
-def _started_system(config: Config, src: "Source", model: RateModel | None) -> System:
-    """The system of ``[occupancy] start_structure``: the structure's arrangement on one cell,
-    repeated over the supercell; its ion count."""
+def _started_system(config: Config, src: "Source", model: RateModel | None, start_file: str) -> System:
+    """The system of ``[occupancy] start_structure`` (or a builtin's own start arrangement):
+    the arrangement of ``start_file`` on one cell, repeated over the supercell; its ion count."""
     from kmc.system.arrangement import site_occupancy
 
     net = src.network
@@ -309,8 +318,7 @@ def _started_system(config: Config, src: "Source", model: RateModel | None) -> S
     if config.dopants or site_blocker_plan(src):
         raise ConfigError("[occupancy] start_structure cannot be combined with dopants or blockers (their "
                           "placement is random in every replica); remove one of them.")
-    unit = site_occupancy(net.unit_frac, net.unit_lattice, net.structure, config.occupancy.start_structure,
-                          net.species)
+    unit = site_occupancy(net.unit_frac, net.unit_lattice, net.structure, start_file, net.species)
     start = np.tile(unit, net.n_cells)
     n_ions = int(start.sum())
     if len(net.exclusions):

@@ -43,6 +43,7 @@ class Framework:
     experiment: dict = field(default_factory=dict)
     dopant_sites: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict, repr=False)
+    start_structure: str | None = None   # structure file every replica starts from (its arrangement)
 
     @property
     def ions_per_cell(self) -> float:
@@ -84,11 +85,14 @@ def framework_file(name: str):
 
 def computed_data(name: str) -> dict | None:
     """Everything behind a builtin model computed by ``kmc parametrize`` (its ``data.json``:
-    configurations, energies, fit, NEB bands), shipped next to its data file; None for the
-    other builtins."""
+    configurations, energies, fit, NEB bands), shipped next to its data file (for a builtin
+    ``[based_on] model``, that model's); None for the other builtins."""
     import json
 
     f = framework_file(name)
+    base = tomllib.loads(f.read_text(encoding="utf-8")).get("based_on", {}).get("model")
+    if base:
+        return computed_data(base)
     data = resources.files("kmc.system.structures") / (f.name.removesuffix(".toml") + ".json")
     return json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
 
@@ -111,8 +115,28 @@ def load_framework(name: str) -> Framework:
     files = _data_files()
     if name not in files:
         raise ConfigError(f"no framework called {name!r}; choose one of {', '.join(sorted(files))}.")
-    text = (resources.files("kmc.system.structures") / files[name]).read_text(encoding="utf-8")
-    return framework_from_dict(tomllib.loads(text))
+    return framework_from_dict(_builtin_data(name))
+
+
+def _builtin_data(name: str) -> dict:
+    """The parsed data file of a builtin, with its ``[based_on]`` files merged in: a builtin may
+    take its whole model from another (``model``) and its measured values from a third
+    (``experiment``), naming only what differs, e.g. a start arrangement."""
+    here = resources.files("kmc.system.structures")
+    data = tomllib.loads((here / _data_files()[name]).read_text(encoding="utf-8"))
+    based = data.get("based_on")
+    if not based:
+        return data
+    merged = dict(_builtin_data(based["model"]))
+    merged.pop("experiment", None)
+    if "experiment" in based:
+        merged["experiment"] = _builtin_data(based["experiment"]).get("experiment", {})
+    merged.update({k: v for k, v in data.items() if k != "based_on"})
+    merged["based_on"] = dict(based)
+    start = data.get("occupancy", {}).get("start_structure")
+    if start:
+        merged["occupancy"] = {"start_structure": str(here / start)}
+    return merged
 
 
 def load_framework_file(path: str) -> Framework:
@@ -180,4 +204,5 @@ def framework_from_dict(data: dict) -> Framework:
         barriers_eV=dict(model.get("barriers_eV", {})),
         interactions_eV=dict(model.get("interactions_eV", {})),
         experiment=dict(data.get("experiment", {})),
-        dopant_sites=dict(data.get("dopant_sites", {})), data=data)
+        dopant_sites=dict(data.get("dopant_sites", {})), data=data,
+        start_structure=data.get("occupancy", {}).get("start_structure"))

@@ -5,8 +5,9 @@ how to measure D honestly when ions rattle before they diffuse (the MSD slope, n
   (Li1-Li4 3.02 Å, Li2-Li3 3.15 Å) switched off (2 eV instead of 0.28 eV), so that Li moves
   only along the c channels (Li1-Li1 1.73 Å and Li1-Li3 2.32 Å hops, 0.17 eV). Blockers sit on the
   Li3 sites, which every path along a channel must cross.
-* garnet: c-LLZO (``src/kmc/system/structures/llzo_cubic.toml``) at Li6 (Li6La3ZrTaO12: Ta on Zr), a 3D
-  network of 24d tetrahedra joined through 96h octahedra. Blockers sit on the 24d junctions.
+* garnet: the teaching lattice gas of c-LLZO (``llzo-cubic-latticegas``: hard-core exclusion only,
+  0.30 eV barriers) at Li6 (Li6La3ZrTaO12: Ta on Zr), a 3D network of 24d tetrahedra joined
+  through 96h octahedra. Blockers sit on the 24d junctions.
 
 Every blocker is an immobile +1 ion on a Li site (``[dopants] Na = { site = ..., charge = 1 }``):
 it replaces one Li, so the Li content drops by one per blocker and the filling of the remaining
@@ -15,7 +16,7 @@ channels (sigma_zz) and in the garnet (isotropic) is followed as the blocked fra
 junction sites grows, next to the percolation picture: the fraction of free sites in clusters
 that span the periodic cell, over many random placements.
 
-Part 2 measures D* of jammed c-LLZO (Li7, 400 K) the way ``kmc run`` does: the MSD over all time
+Part 2 measures D* of the jammed c-LLZO lattice gas (Li7, 400 K) the way ``kmc run`` does: the MSD over all time
 origins on a log-spaced lag grid, fitted in the diffusive regime (local exponent d ln MSD / d ln t
 near 1, MSD above a few squared hop lengths). A block estimator with blocks of length tau returns
 the apparent D(tau) = MSD(tau) / (6 tau), which in a caged or correlated system is far above the
@@ -45,7 +46,7 @@ def _config(kind: str, p: float, supercell, run: dict):
                 "model": {"barrier_eV": dict(LGPS_SLOW)}}
         dop = {"Na": {"site": "Li3", "per_formula_unit": 4 * p, "charge": 1}} if p > 0 else {}
     else:
-        data = {"lattice": {"builtin": "llzo-cubic", "supercell": list(supercell)}}
+        data = {"lattice": {"builtin": "llzo-cubic-latticegas", "supercell": list(supercell)}}
         dop = {"Ta": {"site": "Zr", "per_formula_unit": 1.0}}
         if p > 0:
             dop["Na"] = {"site": "Li1", "per_formula_unit": 3 * p, "charge": 1}
@@ -192,7 +193,7 @@ def apparent_D(supercell, hops_per_ion: float, replicas: int, seed: int) -> dict
     from kmc.runs.runner import run_config
 
     cfg = Config.from_dict({
-        "lattice": {"builtin": "llzo-cubic", "supercell": list(supercell)},
+        "lattice": {"builtin": "llzo-cubic-latticegas", "supercell": list(supercell)},
         "run": {"temperatures_K": [ESTIMATOR_T_K], "hops_per_ion": hops_per_ion,
                 "equilibration_hops_per_ion": 20, "replicas": replicas, "seed": seed}})
     res = run_config(cfg)

@@ -8,7 +8,7 @@ model run through ``kmc run``.
    the engine uses. Next to it, the CHGNet band this project computed on a public tetragonal-LLZO
    vacancy hop (endpoints and GGA barrier from the literature; ``neb_reference_chgnet.json``).
 2. The lattice Hamiltonian ``kmc parametrize`` fitted to CHGNet energies of relaxed c-LLZO
-   arrangements (the builtin ``llzo-cubic-computed``): the terms with their bootstrap errors, the
+   arrangements (the builtin ``llzo-cubic``): the terms with their bootstrap errors, the
    cross-validated error, and computed against predicted energies.
 3. That model run by ``kmc run`` (the same config machinery) and compared with experiment, with
    the verdict the model's own data give: no parameter was adjusted.
@@ -25,7 +25,7 @@ import numpy as np
 
 from kmc.teaching.tutorials._common import heading, new_figure, save_figure, say, timed
 
-MODEL = "llzo-cubic-computed"
+MODEL = "llzo-cubic"
 EXPT_SIGMA_S_CM = 5.8e-4   # the llzo-cubic data file's experimental value (sources cited there)
 
 
