@@ -69,7 +69,7 @@ def test_workers_setting_resolution_and_identity():
     assert resolve_workers(None, config.run) == 2
     assert resolve_workers(16, config.run) == 10     # never more threads than replicas x T
     assert concurrent_temperatures(1, config.run) == 1
-    assert concurrent_temperatures(3, config.run) == 2   # 3 threads > 5 replicas of one T? no: +1
+    assert concurrent_temperatures(3, config.run) == 2   # ceil(3 / 5) + 1
     three = Config.from_dict({**INTERACTING, "run": {**INTERACTING["run"],
                                                      "temperatures_K": [400.0, 500.0, 600.0]}})
     assert concurrent_temperatures(2, three.run) == 2
