@@ -24,6 +24,6 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
-    for name in ("_sumtree", "_engine")
+    for name in ("_sumtree", "_engine", "_placement")
 ]
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

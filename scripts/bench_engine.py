@@ -14,13 +14,25 @@ screened-Coulomb lattice model would have. Then hops/s against the number of int
 above), each with the engine's deterministic work per hop: sites marked, site totals re-summed,
 rates evaluated (these counts do not depend on the machine's load).
 Timing covers engine hops only (one call into the Cython loop), after a warm-up.
+
+    python scripts/bench_engine.py --sweep    # time to answer (issue 18), about a minute
+
+``--sweep`` times the whole ``kmc run`` command (a fresh interpreter, imports included) on the
+converged-mode c-LLZO Arrhenius sweep of :data:`SWEEP_TOML` (2x2x2, 6 temperatures x 8 replicas):
+wall time, cores busy = (user + sys CPU) / wall, the hops/s the user sees (engine hops / wall)
+against the engine's own hops/s (engine hops / engine seconds, summed over replicas), and the
+load average before the run.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS spin threads competing for the core
@@ -30,12 +42,28 @@ import numpy as np  # noqa: E402
 from kmc.config import Config  # noqa: E402
 from kmc.engine.model import RateModel  # noqa: E402
 from kmc.engine.simulation import Simulation  # noqa: E402
-from kmc.runs.system import build_system
+from kmc.runs.system import build_system  # noqa: E402
 from kmc.system.lattices import teaching_lattice  # noqa: E402
 from kmc.system.network import SiteNetwork  # noqa: E402
 
 LLZO_TABLE = [(2.5, 0.10), (3.0, 0.05), (4.0, 0.02)]  # benchmark workload (see docstring)
 
+
+#: the converged c-LLZO Arrhenius sweep of issue 18: 48 replicas, run lengths doubled from 100 hops
+#: per ion until D* is known to 5 % in the diffusive regime or 3200 hops per ion are reached
+SWEEP_TOML = """[lattice]
+builtin = "llzo-cubic"
+supercell = [2, 2, 2]
+
+[run]
+temperatures_K = [300, 350, 400, 500, 600, 750]
+hops_per_ion = 100
+time_origins = 5
+target_rel_err = 0.05
+max_hops_per_ion = 3200
+replicas = 8
+seed = 2024
+"""
 
 SC_SHELLS = [(1.01, 0.05), (1.42, 0.03), (1.74, 0.02)]  # sc shells at 1, sqrt 2, sqrt 3 (a = 1 A)
 
@@ -102,10 +130,54 @@ def calibration() -> float:
     return time.perf_counter() - t0
 
 
+def sweep(workers: int | None = None) -> dict:
+    """Time ``kmc run`` of :data:`SWEEP_TOML` in a child interpreter (the user's command, imports
+    included): wall, CPU (user + sys), engine hops and engine seconds from its JSON, and the
+    1-minute load average just before."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "sweep.toml")
+        with open(cfg, "w") as f:
+            f.write(SWEEP_TOML)
+        cmd = [sys.executable, "-m", "kmc", "run", cfg, "--json", "--quiet"]
+        if workers is not None:
+            cmd += ["--workers", str(workers)]
+        load = os.getloadavg()[0]
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        wall = time.perf_counter() - t0
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = json.loads(out)["results"]
+    hops = sum(r["hops_per_s"] * r["wall_s"] for r in res)
+    engine_s = sum(r["wall_s"] for r in res)
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    return {"wall_s": wall, "cores_busy": cpu / wall, "hops": hops,
+            "user_hops_per_s": hops / wall, "engine_hops_per_s": hops / engine_s, "load": load,
+            "rounds": [r["convergence_rounds"] for r in res]}
+
+
+def print_sweep(workers: int | None, repeats: int) -> None:
+    print(f"# c-LLZO 2x2x2 converged sweep, 6 T x 8 replicas, `kmc run` (imports included), "
+          f"workers {workers or 'default'}, {os.cpu_count()} cores")
+    print(f"{'run':>4s} {'wall s':>8s} {'cores busy':>11s} {'engine hops':>12s} {'hops/s seen':>12s} "
+          f"{'engine hops/s':>14s} {'engine/seen':>12s} {'load before':>12s}")
+    for i in range(repeats):
+        r = sweep(workers)
+        print(f"{i + 1:4d} {r['wall_s']:8.1f} {r['cores_busy']:11.2f} {r['hops']:12.3g} "
+              f"{r['user_hops_per_s']:12.3g} {r['engine_hops_per_s']:14.3g} "
+              f"{r['engine_hops_per_s'] / r['user_hops_per_s']:12.2f} {r['load']:12.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="only the time-to-answer sweep")
+    ap.add_argument("--workers", type=int, default=None, help="--workers of the sweep's kmc run")
+    ap.add_argument("--repeats", type=int, default=2, help="sweep runs (default 2)")
     args = ap.parse_args()
+    if args.sweep:
+        print_sweep(args.workers, args.repeats)
+        return
     hops = 500_000 if args.quick else 3_000_000
     print(f"# kmc engine benchmark  {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}"
           f"  python {platform.python_version()}  numpy {np.__version__}")
@@ -148,6 +220,7 @@ def main() -> None:
                   f"{r['hops_per_s'] / base:.2f}x", flush=True)
     print(f"peak resident memory of this process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print_sweep(args.workers, 1 if args.quick else args.repeats)
 
 
 if __name__ == "__main__":

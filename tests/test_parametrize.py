@@ -341,7 +341,7 @@ def test_toy_forces_are_the_gradient_of_its_energy(tmp_path):
 
 # ------------------------------------------------------------------------------------ sampling, mapping
 def test_weighted_placement_fills_the_heavy_sites_first():
-    from kmc.system.network import place_hard_core
+    from kmc.engine.placement import place_hard_core
 
     nbrs = [np.zeros(0, dtype=np.int64)] * 200
     heavy = np.arange(200) < 100

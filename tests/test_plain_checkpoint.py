@@ -173,7 +173,7 @@ def test_trajectory_recorder_stays_shared_across_a_resume(tmp_path, monkeypatch)
     mid = saved[len(saved) // 2]
     state, why = decode_checkpoint(mid, config)
     # the recorder belongs to the temperature state (it records a copy of replica 0)
-    assert why is None and type(state.current.recorder).__name__ == "TrajectoryRecorder"
+    assert why is None and type(state.temps[0].recorder).__name__ == "TrajectoryRecorder"
 
     class Resume(Rec):
         def load(self):

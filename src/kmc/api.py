@@ -233,9 +233,9 @@ def run(system: System | Config | dict | str | os.PathLike, *,
     temperatures_K, hops_per_ion, replicas, seed : optional
         Replace the ``[run]`` values of the same names.
     workers : int, optional
-        Threads advancing the replicas concurrently (default ``[run] workers``, else every
-        core); the result is bit-identical for any value. For many configs in parallel use
-        :class:`kmc.campaign.core.Campaign`.
+        Threads advancing the replicas of all temperatures concurrently (default ``[run]
+        workers``, else every core); the result is bit-identical for any value. For many
+        configs in parallel use :class:`kmc.campaign.core.Campaign`.
     progress : bool
         Show a progress bar on stderr.
 

@@ -286,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "config and --out, giving exactly the uninterrupted result. 0 switches "
                         "checkpoints off. The file is deleted once the results are written")
     r.add_argument("--workers", metavar="N", type=positive_int, default=None,
-                   help="threads advancing the replicas concurrently (default: [run] workers, "
-                        "else every core); the results are bit-identical for any N")
+                   help="threads advancing the replicas of all temperatures concurrently "
+                        "(default: [run] workers, else every core); the results are "
+                        "bit-identical for any N")
     r.add_argument("--fresh", action="store_true",
                    help="discard an existing DIR/run.ckpt and start from the beginning")
     r.set_defaults(func=cmd_run)

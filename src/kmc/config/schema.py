@@ -578,9 +578,10 @@ class RunConfig:
     target_rel_err: float | None = None
     max_hops_per_ion: float | None = None
     converge_on: tuple[str, ...] = ("D_tracer",)
-    #: replicas advanced concurrently (threads around the nogil engine); None = every core. An
-    #: execution setting, not physics: results are bit-identical for any value, so it is left out
-    #: of :meth:`Config.to_dict` (run keys, checkpoints and campaign stores ignore it)
+    #: replicas (of all temperatures) advanced concurrently (threads around the nogil engine);
+    #: None = every core. An execution setting, not physics: results are bit-identical for any
+    #: value, so it is left out of :meth:`Config.to_dict` (run keys, checkpoints and campaign
+    #: stores ignore it)
     workers: int | None = None
     arrhenius_basis: str = "auto"
 

@@ -13,8 +13,8 @@ import numpy as np
 from kmc.constants import KB_EV_K, beta_per_eV
 from kmc.engine._engine import STATUS_NO_EVENTS, STATUS_TIME, Engine
 from kmc.engine.model import BLOCKER, EMPTY, ION, RateModel
+from kmc.engine.placement import JammedError, place_hard_core
 from kmc.exceptions import CheckpointError, ConfigError, NoEventsError
-from kmc.system.network import JammedError, place_hard_core
 
 #: the simulated clock (s) never passes this: a system whose rates are so small (nearly
 #: underflowing) that it would is stopped with a NoEventsError instead of running into an infinite
@@ -38,9 +38,8 @@ def place_ions(model: RateModel, n_ions: int, blocked: np.ndarray, rng: np.rando
         occ[rng.choice(open_sites, size=n_ions, replace=False)] = ION
         return occ
     ex_off, ex_nbr, _ = net.csr(net.exclusions)
-    nbrs = [ex_nbr[ex_off[i]:ex_off[i + 1]] for i in range(net.n_sites)]
     try:
-        occ[place_hard_core(net.n_sites, nbrs, blocked, n_ions, rng)] = ION
+        occ[place_hard_core(net.n_sites, (ex_off, ex_nbr), blocked, n_ions, rng)] = ION
     except JammedError as e:
         raise ConfigError(f"only {e.placed} of {n_ions} ions could be placed without two on "
                           f"excluded neighbour sites (of {len(open_sites)} free sites); lower the ion "

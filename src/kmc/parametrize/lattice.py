@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from kmc.engine.placement import JammedError, place_hard_core
 from kmc.exceptions import StructureError
-from kmc.system.network import JammedError, place_hard_core
 
 __all__ = ["DopantSpec", "Configuration", "LatticeProblem", "load_problem", "parse_dopant"]
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Generator
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,10 +32,6 @@ from kmc.engine.model import EMPTY, ION, RateModel
 from kmc.engine.simulation import Simulation
 from kmc.exceptions import NoEventsError
 from kmc.runs.system import System
-
-if TYPE_CHECKING:  # annotations only
-
-    pass
 
 
 def replica_seeds(seed: int, n_temperatures: int, n_replicas: int) -> list[list[np.random.SeedSequence]]:
@@ -233,25 +231,61 @@ def record_trajectory(rec, sim: Simulation) -> None:
         rec.sync(twin, h)
 
 
-def advance_all(reps: list[ReplicaMeasurement], step: Callable[[ReplicaMeasurement], tuple[int, bool]],
-                pool: Executor | None = None, progress: Callable[[int], None] | None = None,
-                safe_point: Callable[[], None] = _no_safe_point) -> None:
-    """Call ``step(rep)`` on every replica until each reports finished, one step per unfinished
-    replica per pass: concurrently on ``pool`` (threads: the engine releases the GIL), else in
-    turn. Every pass ends with all replicas idle, where ``progress(measured hops)`` and
-    ``safe_point()`` run in the calling thread; each replica has its own random stream, so the
-    result is the same bit for bit with any pool."""
+#: one piece of work of a pass: called without arguments, in a pool thread or in turn
+Work = Callable[[], Any]
+#: a resumable computation in passes: yields the work of each pass, receives its results (in the
+#: same order) and returns its value at the end; every yield is a safe point
+Passes = Generator[list[Work], list, Any]
+
+
+def run_pass(work: list[Work], pool: Executor | None = None) -> list:
+    """Do every piece of ``work``: concurrently on ``pool`` (threads: the engine and the compiled
+    placement release the GIL), else in turn. Returns the results in the order of ``work``."""
+    if pool is not None and len(work) > 1:
+        return list(pool.map(_call, work))
+    return [w() for w in work]
+
+
+def _call(w: Work) -> Any:
+    return w()
+
+
+def drive(passes: Passes, pool: Executor | None = None,
+          safe_point: Callable[[], None] = _no_safe_point) -> Any:
+    """Run ``passes`` to its end, one pass at a time (:func:`run_pass`), with ``safe_point()``
+    after every pass; returns its value."""
+    try:
+        work = next(passes)
+        while True:
+            out = run_pass(work, pool)
+            safe_point()
+            work = passes.send(out)
+    except StopIteration as stop:
+        return stop.value
+
+
+def advance_passes(reps: list[ReplicaMeasurement],
+                   step: Callable[[ReplicaMeasurement], tuple[int, bool]],
+                   progress: Callable[[int], None] | None = None) -> Passes:
+    """Passes that call ``step(rep)`` on every replica until each reports finished, one step per
+    unfinished replica per pass; ``progress(measured hops)`` after every pass. Each replica has
+    its own random stream, so the result does not depend on how the passes are run."""
     pending = list(reps)
     while pending:
-        if pool is not None and len(pending) > 1:
-            out = list(pool.map(step, pending))
-        else:
-            out = [step(r) for r in pending]
+        out = yield [partial(step, r) for r in pending]
         hops = sum(h for h, _ in out)
         if progress and hops:
             progress(hops)
         pending = [r for r, (_, finished) in zip(pending, out) if not finished]
-        safe_point()
+
+
+def advance_all(reps: list[ReplicaMeasurement], step: Callable[[ReplicaMeasurement], tuple[int, bool]],
+                pool: Executor | None = None, progress: Callable[[int], None] | None = None,
+                safe_point: Callable[[], None] = _no_safe_point) -> None:
+    """:func:`advance_passes` run to the end by :func:`drive`: every pass ends with all replicas
+    idle, where ``progress`` and ``safe_point()`` run in the calling thread; the result is the
+    same bit for bit with any pool."""
+    drive(advance_passes(reps, step, progress), pool, safe_point)
 
 
 def measurement_spacing(reps: list[ReplicaMeasurement], run: "Config.run") -> float:
@@ -297,29 +331,45 @@ def measure_temperature(system: System, temperature_K: float, seeds: list, run: 
     ``state`` (a :class:`TemperatureState`, possibly restored from a checkpoint) is continued
     where it stands: replicas it already holds are never created again, so their seeds are not
     used (nor spawned) twice. ``safe_point()`` is called whenever ``state`` may be saved. With
-    ``pool`` the replicas advance concurrently (:func:`advance_all`; same result)."""
+    ``pool`` the replicas advance concurrently (same result). This is :func:`temperature_passes`
+    run by :func:`drive`."""
     st = state if state is not None else TemperatureState()
-    while len(st.reps) < len(seeds):
-        st.reps.append(ReplicaMeasurement(system, temperature_K, seeds[len(st.reps)], run,
-                                          equilibrate=False))
-        safe_point()
+    return drive(temperature_passes(system, temperature_K, seeds, run, dim, volume_A3, charge_e,
+                                    field_V_per_A, progress, grow, state=st), pool, safe_point)
+
+
+def temperature_passes(system: System, temperature_K: float, seeds: list, run: "Config.run",
+                       dim: int, volume_A3: float, charge_e: float, field_V_per_A,
+                       progress: Callable[[int], None] | None = None,
+                       grow: Callable[[int], None] | None = None, *, state: TemperatureState
+                       ) -> Passes:
+    """:func:`measure_temperature` as passes (see :data:`Passes`): replica creation (placement
+    included), equilibration and measurement steps, the trajectory and the MSD analysis of each
+    round are the work of the passes, so the passes of several temperatures can share one pool;
+    the decisions between passes (frame spacing, convergence, extension) are made where the
+    passes are resumed. Every yield leaves ``state`` consistent (a safe point), and a generator
+    started afresh on a restored ``state`` continues it exactly."""
+    st = state
+    if len(st.reps) < len(seeds):
+        st.reps.extend((yield [partial(ReplicaMeasurement, system, temperature_K, seed, run,
+                                       equilibrate=False) for seed in seeds[len(st.reps):]]))
     reps = st.reps
-    advance_all(reps, ReplicaMeasurement.equilibrate_step, pool, None, safe_point)
+    yield from advance_passes(reps, ReplicaMeasurement.equilibrate_step)
     rec = getattr(st, "recorder", None)
     if rec is not None and not rec.finished and reps[0].frames is None:
-        record_trajectory(rec, reps[0].sim)
+        yield [partial(record_trajectory, rec, reps[0].sim)]
     if st.spacing_s is None:
         st.spacing_s = measurement_spacing(reps, run)
         st.t_target_s = st.spacing_s * run.msd_frames
-        safe_point()
+        yield []
     for rep in reps:
         rep.start(st.spacing_s, run.msd_frames)
     limit = run.max_hops_limit
     while True:
         target = st.t_target_s
-        advance_all(reps, lambda rep: rep.measure_step(target), pool, progress, safe_point)
-        an = analyze_frames([r.frames for r in reps], dim, volume_A3, temperature_K, charge_e,
-                            field_V_per_A, run.time_origins)
+        yield from advance_passes(reps, lambda rep: rep.measure_step(target), progress)
+        an, = yield [partial(analyze_frames, [r.frames for r in reps], dim, volume_A3,
+                             temperature_K, charge_e, field_V_per_A, run.time_origins)]
         rel = {q: _rel_err(an.values[f"{q}_cm2_s"]) for q in QUANTITIES}
         if run.target_rel_err is None:
             converged, reason = None, "fixed run length (no target_rel_err)"

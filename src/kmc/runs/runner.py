@@ -9,9 +9,9 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -33,12 +33,14 @@ from kmc.runs.checkpoint import (
 )
 from kmc.runs.provenance import run_provenance
 from kmc.runs.replicas import (
+    Passes,
     ReplicaMeasurement,
     TemperatureState,
     field_work_over_kT,
-    measure_temperature,
     nominal_hops,
     replica_seeds,
+    run_pass,
+    temperature_passes,
 )
 from kmc.runs.results import RunResult, msd_curve
 from kmc.runs.system import System, build_system, network_info
@@ -70,11 +72,18 @@ LEGACY_CHECKPOINT_NOTE = ("a saved checkpoint of this run was in the old pickle 
 
 @dataclass
 class RunState:
-    """Everything :func:`run_config` needs to continue a run: the index of the current
-    temperature, the finished temperatures' results, MSD curves, replica values and engine hops,
-    and the current temperature's :class:`TemperatureState` (its replicas with their engines and
-    RNG states, blocks, convergence round). Saved as plain data (:func:`encode_checkpoint`);
-    every class it may hold is registered in :func:`_register_run_state_types`."""
+    """Everything :func:`run_config` needs to continue a run, per temperature (lists indexed
+    like ``[run] temperatures_K``): the finished temperatures' results, MSD curves, replica
+    values and engine hops (None until finished), and in ``temps`` the
+    :class:`TemperatureState` of each temperature in progress (its replicas with their engines
+    and RNG states, blocks, convergence round; None before the start and after the end).
+    ``t_index`` counts the finished temperatures. Saved as plain data
+    (:func:`encode_checkpoint`); every class it may hold is registered in
+    :func:`_register_run_state_types`.
+
+    Checkpoints written before temperatures ran concurrently have ``temps`` None, the
+    finished temperatures ``0 .. t_index - 1`` and the state of temperature ``t_index`` in
+    ``current``; :meth:`upgrade` turns them into this layout."""
 
     t_index: int = 0
     results: list = field(default_factory=list)
@@ -85,11 +94,32 @@ class RunState:
     bar_done: int = 0
     bar_total: int = 0
     trajectory: "object | None" = None
+    temps: list | None = None
+
+    @classmethod
+    def fresh(cls, n_temperatures: int, bar_total: int) -> "RunState":
+        """The state of a run that has not started."""
+        return cls(results=[None] * n_temperatures, curves=[None] * n_temperatures,
+                   all_vals=[None] * n_temperatures, engine_hops=[None] * n_temperatures,
+                   temps=[None] * n_temperatures, bar_total=bar_total)
+
+    def upgrade(self, n_temperatures: int) -> None:
+        """Turn a state of the sequential layout (``temps`` None) into the per-temperature one."""
+        if self.temps is not None:
+            return
+        pad = [None] * (n_temperatures - self.t_index)
+        for lst in (self.results, self.curves, self.all_vals, self.engine_hops):
+            lst.extend(pad)
+        self.temps = [None] * n_temperatures
+        if self.current is not None:
+            self.temps[self.t_index] = self.current
+        self.current = None
 
     def hops_so_far(self) -> int:
         """Engine hops done (all replicas, equilibration included) up to this state."""
-        now = sum(r.sim.total_hops for r in self.current.reps) if self.current else 0
-        return int(sum(self.engine_hops)) + int(now)
+        now = sum(r.sim.total_hops for st in (self.temps or [self.current]) if st is not None
+                  for r in st.reps)
+        return int(sum(h for h in self.engine_hops if h is not None)) + int(now)
 
 
 def _simulation_state(sim: Simulation) -> dict:
@@ -152,6 +182,7 @@ def decode_checkpoint(blob: bytes, config: Config, system: System | None = None
         return None, "unreadable"
     if not isinstance(state, RunState) or not _plausible(state, config):
         return None, "unreadable"
+    state.upgrade(len(config.run.temperatures_K))
     return state, None
 
 
@@ -161,14 +192,23 @@ def _plausible(state: RunState, config: Config) -> bool:
     ints = (state.t_index, state.bar_done, state.bar_total)
     if any(isinstance(v, bool) or not isinstance(v, int) for v in ints):
         return False
-    if not 0 <= state.t_index <= n_t or len(state.results) != state.t_index:
-        return False
-    cur = state.current
-    if cur is None:
-        return True
-    return (isinstance(cur, TemperatureState) and isinstance(cur.reps, list)
-            and len(cur.reps) <= config.run.replicas
-            and all(isinstance(r, ReplicaMeasurement) for r in cur.reps))
+    if state.temps is None:  # sequential layout (see RunState)
+        if not 0 <= state.t_index <= n_t or len(state.results) != state.t_index:
+            return False
+        running = [state.current]
+    else:
+        lists = (state.results, state.curves, state.all_vals, state.engine_hops, state.temps)
+        if not all(isinstance(x, list) and len(x) == n_t for x in lists) or state.current is not None:
+            return False
+        if state.t_index != sum(r is not None for r in state.results):
+            return False
+        if any(r is not None and t is not None for r, t in zip(state.results, state.temps)):
+            return False
+        running = state.temps
+    return all(cur is None or (isinstance(cur, TemperatureState) and isinstance(cur.reps, list)
+                               and len(cur.reps) <= config.run.replicas
+                               and all(isinstance(r, ReplicaMeasurement) for r in cur.reps))
+               for cur in running)
 
 
 class LineProgress:
@@ -228,13 +268,55 @@ class _Saver:
 
 def resolve_workers(workers: int | None, run: "Config.run") -> int:
     """Threads that advance replicas: ``workers``, else ``[run] workers``, else every core
-    (``os.process_cpu_count``), never more than the replicas of one temperature."""
+    (``os.process_cpu_count``), never more than the replicas of all temperatures."""
     n = workers if workers is not None else run.workers
     if n is None:
         n = (os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()) or 1
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"workers must be a whole number of at least 1, got {n!r}.")
-    return max(1, min(n, run.replicas))
+    return max(1, min(n, run.replicas * len(run.temperatures_K)))
+
+
+def concurrent_temperatures(n_workers: int, run: "Config.run") -> int:
+    """Temperatures in progress at once: one with one worker, else enough for every worker to
+    have a replica, plus one whose replicas run while another temperature's are being analysed
+    or created (the engines of all of them are in memory, so no more)."""
+    if n_workers == 1:
+        return 1
+    return min(len(run.temperatures_K), -(-n_workers // run.replicas) + 1)
+
+
+def run_temperatures(passes: Callable[[int], Passes], finish: Callable[..., None],
+                     state: RunState, max_active: int, pool: Executor | None,
+                     safe_point: Callable[[], None]) -> None:
+    """Run the passes (:func:`kmc.runs.replicas.temperature_passes`) of every unfinished
+    temperature of ``state``, up to ``max_active`` temperatures at a time (those already in
+    progress first, then the others in order), the work of all of them in the same passes on
+    ``pool``: while one temperature's replicas are being created or analysed, the others'
+    advance. ``finish(ti, reps, analysis, record)`` takes a temperature's results. After every
+    pass all work is done and ``safe_point()`` runs. Each temperature's decisions depend on its
+    own replicas only, so the result is the same for any pool and any ``max_active``."""
+    todo = [ti for ti, st in enumerate(state.temps) if st is not None]
+    todo += [ti for ti, (st, r) in enumerate(zip(state.temps, state.results))
+             if st is None and r is None]
+    active: dict[int, tuple[Passes, list]] = {}
+    while todo or active:
+        while todo and (len(active) < max_active or state.temps[todo[0]] is not None):
+            ti = todo.pop(0)
+            gen = passes(ti)
+            active[ti] = (gen, next(gen))
+        order = sorted(active)
+        out = run_pass([w for ti in order for w in active[ti][1]], pool)
+        at = 0
+        for ti in order:
+            gen, work = active[ti]
+            mine, at = out[at:at + len(work)], at + len(work)
+            try:
+                active[ti] = (gen, gen.send(mine))
+            except StopIteration as stop:
+                del active[ti]
+                finish(ti, *stop.value)
+        safe_point()
 
 
 def run_config(config: Config, progress: bool = False, *,
@@ -251,8 +333,8 @@ def run_config(config: Config, progress: bool = False, *,
     uninterrupted one (timing keys aside); no random stream is spawned twice, the restored
     engines carry on. ``system``: the :class:`System` of ``config`` if already built (e.g. from
     a structure in memory by :class:`kmc.api.System`). ``workers``: threads advancing the
-    replicas of a temperature concurrently (:func:`resolve_workers`); the result is bit-identical
-    for any number."""
+    replicas of all temperatures concurrently (:func:`resolve_workers`,
+    :func:`run_temperatures`); the result is bit-identical for any number."""
     system = build_system(config) if system is None else system
     net, run = system.network, config.run
     check_hop_budget(run, system.n_ions)
@@ -269,8 +351,9 @@ def run_config(config: Config, progress: bool = False, *,
         if blob is not None:
             state, why = decode_checkpoint(blob, config, system)
     resumed = state is not None
+    n_t = len(run.temperatures_K)
     if state is None:
-        state = RunState(bar_total=len(run.temperatures_K) * run.replicas * bh)
+        state = RunState.fresh(n_t, bar_total=n_t * run.replicas * bh)
     restored_hops = state.hops_so_far()
     oc = config.output
     traj_T = None
@@ -298,49 +381,54 @@ def run_config(config: Config, progress: bool = False, *,
             bar.total += h
             bar.refresh()
 
+    def passes(ti: int):
+        T = run.temperatures_K[ti]
+        if state.temps[ti] is None:
+            state.temps[ti] = TemperatureState()
+            if traj_T is not None and T == traj_T:
+                from kmc.runs.trajectory import TrajectoryRecorder
+
+                state.temps[ti].recorder = TrajectoryRecorder(bh, config.output.trajectory_frames)
+        return temperature_passes(system, T, seeds[ti], run, net.dimensionality, net.volume_A3,
+                                  config.model.charge_e, field_vec, tick, grow,
+                                  state=state.temps[ti])
+
+    def finish(ti: int, reps: list, an, record: dict) -> None:
+        T = run.temperatures_K[ti]
+        res = {"temperature_K": T}
+        res.update(an.summary)
+        res.update(record)
+        if field_on:
+            res["field_abs_V_per_A"] = float(np.linalg.norm(system.model.field))
+            res["field_work_max_over_kT"] = field_work_over_kT(system.model, T)
+        wall = sum(r.engine_wall_s for r in reps)
+        hops_all = sum(r.engine_hops for r in reps)
+        res["wall_s"] = wall
+        res["hops_per_s"] = hops_all / wall if wall > 0 else float("nan")
+        occ = np.mean([r.sample.class_occupation for r in reps], axis=0)
+        sites = np.bincount(net.site_class, minlength=len(net.class_names))
+        res["occupation_per_class"] = {name: float(occ[k] / sites[k])
+                                       for k, name in enumerate(net.class_names)}
+        res["dimensionality"] = net.dimensionality
+        st = state.temps[ti]
+        state.results[ti] = res
+        state.curves[ti] = msd_curve(T, an)
+        state.all_vals[ti] = an.values
+        state.engine_hops[ti] = int(hops_all)
+        rec = getattr(st, "recorder", None)
+        if rec is not None:
+            from kmc.runs.trajectory import trajectory_from_recorder
+
+            state.trajectory = trajectory_from_recorder(system, rec, st.reps[0].blocked, T)
+        state.temps[ti] = None
+        state.t_index += 1
+
     n_workers = resolve_workers(workers, run)
     pool = ThreadPoolExecutor(n_workers, thread_name_prefix="kmc-replica") if n_workers > 1 \
         else None
     try:
-        for ti in range(state.t_index, len(run.temperatures_K)):
-            T = run.temperatures_K[ti]
-            if state.current is None:
-                state.current = TemperatureState()
-                if traj_T is not None and T == traj_T:
-                    from kmc.runs.trajectory import TrajectoryRecorder
-
-                    state.current.recorder = TrajectoryRecorder(bh,
-                                                                config.output.trajectory_frames)
-            reps, an, record = measure_temperature(
-                system, T, seeds[ti], run, net.dimensionality, net.volume_A3, config.model.charge_e,
-                field_vec, tick, grow, state=state.current, safe_point=safe, pool=pool)
-            res = {"temperature_K": T}
-            res.update(an.summary)
-            res.update(record)
-            if field_on:
-                res["field_abs_V_per_A"] = float(np.linalg.norm(system.model.field))
-                res["field_work_max_over_kT"] = field_work_over_kT(system.model, T)
-            wall = sum(r.engine_wall_s for r in reps)
-            hops_all = sum(r.engine_hops for r in reps)
-            res["wall_s"] = wall
-            res["hops_per_s"] = hops_all / wall if wall > 0 else float("nan")
-            occ = np.mean([r.sample.class_occupation for r in reps], axis=0)
-            sites = np.bincount(net.site_class, minlength=len(net.class_names))
-            res["occupation_per_class"] = {name: float(occ[k] / sites[k])
-                                           for k, name in enumerate(net.class_names)}
-            res["dimensionality"] = net.dimensionality
-            state.results.append(res)
-            state.curves.append(msd_curve(T, an))
-            state.all_vals.append(an.values)
-            state.engine_hops.append(int(hops_all))
-            rec = getattr(state.current, "recorder", None)
-            if rec is not None:
-                from kmc.runs.trajectory import trajectory_from_recorder
-
-                state.trajectory = trajectory_from_recorder(system, rec, state.current.reps[0].blocked,
-                                                            T)
-            state.current, state.t_index = None, ti + 1
-            safe()
+        run_temperatures(passes, finish, state, concurrent_temperatures(n_workers, run), pool,
+                         safe)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
