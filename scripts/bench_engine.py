@@ -6,7 +6,7 @@
 Cases: simple cubic 32^3 half-filled and single-vacancy with equal barriers, the same with
 nearest-neighbour pair interactions, a size scan from 10^3 to 10^6 sites (half-filled and single
 vacancy; compare scripts/bench_c_reference.c), and the realistic workload: cubic garnet LLZO
-(2x2x2 and 4x4x4 cells, Li7, 300 K) with the data file's 2.0 A hard-core exclusions, alone and
+(2x2x2 and 4x4x4 cells, Li7, 300 K; the lattice gas llzo-cubic-latticegas) with its 2.0 A exclusions, alone and
 with three Li-Li repulsion shells out to 4 A. The shell energies (0.10, 0.05, 0.02 eV) are a
 benchmark workload, not a physical parameter set: they give each site the neighbour lists a
 screened-Coulomb lattice model would have. Then hops/s against the number of interaction shells
@@ -52,7 +52,7 @@ LLZO_TABLE = [(2.5, 0.10), (3.0, 0.05), (4.0, 0.02)]  # benchmark workload (see 
 #: the converged c-LLZO Arrhenius sweep of issue 18: 48 replicas, run lengths doubled from 100 hops
 #: per ion until D* is known to 5 % in the diffusive regime or 3200 hops per ion are reached
 SWEEP_TOML = """[lattice]
-builtin = "llzo-cubic"
+builtin = "llzo-cubic-latticegas"
 supercell = [2, 2, 2]
 
 [run]
@@ -93,7 +93,7 @@ def llzo_case(cells: int, interactions: bool, hops: int, n_shells: int = 3) -> d
     table = str(LLZO_TABLE[:n_shells]).replace("(", "[").replace(")", "]")
     shells = f"[model.interactions_eV]\nmobile_mobile = {table}\n" if interactions else ""
     system = build_system(Config.from_toml(
-        f"[lattice]\nbuiltin = \"llzo-cubic\"\nsupercell = [{cells}, {cells}, {cells}]\n{shells}"))
+        f"[lattice]\nbuiltin = \"llzo-cubic-latticegas\"\nsupercell = [{cells}, {cells}, {cells}]\n{shells}"))
     return timed(Simulation(system.model, 300.0, n_ions=system.n_ions, seed=1), hops)
 
 
