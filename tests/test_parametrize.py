@@ -66,7 +66,7 @@ def toy_run(tmp_path_factory):
     cif = toy_cif(d / "toy.cif")
     model = parametrize(str(cif), "Li", d / "model", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
                         exclusion_cutoff_A=0.0, calculator=toy_backend(cif), settings=SETTINGS,
-                        cache_dir=d / "cache", log=lambda m: None)
+                        cache_dir=d / "cache", log=lambda m: None, name="toy-model")
     return d, model
 
 
@@ -172,6 +172,7 @@ def test_model_file_has_the_framework_schema_and_runs(toy_run, capsys):
     text = (d / "model" / "model.toml").read_text()
     data = tomllib.loads(text)
     ref = tomllib.loads((resources.files("kmc.system.structures") / "llzo_cubic.toml").read_text())
+    assert data["name"] == "toy-model"           # --name, not a loop variable of the pipeline
     for key in ("name", "description", "formula_unit", "formula_units_per_cell", "mobile_species",
                 "cell", "sites", "network", "model"):
         assert key in data and key in ref

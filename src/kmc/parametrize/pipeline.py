@@ -486,7 +486,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     nu: dict[str, float] = {}
     hop_orbits = [o for o in range(len(problem.orbits)) if problem.orbit_is_hop[o]]
     for o in hop_orbits:
-        name = problem.orbit_name(o)
+        hop = problem.orbit_name(o)
         envs = _environments(problem, fitted, list(E), o, excluded, settings.n_environments)
         bands = []
         for c, s, d in envs:
@@ -499,10 +499,10 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
                                              log=lambda m: None))
             bands.append({"configuration": k, "from_site": s, "to_site": d, **res.to_dict()})
-            log(f"{name}: environment {len(bands)}/{len(envs)}: E_KRA {res.E_KRA_eV:.3f} eV "
+            log(f"{hop}: environment {len(bands)}/{len(envs)}: E_KRA {res.E_KRA_eV:.3f} eV "
                 f"(forward {res.barrier_forward_eV:.3f}, backward {res.barrier_backward_eV:.3f})")
         if not bands:
-            log(f"{name}: no configuration holds an ion next to a free site of this hop; no barrier")
+            log(f"{hop}: no configuration holds an ion next to a free site of this hop; no barrier")
             continue
         kra = np.array([b["E_KRA_eV"] for b in bands])
         c0, s0, d0 = envs[0]
@@ -512,11 +512,11 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         from ase.geometry import find_mic
 
         direction = find_mic(problem.pos[d0] - problem.pos[s0], problem.cell, pbc=True)[0]
-        nu[name] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)
-        neb_out[name] = {"E_KRA_mean_eV": float(kra.mean()),
+        nu[hop] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)
+        neb_out[hop] = {"E_KRA_mean_eV": float(kra.mean()),
                          "E_KRA_std_eV": float(kra.std(ddof=1)) if len(kra) > 1 else float("nan"),
                          "E_KRA_min_eV": float(kra.min()), "E_KRA_max_eV": float(kra.max()),
-                         "n_environments": len(bands), "attempt_frequency_THz": nu[name], "bands": bands}
+                         "n_environments": len(bands), "attempt_frequency_THz": nu[hop], "bands": bands}
     if not neb_out:
         raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
                              "a free site); allow vacancies or lower the occupancy.")
