@@ -92,3 +92,33 @@ def test_builtin_tetragonal_is_the_cubic_model_started_from_the_order():
         with pytest.raises(ConfigError, match="use llzo-cubic"):
             build_system(Config.from_dict({"lattice": {"builtin": "llzo-tetragonal", "supercell": [1, 1, 1]},
                                            **extra}))
+
+
+def test_an_ion_midway_between_two_sites_takes_the_lower_index_whatever_the_noise():
+    """t-LLZO's octahedral Li sit at cage centres, 0.434 Å from both split 96h sites: the mapping
+    must not depend on floating-point noise (it changed with the distance code once, moving 7 of
+    48 ions), so a tie within 1 mÅ goes to the lower site index."""
+    from kmc.system.arrangement import site_occupancy
+
+    fw = load_framework("llzo-cubic")
+    frac, lat = fw.mobile_frac, fw.structure.lattice.matrix
+    li2 = np.flatnonzero(np.array(fw.mobile_labels) == "Li2")
+    d = np.linalg.norm(((frac[li2][:, None] - frac[li2][None] + 0.5) % 1 - 0.5) @ lat, axis=2)
+    a, b = (int(li2[k]) for k in np.argwhere((d > 0.8) & (d < 0.9))[0])   # one cage's split pair
+    mid = frac[a] + ((frac[b] - frac[a] + 0.5) % 1 - 0.5) / 2
+    fixed = [s for s in fw.structure if "Li" not in s.species_string]
+    host = Structure(fw.structure.lattice, [s.species for s in fixed], [s.frac_coords for s in fixed])
+    got = []
+    for nudge in (0.0, 2e-4, -2e-4):      # Å towards b (noise below the 1 mÅ tie resolution)
+        step = (frac[b] - frac[a] + 0.5) % 1 - 0.5
+        step = step / np.linalg.norm(step @ lat) * nudge
+        s = host.copy()
+        s.append("Li", mid + step)
+        got += np.flatnonzero(site_occupancy(frac, lat, host, s, "Li", 0.5)).tolist()
+    # the framework match may move the ion to a symmetry-equivalent cage: the same site each time,
+    # and the lower index of that cage's pair
+    assert len(set(got)) == 1
+    site = got[0]
+    dist = np.linalg.norm(((frac - frac[site] + 0.5) % 1 - 0.5) @ lat, axis=1)
+    partner = int(np.flatnonzero((dist > 0.8) & (dist < 0.9))[0])
+    assert site < partner
