@@ -28,6 +28,8 @@ MAX_INDEX = 2**31 - 1
 #: peak bytes of building a system and its first replica, per site and per pair (hop event,
 #: exclusion or interaction pair): least-squares fit over sc, bcc and fcc supercells of 3e3-3e4
 #: sites (2.4, 3.0 and 4.5 kB per site), measured with tracemalloc by scripts/measure_memory.py
+#: before the construction was made lean (2026-12-06 it gives 232 B/site + 33 B/event); the
+#: higher values are kept as a margin, since the estimate leaves out a run's MSD frame buffer
 MEMORY_PER_SITE_B = 226
 MEMORY_PER_EVENT_B = 353
 
