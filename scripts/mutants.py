@@ -206,6 +206,13 @@ MUTANTS = [
            "alpha = float(_ols_slope(np.log(t[sl]), np.log(mean[sl])[None, :])[0])",
            "alpha = float(_ols_slope(t[sl], mean[sl][None, :])[0])",
            (SINGLE_ION,), "reported exponent: slope of MSD vs t, not of logs"),
+    # ---------------------------------------------------------------- campaign store integrity
+    Mutant("store_key_not_rederived", "campaign/store.py",
+           'if _key_of(r["config_json"]) != r["key"]:',
+           "if False:",
+           ("tests/test_faults.py::"
+            "test_row_filed_under_another_key_with_a_valid_checksum_is_caught_by_its_key",),
+           "store read trusts a row's key without deriving it from its config"),
 ]
 
 

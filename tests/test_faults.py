@@ -210,6 +210,47 @@ def test_damaged_store_row_is_reported_and_recomputed_never_served(tmp_path, cap
     assert _sigma(out) == good                                         # the true value again
 
 
+def test_row_filed_under_another_key_with_a_valid_checksum_is_caught_by_its_key(tmp_path, capsys):
+    """Point 2's row replaced by point 1's run, checksum recomputed: only the key derived again
+    from the stored config can tell that the row is not point 2's."""
+    import sqlite3
+
+    from kmc.campaign.core import Campaign
+    from kmc.campaign.store import Store, row_checksum
+    spec = _campaign(tmp_path)
+    out = tmp_path / "out"
+    argv = ["campaign", str(spec), "--out", str(out), "--workers", "1"]
+    assert main(argv) == 0
+    good = _sigma(out)
+    assert good[0] != good[1]                       # else serving the wrong row would go unseen
+    camp = Campaign.from_file(spec, out=out)
+    k1, k2 = (p.key for p in camp.points)
+    con = sqlite3.connect(out / "store.sqlite")
+    cfg1, seed1, version1, status1, res1, err1 = con.execute(
+        "SELECT config_json, seed, version, status, result_json, error FROM runs WHERE key = ?",
+        (k1,)).fetchone()
+    con.execute("UPDATE runs SET config_json = ?, seed = ?, version = ?, status = ?, "
+                "result_json = ?, error = ?, checksum = ? WHERE key = ?",
+                (cfg1, seed1, version1, status1, res1, err1,
+                 row_checksum(k2, cfg1, seed1, version1, status1, res1, err1), k2))
+    con.commit()
+    con.close()
+    with Store(out, readonly=True) as st:
+        assert st.bad_rows == {k2: "its config no longer hashes to its key"}
+        assert st.done_keys() == {k1} and [r["key"] for r in st.rows()] == [k1]
+    assert camp.results(out)["status"].tolist() == ["ok", "pending"]   # not served meanwhile
+    capsys.readouterr()
+    assert main(["report", str(out), "--no-figures"]) == 0           # the reader: not served
+    assert "(1 ok, 1 pending)" in capsys.readouterr().out
+    assert main(argv) == 0
+    text = capsys.readouterr()
+    assert "Traceback" not in text.err
+    assert ("point 2: the stored row failed its integrity check (its config no longer hashes to "
+            "its key); computing it again") in text.err
+    assert "1 recomputed" in text.out
+    assert _sigma(out) == good                                       # point 2's own value again
+
+
 def test_a_different_campaign_into_a_used_out_needs_append(tmp_path, capsys):
     out = tmp_path / "out"
     first = _campaign(tmp_path, (1,))

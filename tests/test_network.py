@@ -94,3 +94,35 @@ def test_percolating_components_with_blockers():
     labels, dims = net.components(blocked)
     free = labels[~blocked]
     assert dims[np.unique(free)].max() == 1
+
+
+def test_components_of_slab_rod_and_boundary_dimer_and_any_edge_order():
+    """Blocked planes cut a periodic sc 6^3 network into pieces of known dimensionality: without
+    the plane x = 0 a slab (2), without x = 0 and y = 0 a rod along z (1); two sites joined only
+    across the periodic boundary (z = 0 and z = 5), their other neighbours blocked, are a finite
+    cluster (0). The answer must not depend on the order of the edges (a shuffled list)."""
+    from kmc.system.network import periodic_components
+
+    net = lattice_network("sc", (6, 6, 6))
+    ijk = np.round(net.positions).astype(int)
+    pair = [np.flatnonzero(np.all(ijk == (3, 3, z), axis=1))[0] for z in (0, 5)]
+    for planes, dim in (((0,), 2), ((0, 1), 1)):
+        blocked = np.any(ijk[:, list(planes)] == 0, axis=1)
+        for z in (0, 5):
+            near = np.abs(ijk - (3, 3, z))
+            near[:, 2] = np.minimum(near[:, 2], 6 - near[:, 2])          # periodic along z
+            blocked |= (near.sum(axis=1) == 1) & (near.max(axis=1) == 1)  # its six neighbours
+        blocked[pair] = False
+        labels, dims = net.components(blocked)
+        free = np.flatnonzero(~blocked)
+        assert sorted(dims[np.unique(labels[free])].tolist()) == [0, dim]
+        assert labels[pair[0]] == labels[pair[1]] and dims[labels[pair[0]]] == 0
+        assert (labels[free] == labels[pair[0]]).sum() == 2
+        src, dst = net._tile(net.hops)
+        image = np.floor_divide(net._cells[:, None, :] + net.hops.image[None, :, :],
+                                np.array(net.supercell)).reshape(-1, 3)
+        keep = ~blocked[src] & ~blocked[dst]
+        order = np.random.default_rng(1).permutation(int(keep.sum()))
+        shuffled = periodic_components(net.n_sites, src[keep][order], dst[keep][order],
+                                       image[keep][order])
+        assert np.array_equal(shuffled[0], labels) and np.array_equal(shuffled[1], dims)

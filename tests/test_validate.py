@@ -2,7 +2,9 @@
 
 The quick suite must pass (exit 0, full table) and finish within its time budget, and it must be
 able to fail: a sabotaged rate model, a wrong exact value and a standard error too large to mean
-anything each make a check (and the command) fail.
+anything each make a check (and the command) fail. The correlation factors are compared with the
+exact value of the simulated periodic box (:func:`kmc.validate.single_vacancy_f_exact`), with the
+infinite-lattice value reported beside it.
 """
 import json
 import math
@@ -47,6 +49,17 @@ def test_quick_validate_passes_with_every_check_sharp(quick_run):
             assert abs(c["deviation_se"]) < validate.SE_TOLERANCE
             assert 0 < c["se"] <= c["max_se"], c          # the comparison is meaningful
             assert c["max_se"] <= 0.15 * abs(c["exact"]) or c["name"] == "Arrhenius Ea"
+    f_checks = [c for c in data["checks"] if c["infinite"] is not None]
+    assert {c["name"] for c in f_checks} == {f"f {lat}" for lat in
+                                             ("square", "triangular", "honeycomb", "sc", "bcc", "fcc")}
+    for c in f_checks:
+        lat = c["name"].split()[1]
+        assert c["infinite"] == validate.EXACT_CORRELATION_FACTORS[lat]
+        # the target is the exact f of the simulated box: one vacancy in N >= 1152 sites lies
+        # above the infinite lattice by an O(1/N) excess (+0.07..+0.23 % here, docs/validation.md)
+        assert c["exact"] == validate.single_vacancy_f_exact(
+            validate.vacancy_network(lat, validate.VACANCY_SUPERCELL[lat]))
+        assert 0 < c["exact"] - c["infinite"] < 0.005 * c["infinite"]
     # wall time is reported, not asserted (speed is benchmarked, not tested: it depends on load)
     print(f"kmc validate --quick: {wall:.0f} s wall")
 
@@ -55,7 +68,7 @@ def test_table_output(capsys):
     code = main(["validate", "--quick", "--only", "arrhenius,ring"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "model" in out and "exact" in out and "dev (SE)" in out
+    assert "model" in out and "exact" in out and "dev (SE)" in out and "infinite lattice" in out
     assert "Arrhenius Ea" in out and "f ring N=16" in out
     assert "2 of 2 checks passed" in out
 
@@ -75,13 +88,19 @@ def test_sabotaged_rate_model_fails(monkeypatch, capsys):
     assert "FAIL" in out and "FAILED: D one ion sc, mean wait" in out
 
 
-def test_wrong_exact_value_fails(monkeypatch, capsys):
-    """A correlation factor 3 % off the true one is caught: the SE is sharp enough."""
-    monkeypatch.setitem(validate.EXACT_CORRELATION_FACTORS, "sc",
-                        0.97 * validate.EXACT_CORRELATION_FACTORS["sc"])
-    check = validate.check_correlation_factor("sc", 24, 100, 0.015)
+@pytest.mark.parametrize("shift_se", [5.0, -5.0])
+def test_box_value_shifted_by_five_se_fails(quick_run, monkeypatch, shift_se):
+    """The f check compares with the box value: moving that value by 5 SE (1 % for sc 12^3;
+    the box's own excess over the infinite lattice is 0.08 %) makes the same seeded run fail."""
+    ref = next(c for c in quick_run[1]["checks"] if c["name"] == "f sc")
+    true_box = validate.single_vacancy_f_exact
+    monkeypatch.setattr(validate, "single_vacancy_f_exact",
+                        lambda net: true_box(net) + shift_se * ref["se"])
+    check = validate.check_correlation_factor("sc", 24, 100, 0.015)   # the quick plan's f sc
+    assert (check.model, check.se) == (ref["model"], ref["se"])       # the same seeded run
     assert check.sharp and not check.passed
-    assert abs(check.deviation_se) > validate.SE_TOLERANCE
+    assert check.deviation_se == pytest.approx(ref["deviation_se"] - shift_se, abs=1e-9)
+    assert "FAIL" in validate.format_row(check)
 
 
 def test_blunt_and_distribution_checks():
@@ -94,6 +113,10 @@ def test_blunt_and_distribution_checks():
     assert not validate.Check("ks", "", 0.1, float("nan"), 0.0, float("nan"), p_value=1e-5).passed
     assert validate.Check("ks", "", 0.01, float("nan"), 0.0, float("nan"), p_value=0.3).passed
     assert "BLUNT" in validate.format_row(blunt) and "FAIL" in validate.format_row(far)
+    f = validate.Check("f sc", "", model=0.6537, se=0.001, exact=0.653654, max_se=0.01,
+                       infinite=0.653108838)
+    assert validate.format_row(f).split()[-1] == "0.653109"   # the infinite lattice, beside
+    assert validate.format_row(ok).split()[-1] == "ok"
 
 
 def test_unknown_group_is_a_one_sentence_error(capsys):

@@ -28,7 +28,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"kmc validate ({mode}): model vs exact; a check passes within "
               f"{validate.SE_TOLERANCE:g} standard errors with a sharp SE (KS tests: p > "
-              f"{validate.P_MIN:g})", flush=True)
+              f"{validate.P_MIN:g})")
+        print("(f: 'exact' is the value of one vacancy in the simulated periodic box; the "
+              "infinite lattice's is beside it)", flush=True)
         print(validate.TABLE_HEAD)
         print("-" * len(validate.TABLE_HEAD), flush=True)
 

@@ -9,24 +9,27 @@ ordered by source site, which is what the engine's CSR layout needs.
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from kmc.exceptions import StructureError
 
 _ROUND_A = 2  # hop/shell lengths are grouped at 0.01 Å
+#: entries per block when tiling pairs over the supercell (bounds the temporaries)
+_CHUNK = 1 << 16
 #: the engine indexes sites and events with 32-bit integers
 MAX_INDEX = 2**31 - 1
 #: peak bytes of building a system and its first replica, per site and per pair (hop event,
 #: exclusion or interaction pair): least-squares fit over sc, bcc and fcc supercells of 3e3-3e4
 #: sites (2.4, 3.0 and 4.5 kB per site), measured with tracemalloc by scripts/measure_memory.py
+#: before the construction was made lean (2026-12-06 it gives 232 B/site + 33 B/event); the
+#: higher values are kept as a margin, since the estimate leaves out a run's MSD frame buffer
 MEMORY_PER_SITE_B = 226
 MEMORY_PER_EVENT_B = 353
 
@@ -186,7 +189,9 @@ def periodic_components(n: int, src: np.ndarray, dst: np.ndarray, image: np.ndar
     """Connected components of a periodic graph and the periodic dimensionality of each.
 
     The dimensionality of a component is the rank of the lattice spanned by its cycle translations
-    (0: finite cluster, 1: chains, 2: layers, 3: a 3D network).
+    (0: finite cluster, 1: chains, 2: layers, 3: a 3D network). The edge list is expected to hold
+    both directions of every edge (``a -> b`` with ``image``, ``b -> a`` with ``-image``), as the
+    pair lists of a network do.
 
     Returns
     -------
@@ -195,32 +200,51 @@ def periodic_components(n: int, src: np.ndarray, dst: np.ndarray, image: np.ndar
     """
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
+    src, dst, image = np.asarray(src), np.asarray(dst), np.asarray(image)
+    if len(src) > 1 and np.any(src[1:] < src[:-1]):  # the walk below needs edges by source
+        order = np.argsort(src, kind="stable")
+        src, dst, image = src[order], dst[order], image[order]
+        del order
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=off[1:])
+    graph = csr_matrix((np.ones(len(src)), dst, off), shape=(n, n))
     n_comp, labels = connected_components(graph, directed=False)
-    # unwrapped image of every node along a BFS tree; every non-tree edge closes a cycle
-    adj: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
-    for a, b, img in zip(src.tolist(), dst.tolist(), image.tolist()):
-        adj[a].append((b, img))
+    del graph
+    # unwrapped image of every node along a BFS forest (one root per component, level by level,
+    # numpy over a whole level); every edge off the forest closes a cycle
     pos = np.zeros((n, 3), dtype=np.int64)
     seen = np.zeros(n, dtype=bool)
-    for root in range(n):
-        if seen[root]:
-            continue
-        seen[root] = True
-        queue = deque([root])
-        while queue:
-            a = queue.popleft()
-            for b, img in adj[a]:
-                if not seen[b]:
-                    seen[b] = True
-                    pos[b] = pos[a] + img
-                    queue.append(b)
-    cycles = pos[src] + image - pos[dst]
+    frontier = np.unique(labels, return_index=True)[1]
+    while len(frontier):
+        seen[frontier] = True
+        while len(frontier):
+            start, count = off[frontier], off[frontier + 1] - off[frontier]
+            edge = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+            edge = edge[~seen[dst[edge]]]
+            nodes, first = np.unique(dst[edge], return_index=True)   # one tree edge per node
+            edge = edge[first]
+            pos[nodes] = pos[src[edge]] + image[edge]
+            seen[nodes] = True
+            frontier = nodes
+        # nodes only reachable against an edge's direction (not for symmetric lists)
+        rest = np.flatnonzero(~seen)
+        frontier = rest[np.unique(labels[rest], return_index=True)[1]]
     dims = np.zeros(n_comp, dtype=np.int64)
-    for c in range(n_comp):
-        vecs = cycles[labels[src] == c]
-        vecs = vecs[np.any(vecs != 0, axis=1)]
-        dims[c] = np.linalg.matrix_rank(vecs.astype(float)) if len(vecs) else 0
+    vecs, comp = [], []
+    for a in range(0, len(src), _CHUNK):   # cycles of a chunk of edges; only non-zero ones kept
+        sl = slice(a, a + _CHUNK)
+        cyc = pos[src[sl]] + image[sl] - pos[dst[sl]]
+        nz = np.any(cyc != 0, axis=1)
+        vecs.append(cyc[nz])
+        comp.append(labels[src[sl][nz]])
+    if vecs:
+        vecs_all, comp_all = np.concatenate(vecs), np.concatenate(comp)
+        order = np.argsort(comp_all, kind="stable")
+        vecs_all, comp_all = vecs_all[order], comp_all[order]
+        cuts = np.flatnonzero(np.diff(comp_all)) + 1
+        for c, v in zip(comp_all[np.r_[0, cuts]] if len(comp_all) else [],
+                        np.split(vecs_all, cuts)):
+            dims[c] = np.linalg.matrix_rank(v.astype(float))
     return labels, dims
 
 
@@ -537,15 +561,41 @@ class SiteNetwork:
         n1, n2, n3 = self.supercell
         return self._rank[(ijk[..., 0] * n2 + ijk[..., 1]) * n3 + ijk[..., 2]]
 
-    def _tile(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
-        """Supercell (src, dst) site indices of unit-cell pairs, cell-major, src-sorted."""
+    def _dest_cells(self, image: np.ndarray) -> np.ndarray:
+        """Storage index (int32) of the cell ``cell + image[t]`` (wrapped) for every cell and
+        template, shape ``(n_cells, len(image))``; computed in blocks of cells, so that no
+        ``(n_cells, n_templates, 3)`` temporary is ever made."""
         n = np.array(self.supercell)
-        cells = self._cells
-        c = np.arange(self.n_cells)[:, None]
-        dcell = self._cell_index((cells[:, None, :] + pairs.image[None, :, :]) % n)
-        src = c * self.n_unit + pairs.src[None, :]
-        dst = dcell * self.n_unit + pairs.dst[None, :]
-        return src.ravel(), dst.ravel()
+        image = np.asarray(image).reshape(-1, 3)
+        out = np.empty((self.n_cells, len(image)), dtype=np.int32)
+        step = max(1, _CHUNK // max(len(image), 1))
+        for a in range(0, self.n_cells, step):
+            out[a:a + step] = self._cell_index((self._cells[a:a + step, None, :] + image[None, :, :])
+                                               % n)
+        return out
+
+    def _tile_dst(self, pairs: PairList) -> np.ndarray:
+        """Supercell destination sites (int32) of unit-cell pairs, cell-major, src-sorted."""
+        dst = self._dest_cells(pairs.image)
+        dst *= self.n_unit
+        dst += pairs.dst.astype(np.int32)
+        return dst.ravel()
+
+    def _tile(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
+        """Supercell (src, dst) site indices (int32) of unit-cell pairs, cell-major, src-sorted."""
+        src = np.arange(self.n_cells, dtype=np.int32)[:, None] * np.int32(self.n_unit) \
+            + pairs.src.astype(np.int32)[None, :]
+        return src.ravel(), self._tile_dst(pairs)
+
+    def _tile_images(self, pairs: PairList) -> np.ndarray:
+        """Image (in supercells, int16) of the destination of every tiled pair, ``(n, 3)``."""
+        n = np.array(self.supercell)
+        out = np.empty((self.n_cells, len(pairs), 3), dtype=np.int16)
+        step = max(1, _CHUNK // max(len(pairs), 1))
+        for a in range(0, self.n_cells, step):
+            out[a:a + step] = np.floor_divide(self._cells[a:a + step, None, :]
+                                              + pairs.image[None, :, :], n)
+        return out.reshape(-1, 3)
 
     @cached_property
     def positions(self) -> np.ndarray:
@@ -666,13 +716,14 @@ class SiteNetwork:
         return off
 
     def csr(self, pairs: PairList) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Supercell CSR ``(offsets, neighbours, template)`` of a unit-cell pair list."""
-        src, dst = self._tile(pairs)
-        counts = np.bincount(src, minlength=self.n_sites)
+        """Supercell CSR ``(offsets, neighbours, template)`` of a unit-cell pair list (int64
+        offsets, int32 neighbours and templates)."""
+        counts = np.tile(np.bincount(pairs.src, minlength=self.n_unit), self.n_cells)
         off = np.zeros(self.n_sites + 1, dtype=np.int64)
         np.cumsum(counts, out=off[1:])
-        tmpl = np.tile(np.arange(len(pairs)), self.n_cells)
-        return off, dst.astype(np.int32), tmpl.astype(np.int64)
+        del counts
+        tmpl = np.tile(np.arange(len(pairs), dtype=np.int32), self.n_cells)
+        return off, self._tile_dst(pairs), tmpl
 
     def events(self) -> dict[str, np.ndarray]:
         """Event catalogue of the supercell, by source site (CSR): destination, middle site
@@ -681,19 +732,21 @@ class SiteNetwork:
         t = self.templates
         off, dst, tmpl = self.csr(t.as_pairs)
         n_t = len(t)
-        n = np.array(self.supercell)
-        dcell = self._cell_index((self._cells[:, None, :] + t.dst_image[None, :, :]) % n)
-        rev = (dcell * n_t + t.reverse[None, :]).ravel()
-        src_site = np.repeat(np.arange(self.n_sites), np.diff(off))
-        if np.any(dst == src_site):
+        cells = np.arange(self.n_cells)
+        dcell = self._dest_cells(t.dst_image)
+        # an event joins a site to itself only if its template does (src == dst) and it lands in
+        # its own cell
+        if any(np.any(dcell[:, k] == cells) for k in np.flatnonzero(t.src == t.dst)):
             raise StructureError(f"the supercell {self.supercell} is so small that an event joins a "
                                  f"site to its own periodic image; use more repetitions.")
-        out = {"out_off": off, "ev_dst": dst, "ev_rev": rev.astype(np.int32),
-               "ev_tmpl": tmpl.astype(np.int32)}
+        dcell *= n_t
+        dcell += t.reverse.astype(np.int32)
+        out = {"out_off": off, "ev_dst": dst, "ev_rev": dcell.ravel(), "ev_tmpl": tmpl}
+        del dcell
         if np.any(t.mid >= 0):
-            mcell = self._cell_index((self._cells[:, None, :] + t.mid_image[None, :, :]) % n)
+            mcell = self._dest_cells(t.mid_image)
             mid = np.where(t.mid[None, :] >= 0, mcell * self.n_unit + t.mid[None, :], -1).ravel()
-            src = src_site
+            src = np.repeat(np.arange(self.n_sites, dtype=np.int32), np.diff(off))
             has = np.flatnonzero(mid >= 0)
             if np.any(mid[has] == src[has]) or np.any(mid[has] == dst[has]):
                 raise StructureError(f"the supercell {self.supercell} is too small for the "
@@ -713,13 +766,11 @@ class SiteNetwork:
         """Connected clusters of the supercell network (optionally without ``blocked`` sites) and
         the periodic dimensionality of each, with images counted in supercells."""
         src, dst = self._tile(self.hops)
-        n = np.array(self.supercell)
-        raw = self._cells[:, None, :] + self.hops.image[None, :, :]
-        image = np.floor_divide(raw, n).reshape(-1, 3)
-        keep = np.ones(len(src), dtype=bool)
-        if blocked is not None:
+        image = self._tile_images(self.hops)
+        if blocked is not None and blocked.any():
             keep = ~blocked[src] & ~blocked[dst]
-        return periodic_components(self.n_sites, src[keep], dst[keep], image[keep])
+            src, dst, image = src[keep], dst[keep], image[keep]
+        return periodic_components(self.n_sites, src, dst, image)
 
     def summary(self) -> dict:
         """Sites per class, hops per class with lengths, exclusions and dimensionality (unit cell)."""
