@@ -9,7 +9,7 @@ bcc 8, fcc 12, so the two costs are separable) and prints a and b for both phase
 
 ``python scripts/measure_memory.py --construction sc 100 [--occupancy vacancy|half|default]``
 measures one system of ``N x N x N`` cells of a builtin lattice or framework (sc 100: 10^6 sites;
-llzo-cubic 20: 960 000) instead: the resident-memory high-water mark (Linux ``VmHWM``, reset
+llzo-cubic-latticegas 20: 960 000) instead: the resident-memory high-water mark (Linux ``VmHWM``, reset
 before each phase) of each construction phase -- ``build_system``, the first replica's
 ``Simulation`` (event catalogue, neighbour lists, placement) and the percolation analysis every
 run reports (``System.percolation``) -- in bytes per site above the resident memory before the
