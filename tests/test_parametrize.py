@@ -546,3 +546,13 @@ def test_shipped_llzo_model_reproduces_its_training_energies():
     rmse = float(np.sqrt(np.mean((resid - resid.mean()) ** 2)))
     assert rmse == pytest.approx(data["fit"]["train_rmse_eV_per_cell"], rel=0.02)
     assert rmse < data["fit"]["cv_rmse_eV_per_cell"]
+
+
+def test_cif_occupancies_printed_to_a_few_digits_give_whole_ions():
+    """The ordered LGPS CIF carries the builtin's Li occupancies to five digits (Li20.00004 per
+    cell): the problem counts 20 Li and the formula unit Li10GeP2S12 (Z = 2), not Li20.00004..."""
+    from pymatgen.core import Composition
+
+    p = load_problem(str(REPO / "data/parametrize/lgps/lgps_ordered.cif"), "Li", None, 3.2, 4.0, 2.0)
+    assert p.n_nominal == 20 and p.z_per_cell == 2.0
+    assert Composition(p.formula_unit) == Composition("Li10GeP2S12")

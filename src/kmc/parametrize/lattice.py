@@ -453,8 +453,11 @@ def load_problem(source: str, mobile: str = "Li", supercell: tuple[int, int, int
                 labels_of[i] = names[key]
             from pymatgen.core import Composition
 
-            full = structure.composition
-            red, zz = Composition({el: a for el, a in full.get_el_amt_dict().items()}).get_reduced_composition_and_factor()
+            amounts = structure.composition.get_el_amt_dict()
+            m = amounts.get(mobile, 0.0)
+            if abs(m - round(m)) <= 1e-3 * net.n_unit:   # occupancies printed to a few digits (below)
+                amounts[mobile] = float(round(m))
+            red, zz = Composition(amounts).get_reduced_composition_and_factor()
             z, formula_unit = float(zz), red.formula.replace(" ", "")
     occ_sum = float(net.unit_occupancy.sum()) * net.n_cells
     # occupancies printed to a few digits (CIF: 0.42206, 0.333) may miss a whole sum by their rounding
