@@ -14,7 +14,9 @@ Rows (the builtin models, unchanged: nothing here is fitted or adjusted to exper
   site and removes two more Li; no Ga-Li energy term was computed, so Ga only blocks);
 * Li6.4La3Zr1.4Ta0.6O12 - ``llzo-cubic`` with Ta on Zr (one Li less per Ta; no Ta-Li term); the
   supercell holds a whole number of Ta, so the simulated formula is the nearest one (printed);
-* LGPS Li10GeP2S12 - builtin ``lgps`` (its data-file model; per-axis transport).
+* LGPS Li10GeP2S12 - builtin ``lgps`` (its data-file model: cited barriers; per-axis transport);
+* LGPS computed - the CHGNet model of ``data/parametrize/lgps/model`` (ordered Ge/P, ``kmc
+  parametrize``; not a builtin), with the builtin's experiment.
 
 For each: a temperature sweep with adaptive run length (``target_rel_err``), sigma from the
 collective MSD (Nernst-Einstein from D_J), the ``diffusive`` flag and local exponent of every
@@ -70,19 +72,23 @@ MATERIALS = [
     ("Ga-LLZO", "llzo-cubic", {"Ga": {"site": "Li1", "per_formula_unit": 0.25}}, EXPT_GA),
     ("Ta-LLZO", "llzo-cubic", {"Ta": {"site": "Zr", "per_formula_unit": 0.6}}, EXPT_TA),
     ("LGPS", "lgps", None, None),
+    ("LGPS computed", "data/parametrize/lgps/model/model.toml", None, "lgps"),
 ]
+REPO = Path(__file__).resolve().parents[1]
 NOMINAL = {"c-LLZO": "Li7La3Zr2O12", "t-LLZO": "Li7La3Zr2O12", "Ga-LLZO": "Li6.25Ga0.25La3Zr2O12",
-           "Ta-LLZO": "Li6.4La3Zr1.4Ta0.6O12", "LGPS": "Li10GeP2S12"}
+           "Ta-LLZO": "Li6.4La3Zr1.4Ta0.6O12", "LGPS": "Li10GeP2S12", "LGPS computed": "Li10GeP2S12"}
 
 MODES = {
     "full": dict(temps=[300, 350, 400, 500, 600, 800], replicas=8, hops_per_ion=200,
                  target_rel_err=0.05, max_hops_per_ion=12800,
-                 supercell={"llzo-cubic": [2, 2, 2], "llzo-tetragonal": [2, 2, 2], "lgps": [3, 3, 2]},
+                 supercell={"llzo-cubic": [2, 2, 2], "llzo-tetragonal": [2, 2, 2], "lgps": [3, 3, 2],
+                            "data/parametrize/lgps/model/model.toml": [3, 3, 2]},
                  scan_x=[0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0], scan_temps=[300, 400],
                  order_temps=[200, 300, 400, 600, 800, 1200], order_hops=16000, order_replicas=6),
     "quick": dict(temps=[500, 800], replicas=3, hops_per_ion=60, target_rel_err=None,
                   max_hops_per_ion=None,
-                  supercell={"llzo-cubic": [1, 1, 1], "llzo-tetragonal": [1, 1, 1], "lgps": [2, 2, 1]},
+                  supercell={"llzo-cubic": [1, 1, 1], "llzo-tetragonal": [1, 1, 1], "lgps": [2, 2, 1],
+                             "data/parametrize/lgps/model/model.toml": [2, 2, 1]},
                   scan_x=[0.0, 0.5, 1.0], scan_temps=[500], order_temps=[300, 1200], order_hops=300,
                   order_replicas=3),
 }
@@ -93,7 +99,8 @@ def sweep_config(builtin: str, supercell, temps, mode: dict, seed: int, dopants=
            "equilibration_hops_per_ion": 50, "replicas": mode["replicas"], "seed": seed}
     if mode["target_rel_err"]:
         run.update(target_rel_err=mode["target_rel_err"], max_hops_per_ion=mode["max_hops_per_ion"])
-    data = {"lattice": {"builtin": builtin, "supercell": list(supercell)}, "run": run}
+    source = {"framework_file": str(REPO / builtin)} if builtin.endswith(".toml") else {"builtin": builtin}
+    data = {"lattice": {**source, "supercell": list(supercell)}, "run": run}
     if dopants:
         data["dopants"] = dopants
     return Config.from_dict(data)
@@ -240,12 +247,13 @@ def markdown(rows: list[dict], extra: dict, note: str) -> str:
     tc = extra["t_over_c"]
     out.append(f"- t-LLZO / c-LLZO σ(300 K): model {tc['model']:.3g} [{tc['lo']:.3g}, {tc['hi']:.3g}]; "
                f"experiment {tc['expt']:.3g} (the data files' values).")
-    lg = extra["lgps_axes"]
-    out.append(f"- LGPS at {lg['T_K']:g} K: D_J,zz / D_J,(xx+yy)/2 = {lg['jump_ratio']:.2f} ± {lg['jump_ratio_err']:.2f}"
-               f" (diffusive: {lg['diffusive']}); Ea from D_J per axis: "
-               + (", ".join(f"{ax} {v[0]:.3f} ± {v[1]:.3f} eV" for ax, v in lg["Ea_axes"].items()) or "n/a") + ".")
+    for name, lg in extra["lgps_axes"].items():
+        out.append(f"- {name} at {lg['T_K']:g} K: D_J,zz / D_J,(xx+yy)/2 = {lg['jump_ratio']:.2f} ± "
+                   f"{lg['jump_ratio_err']:.2f} (diffusive: {lg['diffusive']}); Ea from D_J per axis: "
+                   + (", ".join(f"{ax} {v[0]:.3f} ± {v[1]:.3f} eV" for ax, v in lg["Ea_axes"].items()) or "n/a")
+                   + ".")
     for r in rows:
-        if r["builtin"].startswith("llzo"):
+        if r["builtin"].startswith("llzo"):   # garnet rows
             occ = r["occupation_per_class"][0]
             out.append(f"- {r['name']} at {r['temperatures_K'][0]:g} K: Li on 24d = {occ.get('Li1', float('nan')):.3f} "
                        "of the 24d sites (tetragonal order: 1/3).")
@@ -285,7 +293,7 @@ def _fig(w=6.4, h=4.6):
 
 
 COLOURS = {"c-LLZO": "tab:blue", "t-LLZO": "tab:red", "Ga-LLZO": "tab:purple", "Ta-LLZO": "tab:orange",
-           "LGPS": "tab:green"}
+           "LGPS": "tab:green", "LGPS computed": "tab:olive"}
 
 
 def plot_arrhenius(rows: list[dict], path: Path) -> None:
@@ -320,24 +328,26 @@ def plot_arrhenius(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=150, bbox_inches="tight")
 
 
-def plot_lgps_axes(row: dict, path: Path) -> None:
-    fig = _fig(6.4, 4.6)
-    ax = fig.add_subplot()
-    T = np.array(row["temperatures_K"])
-    # a and b are equivalent in tetragonal LGPS: open squares on a dashed line keep both visible
-    for name, c, lab, fmt, mfc, ls in (("xx", "tab:blue", "a", "o", None, "-"),
-                                       ("yy", "tab:orange", "b", "s", "none", "--"),
-                                       ("zz", "tab:green", "c", "o", None, "-")):
-        d = np.array([v[0] for v in row[f"D_jump_{name}"]])
-        e = np.array([v[1] for v in row[f"D_jump_{name}"]])
-        ax.errorbar(1000 / T, d, yerr=e, fmt=fmt, ls=ls, color=c, mfc=mfc or c, ms=6 if mfc else 4, capsize=3,
-                    lw=1, label=f"$D_{{J,{name}}}$ (along {lab})")
-    ax.set_yscale("log")
-    ax.set_xlabel("1000 / T (1/K)")
-    ax.set_ylabel(r"collective $D_J$ per axis (cm$^2$/s)")
-    ax.set_title("LGPS (data-file model): along c vs in the ab plane", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+def plot_lgps_axes(rows: list[dict], path: Path) -> None:
+    """D_J per axis against 1/T, one panel per LGPS model (cited barriers; computed)."""
+    fig = _fig(10.0, 4.4)
+    axes = fig.subplots(1, len(rows), sharey=True)
+    for ax, row in zip(np.atleast_1d(axes), rows):
+        T = np.array(row["temperatures_K"])
+        # a and b are equivalent in tetragonal LGPS: open squares on a dashed line keep both visible
+        for name, c, lab, fmt, mfc, ls in (("xx", "tab:blue", "a", "o", None, "-"),
+                                           ("yy", "tab:orange", "b", "s", "none", "--"),
+                                           ("zz", "tab:green", "c", "o", None, "-")):
+            d = np.array([v[0] for v in row[f"D_jump_{name}"]])
+            e = np.array([v[1] for v in row[f"D_jump_{name}"]])
+            ax.errorbar(1000 / T, d, yerr=e, fmt=fmt, ls=ls, color=c, mfc=mfc or c, ms=6 if mfc else 4,
+                        capsize=3, lw=1, label=f"$D_{{J,{name}}}$ (along {lab})")
+        ax.set_yscale("log")
+        ax.set_xlabel("1000 / T (1/K)")
+        ax.set_title(row["name"] + (" (cited barriers)" if row["name"] == "LGPS" else " (CHGNet)"), fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel(r"collective $D_J$ per axis (cm$^2$/s)")
     fig.savefig(path, dpi=150, bbox_inches="tight")
 
 
@@ -377,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, (name, builtin, dop, expt) in enumerate(MATERIALS):
         t0 = time.perf_counter()
         res = run_config(sweep_config(builtin, mode["supercell"][builtin], mode["temps"], mode, args.seed + k, dop))
-        rows.append(summarize(name, builtin, res, expt or load_framework(builtin).experiment))
+        expt = expt if isinstance(expt, dict) else load_framework(expt or builtin).experiment
+        rows.append(summarize(name, builtin, res, expt))
         print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     by = {r["name"]: r for r in rows}
     extra: dict = {}
@@ -388,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         r = lo = hi = float("nan")
     extra["t_over_c"] = {"model": r, "lo": lo, "hi": hi,
                          "expt": t["expt"]["sigma_300K_S_cm"] / c["expt"]["sigma_300K_S_cm"]}
-    extra["lgps_axes"] = lgps_axes(by["LGPS"])
+    extra["lgps_axes"] = {name: lgps_axes(by[name]) for name in ("LGPS", "LGPS computed")}
     t0 = time.perf_counter()
     extra["scan"] = li_scan(mode, args.seed)
     print(f"Li scan: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -407,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         {"mode": "quick" if args.quick else "full", "seed": args.seed, "materials": rows, **extra,
          "wall_s": time.perf_counter() - t_start}), indent=1), encoding="utf-8")
     plot_arrhenius(rows, out / "arrhenius.png")
-    plot_lgps_axes(by["LGPS"], out / "lgps_axes.png")
+    plot_lgps_axes([by["LGPS"], by["LGPS computed"]], out / "lgps_axes.png")
     plot_scan(extra["scan"], out / "li_scan.png")
     print(table)
     print(f"\nwritten to {out}/ in {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
