@@ -63,6 +63,17 @@ def test_model_source_of_a_cif_and_a_framework_is_the_file_read():
     src = run_provenance(fw, build_system(fw))["model_source"]
     assert src["file"] == "llzo_cubic.toml"
     assert src["sha256"] == sha((resources.files("kmc.system.structures") / "llzo_cubic.toml").read_bytes())
+    # a builtin made of others (llzo-tetragonal: llzo-cubic's model, t-LLZO's experiment, a start
+    # structure) records every file it read
+    tet = Config.from_dict({"lattice": {"builtin": "llzo-tetragonal", "supercell": [1, 1, 1]}})
+    src = run_provenance(tet, build_system(tet))["model_source"]
+    here = resources.files("kmc.system.structures")
+    assert src["file"] == "llzo_tetragonal.toml"
+    assert src["based_on"]["model"] == {"name": "llzo-cubic", "file": "llzo_cubic.toml",
+                                        "sha256": sha((here / "llzo_cubic.toml").read_bytes())}
+    assert src["based_on"]["experiment"]["file"] == "llzo_tetragonal_latticegas.toml"
+    assert src["start_structure"] == {"file": "llzo_tetragonal_Li56.vasp",
+                                      "sha256": sha((here / "llzo_tetragonal_Li56.vasp").read_bytes())}
 
 
 def test_a_structure_in_memory_is_recorded_itself():

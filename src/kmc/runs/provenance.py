@@ -34,7 +34,8 @@ def sha256_hex(data: bytes) -> str:
 def model_source(source: "Source | None") -> dict:
     """Where the sites and the default model came from (a :class:`kmc.runs.sources.Source`): kind and
     name; for a data file or CIF its file name and the sha256 of the bytes actually read; for a
-    framework also the data file's ``[provenance]`` table if it has one; for a structure given
+    framework also the data file's ``[provenance]`` table if it has one, the files of its
+    ``[based_on]`` builtins and its start structure; for a structure given
     in memory the sha256 of its CIF rendering and that CIF text itself."""
     if source is None:
         return {}
@@ -44,8 +45,16 @@ def model_source(source: "Source | None") -> dict:
 
         f = Path(source.path) if source.path else framework_file(source.name)
         out.update(file=f.name, sha256=sha256_hex(f.read_bytes()))
-        if source.framework is not None and "provenance" in source.framework.data:
-            out["provenance"] = source.framework.data["provenance"]
+        fw = source.framework
+        if fw is not None and "provenance" in fw.data:
+            out["provenance"] = fw.data["provenance"]
+        if fw is not None and "based_on" in fw.data:   # a builtin made of other builtins' files
+            out["based_on"] = {role: {"name": base, "file": framework_file(base).name,
+                                      "sha256": sha256_hex(framework_file(base).read_bytes())}
+                               for role, base in fw.data["based_on"].items()}
+        if fw is not None and fw.start_structure:
+            start = Path(fw.start_structure)
+            out["start_structure"] = {"file": start.name, "sha256": sha256_hex(start.read_bytes())}
     elif source.kind == "cif":
         p = Path(source.name)
         if p.is_file():
