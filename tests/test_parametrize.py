@@ -214,7 +214,7 @@ def test_rerun_is_bit_identical_from_the_cache(toy_run, tmp_path):
     backend.calculator.calculate = counting
     again = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
                         exclusion_cutoff_A=0.0, calculator=backend, settings=SETTINGS,
-                        cache_dir=d / "cache", log=lambda m: None)
+                        cache_dir=d / "cache", log=lambda m: None, name="toy-model")
     assert len(calls) == 2 * len(model.data["neb"])  # only the curvature for the attempt frequency
     strip = lambda t: [x for x in t.splitlines() if not x.startswith(("# Computed", "date", "wall_s"))]
     assert strip(again.model_toml) == strip(model.model_toml)
