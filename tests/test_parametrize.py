@@ -556,3 +556,34 @@ def test_cif_occupancies_printed_to_a_few_digits_give_whole_ions():
     p = load_problem(str(REPO / "data/parametrize/lgps/lgps_ordered.cif"), "Li", None, 3.2, 4.0, 2.0)
     assert p.n_nominal == 20 and p.z_per_cell == 2.0
     assert Composition(p.formula_unit) == Composition("Li10GeP2S12")
+
+
+def test_a_band_whose_endpoints_relax_into_one_minimum_is_replaced(tmp_path, monkeypatch):
+    """An environment whose NEB endpoints relax into one minimum (flat band, relaxed path much
+    shorter than the hop) is no hop of its class: it is skipped, recorded, and the next
+    environment is used; only when every candidate is flat do the flat bands count."""
+    import dataclasses
+
+    import kmc.parametrize.pipeline as pl
+
+    real, calls = pl.neb_path, []
+
+    def first_flat(init, fin, *a, **kw):
+        res = real(init, fin, *a, **kw)
+        calls.append(1)
+        if len(calls) % 4 == 1:    # the first band of each hop class (3 used + 1 skipped each)
+            return dataclasses.replace(res, barrier_forward_eV=0.0, barrier_backward_eV=2e-4, E_KRA_eV=1e-4,
+                                       path_A=[0.0, 0.01 * res.hop_length_A])
+        return res
+
+    monkeypatch.setattr(pl, "neb_path", first_flat)
+    cif = toy_cif(tmp_path / "toy.cif")
+    model = parametrize(str(cif), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1, exclusion_cutoff_A=0.0,
+                        calculator=toy_backend(cif), settings=SETTINGS, cache_dir=tmp_path / "cache",
+                        log=lambda m: None)
+    for v in model.data["neb"].values():
+        assert len(v["flat_bands_skipped"]) == 1 and v["n_environments"] == 3
+        skipped = v["flat_bands_skipped"][0]
+        assert (skipped["configuration"], skipped["from_site"]) not in {(b["configuration"], b["from_site"])
+                                                                        for b in v["bands"]}
+        assert all(b["E_KRA_eV"] > 1e-3 for b in v["bands"])

@@ -265,6 +265,17 @@ def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, 
     return bool((dist < min(1.0, 0.4 * length)).any())
 
 
+#: A band is degenerate when both barriers are below FLAT_BAND_EV and the relaxed endpoints lie
+#: closer than FLAT_BAND_PATH hop lengths: both endpoints relaxed into one minimum (garnet: the
+#: included t-LLZO order, whose octahedral Li sit at cage centres, gave four such bands, barriers
+#: 0-0.9 meV, relaxed paths 8-17 % of the hop), so it is not a hop of its class. 1 meV is kT/26 at
+#: 300 K; real small barriers met (96h-96h, 3-5 meV) are above it.
+FLAT_BAND_EV = 1e-3
+FLAT_BAND_PATH = 0.25
+#: candidate environments per wanted one, so that degenerate bands can be replaced
+FLAT_BAND_CANDIDATES = 3
+
+
 def _environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
                   hop_orbit: int, excluded: set[int], n_env: int) -> list[tuple[int, int, int]]:
     """Up to ``n_env`` (configuration, source site, destination site) of one hop orbit with distinct
@@ -487,9 +498,12 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     hop_orbits = [o for o in range(len(problem.orbits)) if problem.orbit_is_hop[o]]
     for o in hop_orbits:
         hop = problem.orbit_name(o)
-        envs = _environments(problem, fitted, list(E), o, excluded, settings.n_environments)
-        bands = []
+        # more candidates than needed: an environment whose band is flat is skipped (below)
+        envs = _environments(problem, fitted, list(E), o, excluded, FLAT_BAND_CANDIDATES * settings.n_environments)
+        bands, flat, used = [], [], []
         for c, s, d in envs:
+            if len(bands) == settings.n_environments:
+                break
             k = usable[c]
             init = problem.atoms(configs[k])
             init.positions = np.array(results[k]["positions_A"])
@@ -498,14 +512,27 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             fin.positions[moving] = problem.pos[d]
             res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
                                              log=lambda m: None))
+            if (max(res.barrier_forward_eV, res.barrier_backward_eV) < FLAT_BAND_EV
+                    and res.path_A[-1] < FLAT_BAND_PATH * res.hop_length_A):
+                # both endpoints relaxed into one minimum (e.g. an ion at a cage centre between the
+                # two sites): not a hop of this class, and its E_KRA = 0 would be an artefact
+                flat.append({"configuration": k, "from_site": s, "to_site": d, **res.to_dict()})
+                log(f"{hop}: configuration {k}: both endpoints relax into one minimum (flat band, "
+                    f"relaxed path {res.path_A[-1]:.2f} of {res.hop_length_A:.2f} Å); not used")
+                continue
             bands.append({"configuration": k, "from_site": s, "to_site": d, **res.to_dict()})
-            log(f"{hop}: environment {len(bands)}/{len(envs)}: E_KRA {res.E_KRA_eV:.3f} eV "
+            used.append((c, s, d))
+            log(f"{hop}: environment {len(bands)}/{settings.n_environments}: E_KRA {res.E_KRA_eV:.3f} eV "
                 f"(forward {res.barrier_forward_eV:.3f}, backward {res.barrier_backward_eV:.3f})")
+        if not bands and flat:   # every candidate is flat: then that is the answer
+            bands, used = flat[: settings.n_environments], [(usable.index(b["configuration"]), b["from_site"],
+                                                             b["to_site"]) for b in flat[: settings.n_environments]]
+            flat = flat[settings.n_environments:]
         if not bands:
             log(f"{hop}: no configuration holds an ion next to a free site of this hop; no barrier")
             continue
         kra = np.array([b["E_KRA_eV"] for b in bands])
-        c0, s0, d0 = envs[0]
+        c0, s0, d0 = used[0]
         a0 = problem.atoms(configs[usable[c0]])
         a0.positions = np.array(results[usable[c0]]["positions_A"])
         idx0 = _atom_on(a0, configs[usable[c0]], results[usable[c0]], s0)
@@ -516,7 +543,9 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         neb_out[hop] = {"E_KRA_mean_eV": float(kra.mean()),
                          "E_KRA_std_eV": float(kra.std(ddof=1)) if len(kra) > 1 else float("nan"),
                          "E_KRA_min_eV": float(kra.min()), "E_KRA_max_eV": float(kra.max()),
-                         "n_environments": len(bands), "attempt_frequency_THz": nu[hop], "bands": bands}
+                         "n_environments": len(bands), "attempt_frequency_THz": nu[hop], "bands": bands,
+                         "flat_bands_skipped": [{k: b[k] for k in ("configuration", "from_site", "to_site")}
+                                                for b in flat]}
     if not neb_out:
         raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
                              "a free site); allow vacancies or lower the occupancy.")
