@@ -65,7 +65,8 @@ EXPT_TA_SERIES = {"x": [0.2, 0.4, 0.5, 0.6, 0.8, 1.0],
                   "sigma_S_cm": [2.8e-4, 7.3e-4, 9.2e-4, 1.0e-3, 3.2e-4, 1.6e-4],
                   "reference": "Li et al., J. Mater. Chem. 22, 15357 (2012) via OBELiX (secondary), 25 C"}
 
-#: (name, builtin, dopants, experiment or None for the data file's)
+#: (name, builtin name or model path, dopants, experiment: a dict, the builtin whose [experiment]
+#: applies, or None for the row's own data file)
 MATERIALS = [
     ("c-LLZO", "llzo-cubic", None, None),
     ("t-LLZO", "llzo-tetragonal", None, None),

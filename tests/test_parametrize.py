@@ -544,7 +544,8 @@ def test_shipped_llzo_model_reproduces_its_training_energies():
     assert len(e_dft) == data["fit"]["n_configurations"]
     resid = np.array(e_dft) - np.array(e_model)
     rmse = float(np.sqrt(np.mean((resid - resid.mean()) ** 2)))
-    assert rmse == pytest.approx(data["fit"]["train_rmse_eV_per_cell"], rel=0.02)
+    # equal up to the 1e-6 eV rounding of the written terms (measured: 1.4e-9 relative)
+    assert rmse == pytest.approx(data["fit"]["train_rmse_eV_per_cell"], rel=1e-4)
     assert rmse < data["fit"]["cv_rmse_eV_per_cell"]
 
 
