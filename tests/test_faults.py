@@ -15,6 +15,7 @@ import kmc.runs.replicas as replicas
 import kmc.runs.runner as runner
 from kmc.campaign.store import TIMING_KEYS
 from kmc.cli.main import main
+from kmc.config import Config
 from kmc.runs.checkpoint import RUN_CHECKPOINT_NAME
 
 SMALL = """\
@@ -436,5 +437,31 @@ def test_memory_guard_compares_the_estimate_with_available_memory(tmp_path, caps
     assert main(["run", str(p), "--quiet"]) == 2
     one_sentence(capsys.readouterr().err, f"needs about {need / 1e9:.3g} GB",
                  f"only {(need - 1) / 1e9:.3g} GB")
+    # exactly enough to build (the replicas' own memory is checked next: that guard is the next test's)
+    import kmc.runs.runner as runner
+    monkeypatch.setattr(runner, "check_replica_memory", lambda *a: None)
     monkeypatch.setattr(network, "available_memory_bytes", lambda: need)
     assert main(["run", str(p), "--quiet"]) == 0
+
+
+def test_replicas_whose_frame_buffers_do_not_fit_are_refused_before_running(tmp_path, capsys,
+                                                                            monkeypatch):
+    """sc 100^3 with one vacancy and 256 frames needs 6 GB per replica for its frame buffer
+    alone (measured 8.7 GB resident in one run): the run is refused with the estimate before
+    any replica exists, whatever the construction guard allowed."""
+    import kmc.system.network as network
+    from kmc.runs.runner import replica_memory_bytes
+    from kmc.runs.system import build_system
+
+    p = tmp_path / "c.toml"
+    p.write_text(TINY)
+    cfg = Config.from_file(str(p))
+    per_replica = replica_memory_bytes(build_system(cfg), cfg.run)
+    assert per_replica == 226 * 64 + (cfg.run.msd_frames + 1) * 32 * 24    # 32 ions of 64 sites
+    n_reps = cfg.run.replicas                      # one temperature, --workers 1
+    monkeypatch.setattr(network, "available_memory_bytes", lambda: n_reps * per_replica - 1)
+    assert main(["run", str(p), "--quiet", "--workers", "1"]) == 2
+    one_sentence(capsys.readouterr().err, f"keeps {n_reps} replicas in memory", "msd_frames")
+    assert not (tmp_path / "c").exists() and list(tmp_path.iterdir()) == [p]
+    monkeypatch.setattr(network, "available_memory_bytes", lambda: 10 ** 12)
+    assert main(["run", str(p), "--quiet", "--workers", "1"]) == 0

@@ -286,6 +286,36 @@ def concurrent_temperatures(n_workers: int, run: "Config.run") -> int:
     return min(len(run.temperatures_K), -(-n_workers // run.replicas) + 1)
 
 
+def replica_memory_bytes(system: System, run: "Config.run") -> int:
+    """Memory one replica holds while it measures: its engine state (the per-site cost of
+    :data:`kmc.system.network.MEMORY_PER_SITE_B`) and its frame buffer, ``msd_frames + 1``
+    frames of every ion's displacement (3 float64)."""
+    from kmc.system.network import MEMORY_PER_SITE_B
+
+    return int(MEMORY_PER_SITE_B * system.network.n_sites + (run.msd_frames + 1) * system.n_ions * 24)
+
+
+def check_replica_memory(system: System, run: "Config.run", n_temperatures: int) -> None:
+    """Refuse a run whose replicas in memory at once (``n_temperatures`` x ``replicas``) need
+    more than the memory available, before any replica is made.
+
+    Raises
+    ------
+    ConfigError
+        Stating the estimate, the memory available and what to lower.
+    """
+    from kmc.system.network import available_memory_bytes
+
+    n_reps = n_temperatures * run.replicas
+    need = n_reps * replica_memory_bytes(system, run)
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise ConfigError(f"the run keeps {n_reps} replicas in memory at once ({n_temperatures} temperatures x "
+                          f"{run.replicas}), each with {run.msd_frames + 1} frames of {system.n_ions} ions: about "
+                          f"{need / 1e9:.3g} GB, but only {have / 1e9:.3g} GB are available; lower [run] "
+                          f"msd_frames, replicas or --workers, or use a smaller supercell.")
+
+
 def run_temperatures(passes: Callable[[int], Passes], finish: Callable[..., None],
                      state: RunState, max_active: int, pool: Executor | None,
                      safe_point: Callable[[], None]) -> None:
@@ -424,6 +454,7 @@ def run_config(config: Config, progress: bool = False, *,
         state.t_index += 1
 
     n_workers = resolve_workers(workers, run)
+    check_replica_memory(system, run, concurrent_temperatures(n_workers, run))
     pool = ThreadPoolExecutor(n_workers, thread_name_prefix="kmc-replica") if n_workers > 1 \
         else None
     try:

@@ -29,7 +29,8 @@ MAX_INDEX = 2**31 - 1
 #: exclusion or interaction pair): least-squares fit over sc, bcc and fcc supercells of 3e3-3e4
 #: sites (2.4, 3.0 and 4.5 kB per site), measured with tracemalloc by scripts/measure_memory.py
 #: before the construction was made lean (2026-12-06 it gives 232 B/site + 33 B/event); the
-#: higher values are kept as a margin, since the estimate leaves out a run's MSD frame buffer
+#: higher values are kept as a margin (a run's replicas and their frame buffers are checked
+#: separately: kmc.runs.runner.check_replica_memory)
 MEMORY_PER_SITE_B = 226
 MEMORY_PER_EVENT_B = 353
 
