@@ -304,12 +304,12 @@ def check_replica_memory(system: System, run: "Config.run", n_temperatures: int)
     ConfigError
         Stating the estimate, the memory available and what to lower.
     """
-    from kmc.system.network import available_memory_bytes
+    from kmc.system.network import memory_short_of
 
     n_reps = n_temperatures * run.replicas
     need = n_reps * replica_memory_bytes(system, run)
-    have = available_memory_bytes()
-    if have is not None and need > have:
+    have = memory_short_of(need)
+    if have is not None:
         raise ConfigError(f"the run keeps {n_reps} replicas in memory at once ({n_temperatures} temperatures x "
                           f"{run.replicas}), each with {run.msd_frames + 1} frames of {system.n_ions} ions: about "
                           f"{need / 1e9:.3g} GB, but only {have / 1e9:.3g} GB are available; lower [run] "

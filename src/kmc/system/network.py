@@ -54,6 +54,12 @@ def available_memory_bytes() -> int | None:
     return None
 
 
+def memory_short_of(need: int) -> int | None:
+    """The memory available when it is less than ``need`` bytes, else None (also when unknown)."""
+    have = available_memory_bytes()
+    return have if have is not None and need > have else None
+
+
 def estimated_peak_bytes(n_sites: int, n_pairs: int) -> int:
     """Estimated peak memory of building a network of ``n_sites`` sites and ``n_pairs`` hop
     events, exclusion and interaction pairs, with its first replica (see
@@ -70,8 +76,8 @@ def check_memory(supercell, n_sites: int, n_pairs: int) -> None:
         Stating the estimate and the memory available.
     """
     need = estimated_peak_bytes(n_sites, n_pairs)
-    have = available_memory_bytes()
-    if have is not None and need > have:
+    have = memory_short_of(need)
+    if have is not None:
         raise StructureError(f"the supercell {list(supercell)} ({n_sites:.3g} sites, "
                              f"{n_pairs:.3g} hop events and pairs) needs about {need / 1e9:.3g} GB "
                              f"to build, but only {have / 1e9:.3g} GB are available; use fewer "
