@@ -89,10 +89,10 @@ def computed_data(name: str) -> dict | None:
     ``[based_on] model``, that model's); None for the other builtins."""
     import json
 
-    f = framework_file(name)
-    base = tomllib.loads(f.read_text(encoding="utf-8")).get("based_on", {}).get("model")
+    base = _builtin_data(name).get("based_on", {}).get("model")
     if base:
         return computed_data(base)
+    f = framework_file(name)
     data = resources.files("kmc.system.structures") / (f.name.removesuffix(".toml") + ".json")
     return json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
 
