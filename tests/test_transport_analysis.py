@@ -159,7 +159,7 @@ def test_one_temperature_has_no_fit_and_says_so(tmp_path, capsys):
     assert any("at least 2 different temperatures" in n for n in data["notes"])
     (tmp_path / "c.toml").write_text(one)
     assert main(["run", str(tmp_path / "c.toml"), "--quiet"]) == 0
-    assert "Arrhenius: no Arrhenius fit: it needs at least 2" in capsys.readouterr().out
+    assert "note: no Arrhenius fit: it needs at least 2" in capsys.readouterr().out
 
 
 def test_table_reports_fit_convergence_and_field(tmp_path, capsys):

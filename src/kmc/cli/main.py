@@ -128,7 +128,8 @@ def _field_lines(result) -> list[str]:
 def _arrhenius_lines(result) -> list[str]:
     a = result.arrhenius
     if a is None:
-        return [f"Arrhenius: {n}" for n in result.notes] or ["Arrhenius: no fit."]
+        # the notes are about the whole run (defaults used, why there is no fit), not the fit
+        return [f"note: {n}" for n in result.notes] or ["Arrhenius: no fit."]
     lo, hi = a["Ea_ci_eV"]
     s_lo, s_hi = a["sigma_300K_ci_S_cm"]
     fits = a.get("fits", {})
