@@ -62,13 +62,14 @@ def main() -> None:
                        read_endpoint(a.reference_dir / p / "final" / "POSCAR"), backend, settings,
                        cache_dir=a.cache)
         pub = published(a.reference_dir, p)
+        same = {k.lower(): v for k, v in pub.items()}.get(a.calculator.lower())  # this calculator's
         bmax = max(res.barrier_forward_eV, res.barrier_backward_eV)
         rows.append({"path": p, "barrier_max_eV": bmax, "GGA_eV": pub["GGA"],
                      "diff_vs_GGA_eV": bmax - pub["GGA"], "published_MLIP_eV": pub,
                      "this_run_wall_s": time.perf_counter() - t0, **res.to_dict()})
         print(f"{p}: max barrier {bmax:.4f} eV (fwd {res.barrier_forward_eV:.4f}, bwd "
               f"{res.barrier_backward_eV:.4f}, E_KRA {res.E_KRA_eV:.4f}, dE {res.dE_eV:.4f}); GGA "
-              f"{pub['GGA']}; published {a.calculator} {pub.get('CHGNet')}; converged {res.converged}; "
+              f"{pub['GGA']}; published {a.calculator} {same}; converged {res.converged}; "
               f"{res.wall_s:.0f} s", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"calculator": a.calculator, "settings": settings.__dict__,

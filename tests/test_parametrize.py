@@ -220,6 +220,53 @@ def test_rerun_is_bit_identical_from_the_cache(toy_run, tmp_path):
     assert strip(again.model_toml) == strip(model.model_toml)
 
 
+def test_rerun_takes_the_recorded_arrangements_not_a_new_draw(toy_run, tmp_path, monkeypatch):
+    """The cache records each round's arrangements (plan_<key>.json) with the random state after it:
+    a rerun whose random draws would differ (another numpy, another neighbour order) relaxes
+    nothing new, and one killed after the first round draws the later rounds exactly as the
+    uninterrupted run did."""
+    import shutil
+
+    from kmc.parametrize import pipeline
+
+    d, model = toy_run
+    cache = tmp_path / "cache"
+    shutil.copytree(d / "cache", cache)
+    (plan_file,) = cache.glob("plan_*.json")
+    plan = json.loads(plan_file.read_text())
+    assert list(plan["rounds"]) == ["first", "included", "second", "low-energy"] or \
+        list(plan["rounds"]) == ["first", "included", "low-energy"]
+    recorded = [c["occupied"] for r in plan["rounds"].values() for c in r["configurations"]]
+    assert recorded == [c["occupied"] for c in model.data["configurations"]]
+
+    def run(backend):
+        return parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                           exclusion_cutoff_A=0.0, calculator=backend, settings=SETTINGS,
+                           cache_dir=cache, log=lambda m: None, name="toy-model")
+
+    def counting_backend():
+        backend = toy_backend(d / "toy.cif")
+        calls, orig = [], backend.calculator.calculate
+        backend.calculator.calculate = lambda *a, **kw: (calls.append(1), orig(*a, **kw))[1]
+        return backend, calls
+
+    strip = lambda t: [x for x in t.splitlines() if not x.startswith(("# Computed", "date", "wall_s"))]
+    sample = pipeline._sample
+    monkeypatch.setattr(pipeline, "_sample", lambda problem, settings, rng, v: sample(
+        problem, settings, np.random.default_rng(12345), v))   # another machine's stream
+    backend, calls = counting_backend()
+    again = run(backend)
+    assert len(calls) == 2 * len(model.data["neb"])          # the attempt-frequency curvature only
+    assert strip(again.model_toml) == strip(model.model_toml)
+    monkeypatch.setattr(pipeline, "_sample", sample)
+    # killed after the first round: the later rounds are drawn again from the recorded state
+    plan["rounds"] = {"first": plan["rounds"]["first"]}
+    plan_file.write_text(json.dumps(plan))
+    backend, calls = counting_backend()
+    assert strip(run(backend).model_toml) == strip(model.model_toml)
+    assert len(calls) == 2 * len(model.data["neb"])
+
+
 @pytest.mark.parametrize("core", [2.7, 0.0])
 def test_a_pair_that_relaxes_away_is_a_computed_exclusion(tmp_path, core):
     cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)

@@ -218,6 +218,49 @@ def _sample(problem: LatticeProblem, settings: ParametrizeSettings, rng: np.rand
     return configs
 
 
+class _Plan:
+    """The configurations each sampling round drew, kept in the cache (``plan_<key>.json``) as soon as
+    they are drawn, with the random state after the round.
+
+    A rerun takes the recorded arrangements instead of drawing again: numpy's random streams and the
+    neighbour order of the structure libraries are not promised across versions, so re-drawing on
+    another machine could ask for relaxations nobody has cached (a garnet cache made with one install
+    matched only its first 36 of 60 draws on another)."""
+
+    def __init__(self, cache: Path, key: str, rng: np.random.Generator) -> None:
+        self.path = cache / f"plan_{key}.json"
+        self.key, self.rng = key, rng
+        self.rounds: dict[str, dict] = {}
+        if self.path.is_file():
+            self.rounds = json.loads(self.path.read_text())["rounds"]
+
+    def take(self, name: str, draw: Callable[[], list[Configuration]]) -> list[Configuration]:
+        """The round ``name``: recorded (the random state restored to after it), or drawn now and recorded."""
+        if name in self.rounds:
+            if self.rounds[name].get("rng_state_after") is not None:  # None: rebuilt from a data.json
+                self.rng.bit_generator.state = self.rounds[name]["rng_state_after"]
+            return [Configuration(list(c["occupied"]), [(e, w, int(i)) for e, w, i in c["dopants"]], c["kind"])
+                    for c in self.rounds[name]["configurations"]]
+        cfgs = draw()
+        self.rounds[name] = {"configurations": [c.to_dict() for c in cfgs],
+                             "rng_state_after": self.rng.bit_generator.state}
+        atomic_write_text(self.path, json.dumps({"key": self.key, "rounds": self.rounds}))
+        return cfgs
+
+
+def plan_key(problem: LatticeProblem, settings: ParametrizeSettings, vacancies: int,
+             include: list[str]) -> str:
+    """What the sampled configurations depend on: the lattice, the dopants, the sampling settings
+    and the included structures (not the relaxation, NEB or mapping settings)."""
+    h = hashlib.sha256()
+    h.update(np.round(np.asarray(problem.pos, float), 4).tobytes())
+    h.update(json.dumps([list(problem.class_names), int(problem.n_nominal), [asdict(d) for d in problem.dopants],
+                         settings.n_configs, settings.n_low_energy, settings.n_exclusion_tests,
+                         settings.n_second_round, vacancies, settings.seed,
+                         [_sha256(f) for f in include]], default=str).encode())
+    return h.hexdigest()[:20]
+
+
 def _fitted(problem: LatticeProblem, cfg: Configuration, mapping: dict, excluded: set[int]) -> Configuration | None:
     """The lattice configuration a relaxed structure is fitted as (see the module docstring), or
     None when it is none: an ion between sites, two ions on one site, an ion on a dopant-blocked
@@ -389,10 +432,12 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         raise StructureError("every mobile site is occupied, so there is only one arrangement and no hop; "
                              "allow vacancies (max_vacancies >= 1) or give a charge-compensating --dopant.")
     rng = np.random.default_rng(settings.seed)
-    configs = _sample(problem, settings, rng, vacancies)
+    plan = _Plan(cache, plan_key(problem, settings, vacancies, list(include)), rng)
+    configs = plan.take("first", lambda: _sample(problem, settings, rng, vacancies))
     included = [{"file": Path(f).name, "sha256": _sha256(f), "configuration": len(configs) + k}
                 for k, f in enumerate(include)]
-    configs += [problem.configuration_from_structure(f, settings.site_tolerance_A) for f in include]
+    configs += plan.take("included", lambda: [problem.configuration_from_structure(f, settings.site_tolerance_A)
+                                              for f in include])
     log(f"{len(problem.pos)} {mobile} sites ({', '.join(problem.class_names)}) in a "
         f"{'x'.join(map(str, problem.network.supercell))} supercell, {len(problem.orbits)} pair orbits within "
         f"{problem.cutoff:.2f} Å, {len(problem.network.hop_class_names)} hop classes; {len(configs)} "
@@ -441,12 +486,16 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     if n_second is None:
         n_second = settings.n_configs // 2 if (len(problem.class_names) > 1 or len(avoid) < len(problem.short_orbits)) else 0
     if n_second:
-        variants, second = _variants(problem, vacancies), []
-        for k in range(n_second):
-            w = np.exp(rng.uniform(-3.0, 3.0, size=len(problem.class_names)))
-            c, v = variants[k % len(variants)]
-            second.append(problem.random_configuration(rng, c, v, kind="class-weighted", avoid=avoid,
-                                                       class_weights=w))
+        def draw_second() -> list[Configuration]:
+            variants, second = _variants(problem, vacancies), []
+            for k in range(n_second):
+                w = np.exp(rng.uniform(-3.0, 3.0, size=len(problem.class_names)))
+                c, v = variants[k % len(variants)]
+                second.append(problem.random_configuration(rng, c, v, kind="class-weighted", avoid=avoid,
+                                                           class_weights=w))
+            return second
+
+        second = plan.take("second", draw_second)
         log(f"second round: {n_second} class-weighted configurations"
             + (f" with {', '.join(problem.orbit_name(o) for o in problem.short_orbits if o not in avoid)} allowed"
                if len(avoid) < len(problem.short_orbits) else ""))
@@ -466,20 +515,24 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
     # low-energy-biased configurations: the lowest predicted among many random candidates
     if settings.n_low_energy:
-        cand = [problem.random_configuration(rng, {}, min(vacancies, 1), kind="low-energy",
-                                             avoid=avoid if n_second else None)
-                for _ in range(20 * settings.n_low_energy)]
-        known = {tuple(c.occupied) for c in configs}
-        Cc, Xc, _ = _design(problem, cand, excluded)
-        col = [names.index(n) for n in fit.names]
-        pred = Xc[:, col] @ fit.values_eV + Cc @ fit.chemical_potentials_eV
-        chosen = []
-        for k in np.argsort(pred, kind="stable"):
-            if tuple(cand[k].occupied) not in known:
-                known.add(tuple(cand[k].occupied))
-                chosen.append(cand[k])
-            if len(chosen) >= settings.n_low_energy:
-                break
+        def draw_low() -> list[Configuration]:
+            cand = [problem.random_configuration(rng, {}, min(vacancies, 1), kind="low-energy",
+                                                 avoid=avoid if n_second else None)
+                    for _ in range(20 * settings.n_low_energy)]
+            known = {tuple(c.occupied) for c in configs}
+            Cc, Xc, _ = _design(problem, cand, excluded)
+            col = [names.index(n) for n in fit.names]
+            pred = Xc[:, col] @ fit.values_eV + Cc @ fit.chemical_potentials_eV
+            chosen = []
+            for k in np.argsort(pred, kind="stable"):
+                if tuple(cand[k].occupied) not in known:
+                    known.add(tuple(cand[k].occupied))
+                    chosen.append(cand[k])
+                if len(chosen) >= settings.n_low_energy:
+                    break
+            return chosen
+
+        chosen = plan.take("low-energy", draw_low)
         results += run_all(chosen, len(configs))
         configs += chosen
         fitted_of = fitted_set()
