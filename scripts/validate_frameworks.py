@@ -316,7 +316,8 @@ def plot_arrhenius(rows: list[dict], path: Path) -> None:
             ax.plot(1000 / Tg, A / Tg * np.exp(-f["Ea_eV"] / (KB_EV_K * Tg)), "-", color=c, lw=1)
         if r["expt"].get("sigma_300K_S_cm"):
             ax.plot([1000 / 300], [r["expt"]["sigma_300K_S_cm"]], marker="*", ms=14, color=c, mec="k", ls="none")
-    ax.plot([], [], marker="*", ms=12, color="0.6", mec="k", ls="none", label="experiment, room temperature")
+    ax.plot([], [], marker="*", ms=12, color="0.6", mec="k", ls="none",
+            label="experiment, room temperature\n(refs in docs/frameworks_section.md)")
     ax.plot([], [], "o", mfc="none", color="0.4", label="not diffusive (left out of the fit)")
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
@@ -335,13 +336,14 @@ def plot_lgps_axes(rows: list[dict], path: Path) -> None:
     axes = fig.subplots(1, len(rows), sharey=True)
     for ax, row in zip(np.atleast_1d(axes), rows):
         T = np.array(row["temperatures_K"])
-        # a and b are equivalent in tetragonal LGPS: open squares on a dashed line keep both visible
+        # a and b are equivalent in tetragonal LGPS, so yy lies on xx: large open squares on a
+        # dashed line round small filled circles keep both visible, and the legend says why
         for name, c, lab, fmt, mfc, ls in (("xx", "tab:blue", "a", "o", None, "-"),
-                                           ("yy", "tab:orange", "b", "s", "none", "--"),
+                                           ("yy", "tab:orange", "b; a ≡ b by symmetry", "s", "none", "--"),
                                            ("zz", "tab:green", "c", "o", None, "-")):
             d = np.array([v[0] for v in row[f"D_jump_{name}"]])
             e = np.array([v[1] for v in row[f"D_jump_{name}"]])
-            ax.errorbar(1000 / T, d, yerr=e, fmt=fmt, ls=ls, color=c, mfc=mfc or c, ms=6 if mfc else 4,
+            ax.errorbar(1000 / T, d, yerr=e, fmt=fmt, ls=ls, color=c, mfc=mfc or c, ms=8 if mfc else 4,
                         capsize=3, lw=1, label=f"$D_{{J,{name}}}$ (along {lab})")
         ax.set_yscale("log")
         ax.set_xlabel("1000 / T (1/K)")

@@ -310,6 +310,36 @@ def test_exports_csv_parquet_and_figures(tmp_path, capsys):
     assert not list(out.rglob(".kmc-tmp-*"))
 
 
+@pytest.mark.parametrize("n_keys", [1, 2])
+def test_summary_category_labels_inside_the_figure(tmp_path, n_keys):
+    """Issue 19: long dopant labels ("Ta 0.75 on Zr", ...) are not cut at the figure edge: the
+    saved PNG keeps a white margin all round."""
+    from types import SimpleNamespace
+
+    import matplotlib.image
+    import pandas as pd
+
+    from kmc.campaign.plots import campaign_figures
+
+    labels = ["Ta 0.75 on Zr", "Ga 0.125 on Li1", "Al 0.125 on Li1", "Ta 0.375 on Zr",
+              "Ga 0.25 on Li1", "Al 0.25 on Li1", "Ta 0.75 on Zr"][-7 + n_keys:]
+    s = np.geomspace(3e-6, 4e-5, len(labels))
+    table = pd.DataFrame({"dopants": labels, "sigma_300K_S_cm": s, "sigma_300K_1se_lo_S_cm": 0.9 * s,
+                          "sigma_300K_1se_hi_S_cm": 1.1 * s, "Ea_eV": 0.29, "Ea_err_eV": 0.01,
+                          "T_min_K": 450.0, "T_max_K": 700.0})
+    axes = [("dopants", ["dopants"])]
+    if n_keys == 2:
+        table = pd.concat([table.assign(cell=v) for v in ("small", "large")], ignore_index=True)
+        axes.append(("cell", ["cell"]))
+    campaign = SimpleNamespace(name="llzo-dopants", basis="sigma", arrhenius=True,
+                               group_axes=lambda: axes, fits=lambda out: {})
+    (path,) = campaign_figures(campaign, tmp_path, {"arrhenius": table})
+    ink = (matplotlib.image.imread(path)[..., :3] < 0.9).any(axis=2)
+    edge = 8   # pixels, about 0.05 inch at the figures' 150 dpi
+    assert not ink[:edge].any() and not ink[-edge:].any()
+    assert not ink[:, :edge].any() and not ink[:, -edge:].any()
+
+
 def test_python_api_and_pending_rows(tmp_path):
     c = Campaign.from_file(write_campaign(tmp_path), out=tmp_path / "out")
     df = c.results()  # nothing run yet: every point pending, one row per temperature

@@ -49,6 +49,36 @@ def test_single_fit(tmp_path):
     assert lo < 1.0 and hi > 1000.0 / 300.0  # the extrapolation to 1000/300 is in view
 
 
+def _legend_entry(ax, text: str):
+    """The legend artist drawn next to the entry whose label starts with ``text``."""
+    leg = ax.get_legend()
+    labels = [t.get_text() for t in leg.get_texts()]
+    return leg.legend_handles[next(i for i, t in enumerate(labels) if t.startswith(text))]
+
+
+def test_band_legend_shares_the_colour_of_its_fit():
+    """Issue 19: the shaded band, its legend entry and the fit's line are one colour."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgba
+
+    for items in (_fit(0.30, 1e-3, 0), [("a", _fit(0.45, 1e-2, 1)), ("b", _fit(0.30, 1e-3, 2))]):
+        fig = plot_arrhenius(items, label="a")
+        ax = fig.axes[0]
+        lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        # the first band of each fit (the extrapolation's band is lighter)
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)][::2]
+        assert len(lines) == len(bands) == (1 if not isinstance(items, list) else 2)
+        for line, band, (lab, _) in zip(lines, bands, [("a", 0), ("b", 0)]):
+            rgba = tuple(band.get_facecolor()[0])
+            assert to_rgba(line.get_color())[:3] == pytest.approx(rgba[:3])
+            # the fit's legend entry shows its band (line drawn over it) in the band's colour
+            entry = _legend_entry(ax, f"{lab}: $E_a$")
+            assert tuple(entry.get_facecolor()) == pytest.approx(rgba)
+        if not isinstance(items, list):   # one fit: the band's own entry in its colour too
+            entry = _legend_entry(ax, "95% confidence band")
+            assert tuple(entry.get_facecolor()) == pytest.approx(rgba)
+
+
 def test_overlay_uses_distinct_colours(tmp_path):
     path = tmp_path / "overlay.png"
     fits = [("undoped", _fit(0.45, 1e-2, 1)), ("Ga-doped", _fit(0.30, 1e-3, 2)),

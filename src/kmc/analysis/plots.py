@@ -24,6 +24,8 @@ from kmc.constants import KB_EV_K
 __all__ = ["plot_arrhenius", "plot_msd"]
 
 _DPI = 150
+#: opacity of a fit's confidence band (its legend entries use the same colour)
+_BAND_ALPHA = 0.22
 _BASIS_LABELS = {
     "D_tracer": (r"$D^*$", "cm$^2$/s"),
     "D_jump": (r"$D_J$", "cm$^2$/s"),
@@ -181,6 +183,7 @@ def plot_arrhenius(
     level = items[0][1].level
     x_all: list[float] = []
     extrapolated = kinked = False
+    band_of: dict[Line2D, Patch] = {}   # each fit's line -> a legend proxy of its band
 
     for k, (lab, fit) in enumerate(items):
         c = colours(k % 10)
@@ -200,8 +203,9 @@ def plot_arrhenius(
         t_lo, t_hi = fit.T_range_K
         Tg = _inv_T_grid(t_lo, t_hi)
         lo, hi = fit.interval(Tg, level)
-        ax.plot(1000.0 / Tg, fit.predict(Tg), "-", color=c, lw=1.6, label=name, zorder=2)
-        ax.fill_between(1000.0 / Tg, lo, hi, color=c, alpha=0.22, lw=0, zorder=1)
+        (line,) = ax.plot(1000.0 / Tg, fit.predict(Tg), "-", color=c, lw=1.6, label=name, zorder=2)
+        band = ax.fill_between(1000.0 / Tg, lo, hi, color=c, alpha=_BAND_ALPHA, lw=0, zorder=1)
+        band_of[line] = Patch(facecolor=band.get_facecolor()[0], lw=0)
 
         if fit.non_arrhenius:
             _draw_kink(ax, fit, c)
@@ -235,11 +239,14 @@ def plot_arrhenius(
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", axis="y", alpha=0.1)
 
-    # Proxy entries explain the styles once instead of once per fit.
+    # Each fit's entry is its line drawn over its band (one colour, as in the plot); proxy
+    # entries explain the styles once instead of once per fit.
     handles, labels = ax.get_legend_handles_labels()
+    handles = [(band_of[h], h) if h in band_of else h for h in handles]
     # one fit: the band's own colour; several: grey, each band is drawn in its fit's colour
     single = len(items) == 1
-    handles.append(Patch(facecolor=c if single else "0.5", alpha=0.22 if single else 0.3, lw=0))
+    handles.append(Patch(facecolor=band_of[line].get_facecolor() if single else (0.5, 0.5, 0.5, _BAND_ALPHA),
+                         lw=0))
     labels.append(f"{level:.0%} confidence band" + ("" if single else " (colour of its fit)"))
     if extrapolated:
         handles.append(Line2D([], [], color="0.3", ls="--", lw=1.3))

@@ -34,7 +34,10 @@ def _figure(figsize):
 
 
 def _save(fig, path: Path) -> Path:
-    return atomic_write_with(path, lambda p: fig.savefig(p, format="png", dpi=150))
+    # the tight box keeps a white margin round every label, however long (constrained layout
+    # alone let the last rotated category label end at the figure's edge)
+    return atomic_write_with(path, lambda p: fig.savefig(p, format="png", dpi=150, bbox_inches="tight",
+                                                         pad_inches=0.1))
 
 
 def _numeric(values) -> bool:

@@ -183,6 +183,10 @@ def junctions_per_channel(supercell) -> int:
 ESTIMATOR_T_K = 400.0
 #: the block length the old estimator was commonly run with (issue 15): 20 hops per ion
 SHORT_BLOCK_HOPS_PER_ION = 20.0
+#: frames per replica in part 2: with the 32000 hops per ion of the run the shortest lag is
+#: 32000 / 4096 = 7.8 hops per ion, so the 20-hop value lies inside the lag grid (interpolated
+#: between its neighbours; with the default 256 frames the shortest lag is 125 hops)
+ESTIMATOR_MSD_FRAMES = 4096
 
 
 def apparent_D(supercell, hops_per_ion: float, replicas: int, seed: int) -> dict:
@@ -195,19 +199,84 @@ def apparent_D(supercell, hops_per_ion: float, replicas: int, seed: int) -> dict
     cfg = Config.from_dict({
         "lattice": {"builtin": "llzo-cubic-latticegas", "supercell": list(supercell)},
         "run": {"temperatures_K": [ESTIMATOR_T_K], "hops_per_ion": hops_per_ion,
-                "equilibration_hops_per_ion": 20, "replicas": replicas, "seed": seed}})
+                "equilibration_hops_per_ion": 20, "replicas": replicas, "seed": seed,
+                "msd_frames": ESTIMATOR_MSD_FRAMES}})
     res = run_config(cfg)
     r, c = res.results[0], res.msd[0]
     t, msd = c["t_s"][1:], c["msd_tracer_A2"][1:]
     hops_at = t * r["hops_per_ion_used"] / r["time_s"]       # hops per ion in a lag
     app = msd / (2 * r["dimensionality"] * t) * 1e-16        # cm^2/s
-    # the lag grid is log-spaced: interpolate (log-log) to exactly the block length the text names
+    # the lag grid is log-spaced: interpolate (log-log) to exactly the block length the text
+    # names, which must lie inside the grid (np.interp would return the end value instead)
+    if not hops_at[0] <= SHORT_BLOCK_HOPS_PER_ION <= hops_at[-1]:
+        raise RuntimeError(f"the shortest lag is {hops_at[0]:.3g} hops per ion, longer than the "
+                           f"{SHORT_BLOCK_HOPS_PER_ION:g}-hop blocks; raise ESTIMATOR_MSD_FRAMES")
     short = float(np.exp(np.interp(np.log(SHORT_BLOCK_HOPS_PER_ION), np.log(hops_at), np.log(app))))
     return {"t_s": t, "hops_per_ion": hops_at, "apparent_D_cm2_s": app,
             "D_cm2_s": r["D_tracer_cm2_s"], "D_err_cm2_s": r["D_tracer_err_cm2_s"],
             "fit": r["fit"]["D_tracer"], "diffusive": r["diffusive_D_tracer"],
             "short_block_D_cm2_s": short, "short_block_hops": SHORT_BLOCK_HOPS_PER_ION,
+            "shortest_lag_hops": float(hops_at[0]),
             "n_ions": res.network["n_ions"], "f": r["correlation_factor"]}
+
+
+def estimator_part(outdir: Path, quick: bool = False) -> tuple[dict, Path]:
+    """Part 2 of lesson 5 (c-LLZO lattice gas only): D* from the MSD slope against the apparent D
+    of short blocks; prints its text, saves ``lesson5_msd_estimator.png`` and returns its numbers
+    and the figure's path."""
+    # ~30000 hops per ion reach the diffusive regime (f ~ 0.005): the quick lesson uses fewer
+    # replicas, not fewer hops, so it says what the full one says
+    est = {"supercell": (2, 2, 2), "hops_per_ion": 32000, "replicas": 3 if quick else 8, "seed": 5}
+    heading("Part 2 — measuring D honestly: the MSD slope, not short blocks")
+    a = apparent_D(**est)
+    fit = a["fit"]
+    ratio = a["short_block_D_cm2_s"] / a["D_cm2_s"]
+    say(f"""
+    Lithium in c-LLZO (Li7) spends most hops rattling between a 24d site and its 96h
+    neighbours and back: at {ESTIMATOR_T_K:g} K the tracer correlation factor of this run is
+    f = {a['f']:.3f}. A block estimator cuts each trajectory into blocks of length tau and reports
+    sum |dr|^2 / (6 N tau) — the apparent D(tau) = MSD(tau) / (6 tau). In the diffusive
+    regime (MSD linear in t) that is D*, but before it the back-and-forth hops inflate it.
+    `kmc run` instead records the unwrapped displacements at frames equally spaced in time,
+    forms the MSD over all time origins on a log-spaced grid of lags, and fits its slope
+    in a window where the local exponent d ln MSD / d ln t is near 1 and the MSD exceeds a
+    few squared hop lengths; the error is the spread over independent replicas.
+
+      {a['n_ions']} Li, {est['replicas']} replicas, {est['hops_per_ion']} hops per ion:
+      D* (MSD slope, fit {fit['start_s']:.3g}-{fit['end_s']:.3g} s, {fit['n_points']} lags,
+      local exponent {fit['local_exponent']:.2f}, diffusive: {a['diffusive']})
+         = {a['D_cm2_s']:.3g} ± {a['D_err_cm2_s']:.2g} cm2/s
+      apparent D with {a['short_block_hops']:.0f}-hop-per-ion blocks = {a['short_block_D_cm2_s']:.3g}
+      cm2/s, {ratio:.1f} times too high (lags from {a['shortest_lag_hops']:.2g} hops per ion)
+
+    When the window never becomes diffusive, the result says so (`diffusive: false` in
+    result.json and a warning on the command line): run longer (raise [run] hops_per_ion, or
+    set target_rel_err so the run extends until it is diffusive) rather than trusting the
+    number.
+    """)
+    fig2, (ax,) = new_figure(6.4, 4.2)
+    ax.plot(a["hops_per_ion"], a["apparent_D_cm2_s"], "o-", ms=3, color="C0",
+            label=r"apparent $D(\tau)$ = MSD$(\tau)/6\tau$ (a block estimator)")
+    ax.axhspan(a["D_cm2_s"] - a["D_err_cm2_s"], a["D_cm2_s"] + a["D_err_cm2_s"], color="C3",
+               alpha=0.3, label=r"$D^*$ from the MSD slope ($\pm$1 SE)")
+    scale = a["hops_per_ion"][-1] / a["t_s"][-1]
+    ax.axvspan(fit["start_s"] * scale, fit["end_s"] * scale, color="0.5", alpha=0.15,
+               label="fit window" + ("" if a["diffusive"] else " (NOT diffusive)"))
+    ax.axvline(SHORT_BLOCK_HOPS_PER_ION, color="0.3", ls=":")
+    ax.plot([SHORT_BLOCK_HOPS_PER_ION], [a["short_block_D_cm2_s"]], "D", ms=7, mfc="white", mec="k",
+            ls=":", color="0.3", zorder=3,
+            label=f"{SHORT_BLOCK_HOPS_PER_ION:g}-hop blocks: {ratio:.1f}× $D^*$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"block length / lag $\tau$ (hops per ion)")
+    ax.set_ylabel(r"$D$ (cm$^2$/s)")
+    ax.set_title(f"c-LLZO (Li7), {ESTIMATOR_T_K:g} K: short blocks overstate D*",
+                 fontsize="medium")
+    ax.legend(fontsize="small")
+    path = save_figure(fig2, outdir, "lesson5_msd_estimator.png")
+    return {"estimator_D_cm2_s": a["D_cm2_s"], "estimator_D_err_cm2_s": a["D_err_cm2_s"],
+            "estimator_diffusive": a["diffusive"], "short_block_D_cm2_s": a["short_block_D_cm2_s"],
+            "short_block_over_msd_D": ratio, "shortest_lag_hops": a["shortest_lag_hops"]}, path
 
 
 @timed
@@ -229,15 +298,11 @@ def run(outdir: Path, quick: bool = False) -> dict:
         lg_stats = {"replicas": 4, "blocks": 4, "block_hops_per_ion": 200}
         ga_run = {"hops_per_ion": 300, "time_origins": 6, "replicas": 6, "seed": 5}
         grid, samples, long_cell = np.linspace(0, 1, 6), 2, (2, 2, 4)
-        # part 2 needs ~30000 hops per ion to reach the diffusive regime (f ~ 0.005): fewer
-        # replicas, not fewer hops, so the quick lesson says what the full one says
-        est = {"supercell": (2, 2, 2), "hops_per_ion": 32000, "replicas": 3, "seed": 5}
     else:
         ps, lg_cell, ga_cell = [0.0, 0.05, 0.1, 0.2, 0.3], (2, 2, 4), (2, 2, 2)
         lg_stats = {"replicas": 8, "blocks": 8, "block_hops_per_ion": 400}
         ga_run = {"hops_per_ion": 600, "time_origins": 6, "replicas": 12, "seed": 5}
         grid, samples, long_cell = np.linspace(0, 1, 21), 6, (2, 2, 8)
-        est = {"supercell": (2, 2, 2), "hops_per_ion": 32000, "replicas": 8, "seed": 5}
     L = junctions_per_channel(lg_cell)
     L_long = junctions_per_channel(long_cell)
     lg, ga = {}, {}
@@ -325,53 +390,7 @@ def run(outdir: Path, quick: bool = False) -> dict:
     for key, (m, _) in curves.items():
         numbers[f"{key}_spanning_curve"] = m.tolist()
 
-    heading("Part 2 — measuring D honestly: the MSD slope, not short blocks")
-    a = apparent_D(**est)
-    fit = a["fit"]
-    ratio = a["short_block_D_cm2_s"] / a["D_cm2_s"]
-    say(f"""
-    Lithium in c-LLZO (Li7) spends most hops rattling between a 24d site and its 96h
-    neighbours and back: at {ESTIMATOR_T_K:g} K the tracer correlation factor of this run is
-    f = {a['f']:.3f}. A block estimator cuts each trajectory into blocks of length tau and reports
-    sum |dr|^2 / (6 N tau) — the apparent D(tau) = MSD(tau) / (6 tau). In the diffusive
-    regime (MSD linear in t) that is D*, but before it the back-and-forth hops inflate it.
-    `kmc run` instead records the unwrapped displacements at frames equally spaced in time,
-    forms the MSD over all time origins on a log-spaced grid of lags, and fits its slope
-    in a window where the local exponent d ln MSD / d ln t is near 1 and the MSD exceeds a
-    few squared hop lengths; the error is the spread over independent replicas.
-
-      {a['n_ions']} Li, {est['replicas']} replicas, {est['hops_per_ion']} hops per ion:
-      D* (MSD slope, fit {fit['start_s']:.3g}-{fit['end_s']:.3g} s, {fit['n_points']} lags,
-      local exponent {fit['local_exponent']:.2f}, diffusive: {a['diffusive']})
-         = {a['D_cm2_s']:.3g} ± {a['D_err_cm2_s']:.2g} cm2/s
-      apparent D with {a['short_block_hops']:.0f}-hop-per-ion blocks = {a['short_block_D_cm2_s']:.3g}
-      cm2/s, {ratio:.1f} times too high
-
-    When the window never becomes diffusive, the result says so (`diffusive: false` in
-    result.json and a warning on the command line): run longer (raise [run] hops_per_ion, or
-    set target_rel_err so the run extends until it is diffusive) rather than trusting the
-    number.
-    """)
-    fig2, (ax,) = new_figure(6.4, 4.2)
-    ax.plot(a["hops_per_ion"], a["apparent_D_cm2_s"], "o-", ms=3, color="C0",
-            label=r"apparent $D(\tau)$ = MSD$(\tau)/6\tau$ (a block estimator)")
-    ax.axhspan(a["D_cm2_s"] - a["D_err_cm2_s"], a["D_cm2_s"] + a["D_err_cm2_s"], color="C3",
-               alpha=0.3, label=r"$D^*$ from the MSD slope ($\pm$1 SE)")
-    scale = a["hops_per_ion"][-1] / a["t_s"][-1]
-    ax.axvspan(fit["start_s"] * scale, fit["end_s"] * scale, color="0.5", alpha=0.15,
-               label="fit window" + ("" if a["diffusive"] else " (NOT diffusive)"))
-    ax.axvline(SHORT_BLOCK_HOPS_PER_ION, color="0.3", ls=":",
-               label=f"{SHORT_BLOCK_HOPS_PER_ION:g}-hop blocks")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"block length / lag $\tau$ (hops per ion)")
-    ax.set_ylabel(r"$D$ (cm$^2$/s)")
-    ax.set_title(f"c-LLZO (Li7), {ESTIMATOR_T_K:g} K: short blocks overstate D*",
-                 fontsize="medium")
-    ax.legend(fontsize="small")
-    figs.append(save_figure(fig2, outdir, "lesson5_msd_estimator.png"))
-    numbers.update({"estimator_D_cm2_s": a["D_cm2_s"], "estimator_D_err_cm2_s": a["D_err_cm2_s"],
-                    "estimator_diffusive": a["diffusive"],
-                    "short_block_D_cm2_s": a["short_block_D_cm2_s"],
-                    "short_block_over_msd_D": ratio})
+    part2_numbers, part2_figure = estimator_part(outdir, quick)
+    numbers.update(part2_numbers)
+    figs.append(part2_figure)
     return {"numbers": numbers, "figures": figs}
