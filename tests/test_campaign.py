@@ -552,11 +552,30 @@ def test_summary_warns_about_results_measured_before_the_diffusive_regime(tmp_pa
     short = Campaign.from_file(write_campaign(tmp_path, hops=2), out=tmp_path / "short")
     r = short.run("local", workers=1, progress=False, log=lambda m: None)
     assert (r.n_results, len(r.not_diffusive)) == (6, 6)
-    assert "6 of the 6 results are not in the diffusive regime" in r.summary()
-    assert "hops_per_ion" in r.summary()
+    assert len(r.warnings) == 1
+    assert "6 of the 6 results are not in the diffusive regime" in r.warnings[0]
+    assert "hops_per_ion" in r.warnings[0]
+    assert "diffusive regime" not in r.summary()       # the report text stays clean
     long_ = Campaign.from_file(write_campaign(tmp_path, hops=200, name="d.toml"), out=tmp_path / "long")
     r = long_.run("local", workers=1, progress=False, log=lambda m: None)
-    assert r.n_results == 6 and r.not_diffusive == [] and "diffusive regime" not in r.summary()
+    assert r.n_results == 6 and r.not_diffusive == [] and r.warnings == []
+
+
+def test_cli_prints_the_not_diffusive_warning_on_stderr_only(tmp_path, capsys):
+    """`kmc campaign` sends the report to stdout (users redirect it into files) and the
+    not-diffusive warning to stderr; summary.csv keeps the per-result `diffusive` flag."""
+    import csv
+
+    out = tmp_path / "short"
+    path = write_campaign(tmp_path, hops=2)
+    assert main(["campaign", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "campaign" in cap.out and "diffusive" not in cap.out
+    warn = [ln for ln in cap.err.splitlines() if "not in the diffusive regime" in ln]
+    assert len(warn) == 1 and warn[0].startswith("kmc: warning: 6 of the 6 results")
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 and {r["diffusive"] for r in rows} == {"False"}
 
 
 def test_a_moved_campaign_directory_resumes_and_its_store_holds_no_absolute_path(tmp_path):

@@ -77,6 +77,27 @@ def test_out_dir_gets_result_json(tmp_path, capsys):
     assert "D* (cm2/s)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_not_diffusive_warning_on_stderr_only(tmp_path, capsys, json_out):
+    """2 hops per ion on the half-filled sc gas are not diffusive: `kmc run` says so on stderr
+    (``kmc: warning:``), never in the table or JSON on stdout, which users redirect into files;
+    the result itself carries the flag."""
+    short = SMALL.replace("hops_per_ion = 20", "hops_per_ion = 2")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(short)
+    assert main(["run", str(cfg), *(["--json"] if json_out else [])]) == 0
+    out, err = capsys.readouterr()
+    warn = [ln for ln in err.splitlines() if "not in the diffusive regime" in ln]
+    assert warn and all(ln.startswith("kmc: warning: ") for ln in warn)
+    assert "warning" not in out and "not in the diffusive regime" not in out
+    if json_out:
+        assert not any(r["diffusive"] for r in json.loads(out)["results"])
+    cfg.write_text(SMALL.replace("hops_per_ion = 20", "hops_per_ion = 200"))
+    assert main(["run", str(cfg), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "diffusive regime" not in err and all(r["diffusive"] for r in json.loads(out)["results"])
+
+
 @pytest.mark.parametrize("text,needle", [
     ("[lattice\nbuiltin='sc'", "not valid TOML"),
     (SMALL.replace("supercell", "supercel"), "did you mean 'supercell'"),

@@ -1,4 +1,4 @@
-"""The five lessons run in quick mode, save their figures and print numbers that make sense.
+"""The lessons run in quick mode, save their figures and print numbers that make sense.
 
 Statistical expectations use the standard errors the lessons report (4 SE, fixed seeds); the
 exact values come from kmc.validate (cited there) or closed forms in the lessons.
@@ -36,15 +36,31 @@ def test_lesson1_clock(tmp_path, capsys):
 
 
 def test_lesson2_mechanisms(tmp_path):
+    """Lesson 2's numbers come from the estimator of `kmc run` (MSD slope in the diffusive
+    regime, with its fit windows), after an equilibration that reaches the exact occupation."""
     res = run_lesson(2, tmp_path, quick=True)
     _figures_ok(res)
     n = res["numbers"]
+    for case in ("vacancy", "interstitial", "interstitialcy"):
+        assert n[f"{case}_estimator"] == "msd_slope"
+        assert n[f"{case}_diffusive"] is True
+        for q in ("D_tracer", "D_jump"):
+            a, b = n[f"{case}_fit_{q}_hops_per_ion"]
+            assert 0 < a < b
+            assert abs(n[f"{case}_local_exponent_{q}"] - 1.0) < 0.15
+        if case != "vacancy":  # thermal Frenkel pairs formed during the equilibration
+            occ, se = n[f"{case}_I_occupancy"], n[f"{case}_I_occupancy_err"]
+            assert abs(occ - n[f"{case}_I_occupancy_exact"]) < 4 * se, (case, occ, se)
+    assert n["f_sc_exact"] < n["f_sc_box_exact"] < 1.02 * n["f_sc_exact"]
     h, e = n["vacancy_haven_ratio"], n["vacancy_haven_ratio_err"]
-    assert abs(h - n["f_sc_exact"]) < 4 * e and e < 0.15
+    assert abs(h - n["f_sc_box_exact"]) < 4 * e and e < 0.15
     h, e = n["interstitial_haven_ratio"], n["interstitial_haven_ratio_err"]
     assert abs(h - 1.0) < 4 * e and e < 0.15
     h, e = n["interstitialcy_haven_ratio"], n["interstitialcy_haven_ratio_err"]
     assert h + 4 * e < 0.8                         # concerted motion: H_R well below 1
+    # collinear knock-off with an uncorrelated defect walk: H_R = f / 2
+    f, fe = n["interstitialcy_correlation_factor"], n["interstitialcy_correlation_factor_err"]
+    assert abs(h - f / 2) < 4 * (e ** 2 + (fe / 2) ** 2) ** 0.5
     assert n["interstitialcy_D_tracer_cm2_s"] > 10 * n["interstitial_D_tracer_cm2_s"]
 
 

@@ -21,8 +21,8 @@ they equal the zero-field values to order E^2.
 
 :class:`ReplicaSample`, :func:`block_sums`, :func:`replica_values` and :func:`summarize` are the
 single-window (block) estimates ``sum_b sum_i |dr_ib|^2 / (2 d N sum_b t_b)``: right only when
-every block is already diffusive. They remain for the tutorials, which show why short blocks
-mislead; ``kmc run`` does not use them.
+every block is already diffusive. Neither ``kmc run`` nor the tutorials use them (lesson 5 shows
+why short blocks mislead from the MSD curve itself); they remain for the exact-formula tests.
 """
 from __future__ import annotations
 

@@ -125,6 +125,30 @@ class CampaignReport:
     def ok(self) -> bool:
         return not self.errors and not self.crashed
 
+    @property
+    def warnings(self) -> list[str]:
+        """Sentences about results not to be quoted as they stand (one per kind of problem).
+
+        They are kept out of :meth:`summary` so that a caller can send them elsewhere: the
+        command line prints them to stderr as ``kmc: warning:`` lines, while the summary goes
+        to stdout, which users redirect into files.
+
+        Returns
+        -------
+        list of str
+            Empty when every stored result is in the diffusive regime.
+        """
+        out = []
+        if self.not_diffusive:
+            nd = self.not_diffusive
+            first = ", ".join(f"point {i + 1} at {T:g} K" for i, T in nd[:3])
+            out.append(f"{len(nd)} of the {self.n_results} results are not in the diffusive regime "
+                       f"({first}{', ...' if len(nd) > 3 else ''}; the `diffusive` column of "
+                       f"summary.csv is false): their D*, D_J and sigma are slopes of an MSD that "
+                       f"is still bending; raise [run] hops_per_ion or set target_rel_err in the "
+                       f"campaign file before quoting them.")
+        return out
+
     def summary(self) -> str:
         parts = [f"campaign {self.name!r}: {self.n_points} points, {self.executed} run now, "
                  f"{self.skipped} already in the store"]
@@ -145,13 +169,6 @@ class CampaignReport:
                          f"integrity check (first: point {self.recomputed[0][0] + 1}: "
                          f"{self.recomputed[0][1]})")
         text = ", ".join(parts) + f" in {self.elapsed_s:.1f} s."
-        if self.not_diffusive:
-            first = ", ".join(f"point {i + 1} at {T:g} K" for i, T in self.not_diffusive[:3])
-            text += (f"\nwarning: {len(self.not_diffusive)} of the {self.n_results} results are not in the "
-                     f"diffusive regime ({first}{', ...' if len(self.not_diffusive) > 3 else ''}; the "
-                     f"`diffusive` column of summary.csv is false): their D*, D_J and sigma are slopes of "
-                     f"an MSD that is still bending; raise [run] hops_per_ion or set target_rel_err in "
-                     f"the campaign file before quoting them.")
         if self.other_versions:
             vs = ", ".join(f"{n} by kmc {v}" for v, n in sorted(self.other_versions.items()))
             text += (f"\nnote: reused rows computed by another kmc version ({vs}); rerun with "

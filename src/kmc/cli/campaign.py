@@ -45,6 +45,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
                           f"move it away (the campaign then computes every point again) or "
                           f"restore it from a backup.") from None
     print(report.summary())
+    # warnings to stderr, like `kmc run`: stdout is the report users redirect into files
+    for w in report.warnings:
+        print(f"kmc: warning: {w}", file=sys.stderr)
     if report.written:
         print(f"wrote {', '.join(str(p.relative_to(report.out)) for p in report.written)} "
               f"in {report.out}/")
