@@ -19,7 +19,7 @@ and the small bias of estimating it removed exactly for independent increments (
 divided by ``1 - t / (R T)``, tracer MSD raised by ``MSD_J(t) t / (N R T)``), so in linear response
 they equal the zero-field values to order E^2.
 
-:class:`ReplicaSample`, :func:`block_sums`, :func:`replica_values` and :func:`summarize` are the
+:class:`ReplicaSample`, :func:`block_sums` and :func:`replica_values` are the
 single-window (block) estimates ``sum_b sum_i |dr_ib|^2 / (2 d N sum_b t_b)``: right only when
 every block is already diffusive. Neither ``kmc run`` nor the tutorials use them (lesson 5 shows
 why short blocks mislead from the MSD curve itself); they remain for the exact-formula tests.
@@ -191,29 +191,6 @@ def err_key(key: str) -> str:
         if key.endswith(suffix):
             return f"{key[:-len(suffix)]}_err{suffix}"
     return f"{key}_err"
-
-
-def summarize(samples: list[ReplicaSample], dim: int, volume_A3: float, temperature_K: float,
-              charge_e: float = 1.0, field_V_per_A=None) -> dict:
-    """Mean and standard error of every transport value over the replicas."""
-    vals = replica_values(samples, dim, volume_A3, temperature_K, charge_e, field_V_per_A)
-    res: dict = {}
-    for key, x in vals.items():
-        m, e = mean_err(x)
-        res[key] = m
-        res[err_key(key)] = e
-    dt, dt_e = res["D_tracer_cm2_s"], res["D_tracer_err_cm2_s"]
-    dj, dj_e = res["D_jump_cm2_s"], res["D_jump_err_cm2_s"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = dt / dj if dj > 0 else float("nan")
-        res["haven_ratio"] = h
-        res["haven_ratio_err"] = float(abs(h) * np.hypot(dt_e / dt, dj_e / dj)) if dt > 0 and dj > 0 \
-            else float("nan")
-    res["replicas"] = len(samples)
-    res["n_ions"] = int(samples[0].n_ions)
-    res["time_s"] = float(np.mean([s.time_s for s in samples]))
-    res["hops"] = int(sum(s.hops for s in samples))
-    return res
 
 
 # ============================================================================ MSD estimator
