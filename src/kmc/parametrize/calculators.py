@@ -57,8 +57,13 @@ def _announcements(quiet: bool):
 
 def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
     try:
+        # lazy: the optional [mlip] extra; torch costs seconds
         import torch
+
+        # lazy: the optional [mlip] extra
         from chgnet.model import CHGNet
+
+        # lazy: the optional [mlip] extra
         from chgnet.model.dynamics import CHGNetCalculator
     except ImportError as exc:
         raise ConfigError(f"calculator 'chgnet' needs the chgnet package ({exc}); {_MLIP_HINT}.") from None
@@ -78,7 +83,10 @@ def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
 
 def _sevennet(threads: int | None, quiet: bool = False) -> Backend:
     try:
+        # lazy: torch (SevenNet's dependency) costs seconds
         import torch
+
+        # lazy: SevenNet is optional
         from sevenn.calculator import SevenNetCalculator
     except ImportError as exc:
         raise ConfigError(f"calculator 'sevennet' needs the sevenn package ({exc}); "
