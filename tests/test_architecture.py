@@ -228,20 +228,37 @@ PENDING_FILES = {
 
 
 def _uncommented_local_imports(path: Path) -> list[int]:
-    """Lines of function-local imports with no comment on their line or the line above (a
-    function-local import is for a heavy optional dependency or to break a circle, and says so)."""
+    """Lines of function-local imports with no comment saying why: on their line, on the line
+    above, or above the run of import statements they are part of (a function-local import is
+    for a heavy or optional dependency, or keeps a module out of ``kmc --help``, and says so)."""
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
-    bad = []
+    imports = (ast.Import, ast.ImportFrom)
+
+    def commented(node: ast.stmt) -> bool:
+        here = lines[node.lineno - 1]
+        above = lines[node.lineno - 2] if node.lineno > 1 else ""
+        return "#" in here or above.strip().startswith("#")
+
+    bad = set()
     for fn in ast.walk(ast.parse(text)):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        for node in ast.walk(fn):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                here, above = lines[node.lineno - 1], lines[node.lineno - 2] if node.lineno > 1 else ""
-                if "#" not in here and not above.strip().startswith("#"):
-                    bad.append(node.lineno)
-    return sorted(set(bad))
+        for holder in ast.walk(fn):
+            for field in ("body", "orelse", "finalbody"):
+                body = getattr(holder, field, None)
+                if not isinstance(body, list):
+                    continue
+                covered = False   # the run of imports this one continues has its comment
+                prev = None
+                for node in body:
+                    if isinstance(node, imports):
+                        run = isinstance(prev, imports) and prev.end_lineno == node.lineno - 1
+                        covered = commented(node) or (run and covered)
+                        if not covered:
+                            bad.add(node.lineno)
+                    prev = node
+    return sorted(bad)
 
 
 def test_function_local_imports_say_why():
@@ -258,6 +275,8 @@ def test_function_local_imports_say_why():
 
 def test_the_local_import_checker_sees_a_violation(tmp_path):
     p = tmp_path / "x.py"
-    p.write_text("def f():\n    import json\n\n\ndef g():\n    # lazy: costs 1 s\n    import pandas\n\n\n"
-                 "def h():\n    import torch  # lazy: costs 2 s\n")
-    assert _uncommented_local_imports(p) == [2]
+    p.write_text("def f():\n    import json\n\n\ndef g():\n    # lazy: costs 1 s\n    import pandas\n"
+                 "    import scipy\n\n    import torch\n\n\n"
+                 "def h():\n    if True:\n        import sklearn  # lazy: costs 2 s\n"
+                 "    try:\n        pass\n    finally:\n        import dask\n")
+    assert _uncommented_local_imports(p) == [2, 10, 19]

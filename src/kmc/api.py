@@ -34,7 +34,7 @@ def _to_structure(structure: Any):
     if isinstance(structure, Structure):
         return structure
     try:
-        # lazy: ase (~15 ms) only for an ASE Atoms input
+        # lazy: ase (~10 ms) only for an ASE Atoms input
         from ase import Atoms
 
         is_atoms = isinstance(structure, Atoms)

@@ -63,7 +63,7 @@ class CampaignAnalysis:
         return pd.DataFrame(rows, columns=head + middle + tail)
 
     def _records(self, stored: dict[str, dict]) -> list[dict]:
-        # lazy: kmc.runs.results loads scipy.stats (~0.6 s); `kmc campaign` loads this module
+        # lazy: kmc.runs.results loads scipy.stats (~0.8 s); `kmc campaign` loads this module
         from kmc.runs.results import flatten
 
         out = []
@@ -99,7 +99,7 @@ class CampaignAnalysis:
         """Arrhenius fit of every group (points that differ only in temperature and seed) over
         the finished runs in the store: ``fit_arrhenius`` of the basis (``sigma``: ``sigma*T``)
         weighted by the stored standard errors (unweighted if any is missing)."""
-        # lazy: kmc.analysis.arrhenius loads scipy.stats (~0.6 s); `kmc campaign` loads this module
+        # lazy: kmc.analysis.arrhenius loads scipy.stats (~0.8 s); `kmc campaign` loads this module
         from kmc.analysis.arrhenius import fit_arrhenius
 
         value_key, err_key, times_T, basis, _ = BASES[self.basis]

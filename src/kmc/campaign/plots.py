@@ -29,8 +29,6 @@ _OWNED = ("summary.png", "sigma.png", "arrhenius.png", "arrhenius_*.png")
 def _figure(figsize):
     # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, layout="constrained")

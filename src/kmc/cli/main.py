@@ -189,10 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int:
     """``kmc run`` after the config is valid and ``--out`` (if any) exists: run, resuming from
     and checkpointing to ``out/run.ckpt``, then write the results."""
-    # lazy: kmc.runs.runner costs ~1 s (engine, scipy.stats); not loaded at CLI start
+    # lazy: kmc.runs.runner costs ~1 s (engine, scipy.stats); `kmc --help` does not load it
     from kmc.runs.runner import run_config
 
-    # lazy: ~4 ms at CLI start; only `kmc run` needs it
+    # lazy: ~4 ms that `kmc --help` would pay; only `kmc run` needs it
     from kmc.runs.trajectory import trajectory_target, write_run_trajectory
 
     target = trajectory_target(config, out)  # a missing directory is an error before the run
@@ -255,7 +255,7 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    # lazy: ~5 ms at CLI start; only `kmc info` needs it
+    # lazy: ~5 ms that `kmc --help` would pay; only `kmc info` needs it
     from kmc.cli.info import builtins_info, builtins_text, config_for, info_text, system_info
 
     src = args.source

@@ -70,7 +70,7 @@ TEACHING_ONLY = ("lattice_constant_A", "site_labels")
 
 
 def _framework_names() -> list[str]:
-    # lazy: kmc.system.frameworks adds ~6 ms at CLI start; only framework configs need it
+    # lazy: kmc.system.frameworks, ~5 ms that `kmc --help` would pay; only framework configs need it
     from kmc.system.frameworks import framework_names
 
     return framework_names()
@@ -186,7 +186,7 @@ class LatticeConfig:
                 raise ConfigError("[lattice] mobile must be an element symbol such as \"Li\".")
             kw["mobile"] = t["mobile"]
             if kind == "framework":
-                # lazy: kmc.system.frameworks adds ~6 ms at CLI start; only framework configs need it
+                # lazy: kmc.system.frameworks, ~5 ms that `kmc --help` would pay; only framework configs need it
                 from kmc.system.frameworks import load_framework, load_framework_file
 
                 fw = load_framework(kw["builtin"]) if kw.get("framework_file") is None else \

@@ -57,13 +57,9 @@ def _announcements(quiet: bool):
 
 def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
     try:
-        # lazy: the optional [mlip] extra; torch costs seconds
+        # lazy: the optional [mlip] extra (torch alone takes ~2 s to import)
         import torch
-
-        # lazy: the optional [mlip] extra
         from chgnet.model import CHGNet
-
-        # lazy: the optional [mlip] extra
         from chgnet.model.dynamics import CHGNetCalculator
     except ImportError as exc:
         raise ConfigError(f"calculator 'chgnet' needs the chgnet package ({exc}); {_MLIP_HINT}.") from None
@@ -83,10 +79,8 @@ def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
 
 def _sevennet(threads: int | None, quiet: bool = False) -> Backend:
     try:
-        # lazy: torch (SevenNet's dependency) costs seconds
+        # lazy: optional (sevenn is no dependency; torch alone takes ~2 s to import)
         import torch
-
-        # lazy: SevenNet is optional
         from sevenn.calculator import SevenNetCalculator
     except ImportError as exc:
         raise ConfigError(f"calculator 'sevennet' needs the sevenn package ({exc}); "

@@ -161,7 +161,7 @@ class Trajectory:
         framework_atoms : bool
             Append the framework atoms of the supercell to every frame.
         """
-        # lazy: ase (~15 ms) only for exporting frames; a run does not need it
+        # lazy: ase (~10 ms) only for exporting frames; a run does not load it
         from ase import Atoms
 
         n_ion, n_blk = self.n_ions, len(self.blocked_sites)

@@ -150,14 +150,8 @@ def _scene(system, cfg):
     """The figure and a ``draw(state, moves, hop, time_s)`` that updates it in place."""
     # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.collections import LineCollection
-
-    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.figure import Figure
-
-    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.lines import Line2D
 
     net = system.network

@@ -48,8 +48,6 @@ def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
     """A Figure with an Agg canvas (no pyplot state) and its axes."""
     # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
