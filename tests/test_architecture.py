@@ -4,6 +4,8 @@
   the layers under it, never one above);
 * no import circles between modules (function-local imports included);
 * no private name (``_x``) imported from another module;
+* a function-local import says why on its line or the line above (CONTRIBUTING.md: imports at
+  module level; a local one only where it buys import time, e.g. a heavy optional dependency);
 * each physical constant is defined once (in :mod:`kmc.constants`);
 * ruff finds nothing, and mypy finds no type error in the typed public API.
 """
@@ -213,3 +215,68 @@ def test_public_api_names_resolve():
 
     for name in kmc.__all__:
         assert getattr(kmc, name) is not None, name
+
+
+#: files (under src/kmc) other branches are editing right now, skipped by
+#: test_function_local_imports_say_why; their function-local imports get moved or commented when
+#: those branches are merged. Empty this set then.
+PENDING_FILES = {
+    "teaching/tutorials/lesson2_mechanisms.py",
+    "campaign/core.py",
+    "cli/campaign.py",
+}
+
+
+def _uncommented_local_imports(path: Path) -> list[int]:
+    """Lines of function-local imports with no comment saying why: on their line, on the line
+    above, or above the run of import statements they are part of (a function-local import is
+    for a heavy or optional dependency, or keeps a module out of ``kmc --help``, and says so)."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    imports = (ast.Import, ast.ImportFrom)
+
+    def commented(node: ast.stmt) -> bool:
+        here = lines[node.lineno - 1]
+        above = lines[node.lineno - 2] if node.lineno > 1 else ""
+        return "#" in here or above.strip().startswith("#")
+
+    bad = set()
+    for fn in ast.walk(ast.parse(text)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for holder in ast.walk(fn):
+            for field in ("body", "orelse", "finalbody"):
+                body = getattr(holder, field, None)
+                if not isinstance(body, list):
+                    continue
+                covered = False   # the run of imports this one continues has its comment
+                prev = None
+                for node in body:
+                    if isinstance(node, imports):
+                        run = isinstance(prev, imports) and prev.end_lineno == node.lineno - 1
+                        covered = commented(node) or (run and covered)
+                        if not covered:
+                            bad.add(node.lineno)
+                    prev = node
+    return sorted(bad)
+
+
+def test_function_local_imports_say_why():
+    assert all((ROOT / f).exists() for f in PENDING_FILES), "PENDING_FILES names a missing file"
+    bad = []
+    for m, p in MODULES.items():
+        rel = p.relative_to(ROOT).as_posix()
+        if rel not in PENDING_FILES:
+            bad += [f"{m}:{n}" for n in _uncommented_local_imports(p)]
+    assert not bad, ("function-local imports without a comment saying why (CONTRIBUTING.md: "
+                     "imports at module level, a local one only for a heavy optional dependency):\n"
+                     + "\n".join(bad))
+
+
+def test_the_local_import_checker_sees_a_violation(tmp_path):
+    p = tmp_path / "x.py"
+    p.write_text("def f():\n    import json\n\n\ndef g():\n    # lazy: costs 1 s\n    import pandas\n"
+                 "    import scipy\n\n    import torch\n\n\n"
+                 "def h():\n    if True:\n        import sklearn  # lazy: costs 2 s\n"
+                 "    try:\n        pass\n    finally:\n        import dask\n")
+    assert _uncommented_local_imports(p) == [2, 10, 19]

@@ -221,14 +221,14 @@ def test_out_dir_files_csv_rows_and_every_key(tmp_path, capsys):
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    import kmc.analysis.plots
+    import kmc.runs.output
     from kmc.runs.output import write_outputs
 
     res = run_config(cfg(temperatures_K=[400.0, 600.0]))
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(kmc.analysis.plots, "plot_msd", boom)
+    monkeypatch.setattr(kmc.runs.output, "plot_msd", boom)  # where write_outputs looks it up
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="disk full"):
         write_outputs(res, out)

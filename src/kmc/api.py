@@ -16,30 +16,32 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
+
+from pymatgen.core import Structure
 
 from kmc.config import Config, OutputConfig, RunConfig
 from kmc.exceptions import ConfigError, StructureError
-
-if TYPE_CHECKING:  # for annotations only: kmc.runs is imported on first build
-    from kmc.runs.system import System as SystemBuild
+from kmc.runs.runner import run_config
+from kmc.runs.system import System as SystemBuild
+from kmc.runs.system import build_system, network_info
 
 __all__ = ["System", "run"]
 
 
 def _to_structure(structure: Any):
     """A pymatgen Structure from a Structure or an ASE Atoms object."""
-    from pymatgen.core import Structure
-
     if isinstance(structure, Structure):
         return structure
     try:
+        # lazy: ase (~10 ms) only for an ASE Atoms input
         from ase import Atoms
 
         is_atoms = isinstance(structure, Atoms)
     except ImportError:  # ase is a dependency, but keep the message useful without it
         is_atoms = False
     if is_atoms:
+        # lazy: pymatgen.io.ase loads ase.io and scipy (~0.2 s)
         from pymatgen.io.ase import AseAtomsAdaptor
 
         return AseAtomsAdaptor.get_structure(structure)
@@ -177,8 +179,6 @@ class System:
         """The built :class:`kmc.runs.system.System` (network, rate model, ion count, blockers);
         built once, on first use."""
         if self._built is None:
-            from kmc.runs.system import build_system
-
             self._built = build_system(self.config, structure=self.structure)
         return self._built
 
@@ -199,8 +199,6 @@ class System:
 
     def summary(self) -> dict:
         """The ``network`` object a result will carry (sites, hops, cutoffs, ions, blockers)."""
-        from kmc.runs.system import network_info
-
         return network_info(self.build())
 
     def with_run(self, **run: Any) -> "System":
@@ -245,8 +243,6 @@ def run(system: System | Config | dict | str | os.PathLike, *,
         ``to_dict()`` is exactly what ``result.json`` holds; ``to_dataframe()`` one row per
         temperature.
     """
-    from kmc.runs.runner import run_config
-
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ConfigError(f"workers must be a whole number of at least 1 (threads advancing the "

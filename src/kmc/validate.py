@@ -38,11 +38,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import stats
+from scipy.sparse.linalg import splu
 from scipy.special import gammaln
 
 from kmc.config import Config
 from kmc.constants import KB_EV_K
+from kmc.engine.simulation import Simulation
+from kmc.exceptions import ConfigError
+from kmc.runs.replicas import replica_seeds, run_replica
+from kmc.runs.runner import run_config
+from kmc.runs.system import build_system
+from kmc.system.lattices import teaching_lattice
 
 if TYPE_CHECKING:  # annotations only
     from kmc.system.network import SiteNetwork
@@ -196,9 +204,6 @@ def check_correlation_factor(lattice: str, replicas: int, hops_per_ion: float = 
     supercell : 3 ints, optional
         Default :data:`VACANCY_SUPERCELL`.
     """
-    from kmc.runs.runner import run_config
-    from kmc.runs.system import build_system
-
     cells = supercell or VACANCY_SUPERCELL[lattice]
     cfg = _config(lattice, cells, {"vacancies": 1},
                   {"hops_per_ion": hops_per_ion, "replicas": replicas, "seed": seed})
@@ -245,8 +250,6 @@ def ring_f_exact(n_sites: int, hops: int) -> float:
 def vacancy_network(lattice: str, supercell: tuple[int, int, int]) -> SiteNetwork:
     """The site network of the single-vacancy checks: the builtin ``lattice`` repeated
     ``supercell`` times, built through the config path of ``kmc run`` (:func:`build_system`)."""
-    from kmc.runs.system import build_system
-
     return build_system(_config(lattice, supercell, {"vacancies": 1},
                                 {"replicas": 1, "seed": 0})).network
 
@@ -274,9 +277,6 @@ def single_vacancy_jump_chain(network: SiteNetwork) -> tuple[np.ndarray, np.ndar
     vectors : ndarray, shape (n_templates, 3)
         The jump vectors (Å) of the templates.
     """
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import splu
-
     h = network.hops
     n_t, n = len(h), network.n_sites
     off, nbr, tmpl = network.csr(h)
@@ -343,9 +343,6 @@ def check_ring(n_sites: int = 16, windows: int = 300, max_rel_se: float = 0.05,
     """One vacancy on a ring (``chain`` lattice): f of windows of ``4 (N - 1)^2`` hops against
     :func:`ring_f_exact` (every window starts with the ions at all offsets, so windows are
     independent and identically distributed)."""
-    from kmc.engine.simulation import Simulation
-    from kmc.runs.system import build_system
-
     system = build_system(_config("chain", (n_sites, 1, 1), {"vacancies": 1},
                                   {"replicas": 1, "seed": seed}))
     sim = Simulation(system.model, T_K, n_ions=n_sites - 1, seed=seed)
@@ -367,10 +364,6 @@ def check_one_ion(lattice: str = "sc", supercell=(6, 6, 6), windows: int = 400,
                   seed: int = 5) -> list[Check]:
     """One ion: ``D = z Gamma a^2 / (2 d)`` from independent windows, the mean waiting time
     ``1 / (z Gamma)`` and a Kolmogorov-Smirnov test of the waiting times against Exp(z Gamma)."""
-    from kmc.engine.simulation import Simulation
-    from kmc.runs.system import build_system
-    from kmc.system.lattices import teaching_lattice
-
     tl = teaching_lattice(lattice, 1.0)
     t0 = time.perf_counter()
     system = build_system(_config(lattice, supercell, {"ions": 1}, {"replicas": 1, "seed": seed}))
@@ -410,8 +403,6 @@ def check_lattice_gas(filling: float = 0.5, replicas: int = 96, hops_per_ion: fl
                       max_rel_se: float = 0.15, seed: int = 50) -> Check:
     """Non-interacting lattice gas on simple cubic 6^3 at ``filling``:
     ``D_J = (1 - c) z Gamma a^2 / (2 d)``."""
-    from kmc.runs.runner import run_config
-
     cfg = _config("sc", (6, 6, 6), {"filling": filling},
                   {"hops_per_ion": hops_per_ion, "replicas": replicas, "seed": seed})
     r = run_config(cfg).results[0]
@@ -440,9 +431,6 @@ def check_boltzmann(replicas: int = 16, hops_per_ion: float = 300, dE_eV: float 
                     max_rel_se: float = 0.02, seed: int = 3) -> Check:
     """Two site classes on bcc 4^3 (corners A, body centres B higher by ``dE_eV``) at filling 0.3:
     the time-averaged B occupation against the exact canonical value."""
-    from kmc.runs.replicas import replica_seeds, run_replica
-    from kmc.runs.system import build_system
-
     cfg = _config("bcc", (4, 4, 4), {"filling": 0.3},
                   {"hops_per_ion": hops_per_ion, "replicas": replicas, "seed": seed},
                   site_labels=["A", "B"], site_energies_eV={"B": dE_eV})
@@ -463,8 +451,6 @@ def check_arrhenius(replicas: int = 8, hops_per_ion: float = 400, time_origins: 
     """Lattice gas (16 ions on 8^3 sc, a = 2.5 Å) with one 0.30 eV barrier at 300-600 K: the
     D* Arrhenius fit must give Ea = 0.30 eV (every rate is the same Gamma(T), so D* is exactly
     proportional to exp(-0.30 eV / kT))."""
-    from kmc.runs.runner import run_config
-
     ea = 0.30
     cfg = Config.from_dict({
         "lattice": {"builtin": "sc", "supercell": [8, 8, 8], "lattice_constant_A": 2.5},
@@ -514,8 +500,6 @@ def _plan(group: str, quick: bool) -> list[Callable[[], Check | list[Check]]]:
 def resolve_groups(only: Iterable[str] | None) -> list[str]:
     """The check groups to run: all of :data:`GROUPS` for None or empty, else ``only`` (each
     must be a group name; a ConfigError names the first unknown one)."""
-    from kmc.exceptions import ConfigError
-
     groups = list(GROUPS) if not only else list(dict.fromkeys(only))
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from kmc.campaign.plots import campaign_figures
 from kmc.campaign.spec import BASES
 from kmc.campaign.store import (
     STORE_NAME,
@@ -51,6 +52,7 @@ class CampaignAnalysis:
         flattened with dots), ``network.n_sites``/``n_ions``/``volume_A3``, ``version`` and
         ``error``. Pending points get one row per configured temperature with empty results.
         """
+        # lazy: pandas costs ~0.5 s; only this table needs it
         import pandas as pd
 
         rows = self._records(self._rows(out))
@@ -61,6 +63,7 @@ class CampaignAnalysis:
         return pd.DataFrame(rows, columns=head + middle + tail)
 
     def _records(self, stored: dict[str, dict]) -> list[dict]:
+        # lazy: kmc.runs.results loads scipy.stats (~0.8 s); `kmc campaign` loads this module
         from kmc.runs.results import flatten
 
         out = []
@@ -96,6 +99,7 @@ class CampaignAnalysis:
         """Arrhenius fit of every group (points that differ only in temperature and seed) over
         the finished runs in the store: ``fit_arrhenius`` of the basis (``sigma``: ``sigma*T``)
         weighted by the stored standard errors (unweighted if any is missing)."""
+        # lazy: kmc.analysis.arrhenius loads scipy.stats (~0.8 s); `kmc campaign` loads this module
         from kmc.analysis.arrhenius import fit_arrhenius
 
         value_key, err_key, times_T, basis, _ = BASES[self.basis]
@@ -139,6 +143,7 @@ class CampaignAnalysis:
         interval at the fit's level (95 %: ``_lo``/``_hi``) and its ±1 s.e. interval
         (``_1se_lo``/``_1se_hi``), the fitted range, ``reduced_chi2``, ``non_arrhenius`` and
         ``note``."""
+        # lazy: pandas costs ~0.5 s; only this table needs it
         import pandas as pd
 
         _, _, _, basis, unit = BASES[self.basis]
@@ -191,8 +196,6 @@ class CampaignAnalysis:
                 else:
                     written.append(atomic_write_with(path, lambda p, df=df: _to_parquet(df, p)))
         if figures:
-            from kmc.campaign.plots import campaign_figures
-
             written.extend(campaign_figures(self, d, tables))
         return written
 

@@ -4,12 +4,19 @@ fallback when the calling script is not main-guarded), :class:`DaskExecutor` and
 :func:`make_executor`."""
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
+import inspect
 import json
+import logging
+import multiprocessing
 import os
 import sys
+import threading
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -22,6 +29,7 @@ from kmc.exceptions import ConfigError, KMCError
 from kmc.runs.checkpoint import (
     CheckpointDir,
     RunCheckpointFile,
+    install_stop_handlers,
 )
 
 __all__ = ["execute_point", "PointTask", "LocalExecutor", "DaskExecutor", "make_executor",
@@ -48,6 +56,7 @@ def execute_point(config_json: str, *, checkpoint_dir: str | None = None,
     resumes from ``DIR/checkpoints/<run key>.ckpt`` if an earlier attempt left one, and saves
     its state there every ``checkpoint_every`` seconds (:class:`RunCheckpointFile`). The result
     is the same either way; ``checkpoint`` in the returned dict says what was reused."""
+    # lazy: kmc.runs.runner costs ~1 s (engine, scipy.stats); `kmc report` loads this module and runs no point
     from kmc.runs.runner import run_config
 
     t0 = time.perf_counter()
@@ -123,8 +132,6 @@ class LocalExecutor:
             return
         script = unguarded_main_script()
         if script is not None:
-            import warnings
-
             warnings.warn(f"Campaign.run() is called from the top level of {script} without "
                           f"`if __name__ == \"__main__\":`, and every worker process would run "
                           f"that script again, so the {len(tasks)} runs go one after another "
@@ -132,8 +139,6 @@ class LocalExecutor:
                           f"{self.workers} workers.", RuntimeWarning, stacklevel=4)
             yield from LocalExecutor(1).imap_unordered(fn, tasks)
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # spawn, not forkserver: Python 3.11's forkserver ignores the parent's sys.path, so run
         # from a source checkout it would import the uncompiled tree instead of the installed kmc
@@ -191,8 +196,7 @@ class DaskExecutor:
         return f"a local Dask cluster of {self.workers} worker{'s' if self.workers != 1 else ''}"
 
     def __enter__(self) -> "DaskExecutor":
-        import logging
-
+        # lazy: distributed is the optional [dask] extra
         from distributed import Client, LocalCluster
 
         self._depth += 1
@@ -238,6 +242,7 @@ class DaskExecutor:
 
     def imap_unordered(self, fn: Callable[[str], dict], tasks: Sequence[tuple[Any, str]]
                        ) -> Iterator[tuple[Any, dict | None, BaseException | None]]:
+        # lazy: the optional [dask] extra
         from distributed import as_completed
 
         if not tasks:
@@ -266,8 +271,6 @@ class DaskExecutor:
 
 def _main_guard_lines(path: str) -> list[tuple[int, int]]:
     """Line ranges of the ``if __name__ == "__main__":`` blocks of the Python file ``path``."""
-    import ast
-
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
@@ -290,8 +293,6 @@ def unguarded_main_script() -> str | None:
     A worker process started with ``spawn`` (or ``forkserver``) first imports the main script
     again; top-level code that starts a campaign would then start it once more in every worker.
     Interactive sessions, notebooks and ``python -c`` have no script file and are safe."""
-    import inspect
-
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if not path or not Path(path).is_file():
@@ -313,8 +314,6 @@ def rerun_by_worker() -> bool:
     """True while a worker process re-imports the main script (as ``__mp_main__``) and that
     script's top-level code calls into kmc: the script lacks an ``if __name__ == "__main__":``
     guard and :func:`unguarded_main_script` could not tell (e.g. code run by ``exec``)."""
-    import inspect
-
     frame = inspect.currentframe()
     while frame is not None:
         if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
@@ -326,8 +325,6 @@ def rerun_by_worker() -> bool:
 def _worker_init(pid: int) -> None:
     """Initializer of local worker processes: stop cleanly on SIGINT/SIGTERM (a run saves a
     last checkpoint), and exit when the parent is gone."""
-    from kmc.runs.checkpoint import install_stop_handlers
-
     install_stop_handlers()
     _watch_parent(pid)
 
@@ -338,8 +335,6 @@ def _watch_parent(pid: int, interval_s: float = 0.5) -> None:
     A worker holds both ends of the pool's task pipe, so it never sees EOF when the campaign is
     killed with SIGKILL; without this it would sleep (or finish its run) as an orphan forever.
     """
-    import threading
-
     def watch() -> None:
         while True:
             time.sleep(interval_s)

@@ -18,13 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from kmc.campaign.spec import BASES, plain_fmt
 from kmc.campaign.store import atomic_write_with
+from kmc.config.keys import parse_dotted
 
 PER_OVERLAY = 6
 _OWNED = ("summary.png", "sigma.png", "arrhenius.png", "arrhenius_*.png")
 
 
 def _figure(figsize):
+    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -46,8 +49,6 @@ def _numeric(values) -> bool:
 
 
 def _short(key: str) -> str:
-    from kmc.config.keys import parse_dotted
-
     return parse_dotted(key)[-1]
 
 
@@ -64,7 +65,6 @@ def _val(v: Any) -> str:
             v = json.loads(v) if v[:1] in "[{" else v
         except ValueError:
             pass
-    from kmc.campaign.spec import plain_fmt
 
     return plain_fmt(v)
 
@@ -89,6 +89,7 @@ def _x_positions(df, xkey: str, order: list):
 
 def _panel(ax, df, xkey: str, others: list[str], y: str, lo=None, hi=None, err=None,
            log=False, ylabel: str = "") -> None:
+    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib import colormaps
 
     order = list(dict.fromkeys(df[xkey].tolist()))
@@ -145,8 +146,6 @@ def _axis_columns(campaign, table):
 
 
 def _summary_figure(campaign, table, path: Path) -> Path | None:
-    from kmc.campaign.spec import BASES
-
     if table is None or "Ea_eV" not in table:
         return None
     table, keys = _axis_columns(campaign, table)
@@ -179,6 +178,7 @@ def _summary_figure(campaign, table, path: Path) -> Path | None:
 
 
 def _overlay_figures(campaign, fits: dict, d: Path) -> list[Path]:
+    # lazy: kmc.analysis.plots imports matplotlib (~0.5 s) at module level
     from kmc.analysis.plots import plot_arrhenius
 
     items = [(gf.label, gf.fit) for gf in fits.values() if gf.fit is not None]

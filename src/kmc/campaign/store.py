@@ -63,6 +63,11 @@ from kmc.files import (
     jsonable,
 )
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
+    fcntl = None
+
 __all__ = ["STORE_NAME", "SCHEMA_VERSION", "TIMING_KEYS", "TIMING_COLUMNS", "Store", "row_checksum",
            "campaign_lock", "atomic_write_bytes", "atomic_write_text", "atomic_write_with",
            "clean_stale_temps", "strip_timing"]
@@ -146,10 +151,6 @@ def campaign_lock(directory: str | Path) -> Iterator[None]:
     path = Path(directory) / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
-            fcntl = None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -5,13 +5,16 @@ per cell, the (doped) formula and, with dopants, the percolation of one seeded p
 """
 from __future__ import annotations
 
+import difflib
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from kmc.config import Config
 from kmc.exceptions import ConfigError, KMCError
+from kmc.system.frameworks import framework_names, load_framework
 from kmc.system.lattices import LATTICES
 
 
@@ -36,8 +39,6 @@ def config_for(source: str, *, supercell=None, dopants=(), mobile=None, hop_cuto
                exclusion_distance_A=None, symprec=None, interstitialcy=None) -> Config:
     """The config ``kmc info`` inspects: a TOML config as it is, or a lattice/framework name or
     a CIF path with the given overrides."""
-    from kmc.system.frameworks import framework_names
-
     p = Path(source)
     if p.suffix.lower() == ".toml":
         if not p.is_file():
@@ -59,7 +60,6 @@ def config_for(source: str, *, supercell=None, dopants=(), mobile=None, hop_cuto
         lattice["cif"] = str(p.absolute())
     else:
         names = list(LATTICES) + framework_names()
-        import difflib
 
         close = difflib.get_close_matches(source, names, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(names)}."
@@ -101,6 +101,7 @@ def _clean(x: float | None) -> float | None:
 def system_info(config: Config, from_config: bool = True) -> dict:
     """Everything ``kmc info --json`` prints for ``config`` (``from_config=False``: a bare
     lattice name, whose ion count is not defined)."""
+    # lazy: kmc.runs.system loads scipy (~0.4 s); `kmc info` without a source needs none
     from kmc.runs.system import barrier_values, build_model, build_system
 
     system = build_system(config, with_model=False)
@@ -184,8 +185,7 @@ def _space_group(src) -> str | None:
         return str(src.framework.data["cell"]["space_group"])
     if src.kind == "cif":
         try:
-            import warnings
-
+            # lazy: ~0.3 s (spglib, scipy); `kmc info` without a source (the builtins list) needs none
             from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
             with warnings.catch_warnings():
@@ -266,8 +266,6 @@ def provenance_line(prov: dict) -> str:
 def builtins_info() -> dict:
     """Every builtin: teaching lattices, frameworks (description) and, for computed frameworks,
     their provenance."""
-    from kmc.system.frameworks import framework_names, load_framework
-
     frameworks = {}
     for name in framework_names():
         fw = load_framework(name)

@@ -19,8 +19,18 @@ from pathlib import Path
 
 from kmc import __version__
 from kmc.cli.argtypes import positive_int, seconds
+from kmc.cli.campaign import add_parsers as add_campaign
+from kmc.cli.parametrize import add_parsers as add_parametrize
+from kmc.cli.teaching import add_parsers as add_teaching
 from kmc.config import Config, config_file
 from kmc.exceptions import ConfigError, KMCError
+from kmc.files import clean_stale_temps, jsonable
+from kmc.runs.checkpoint import (
+    DEFAULT_CHECKPOINT_EVERY_S,
+    open_run_checkpoint,
+    stop_on_signals,
+    stop_requested,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -179,9 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int:
     """``kmc run`` after the config is valid and ``--out`` (if any) exists: run, resuming from
     and checkpointing to ``out/run.ckpt``, then write the results."""
-    from kmc.files import clean_stale_temps
-    from kmc.runs.checkpoint import DEFAULT_CHECKPOINT_EVERY_S, open_run_checkpoint
+    # lazy: kmc.runs.runner costs ~1 s (engine, scipy.stats); `kmc --help` does not load it
     from kmc.runs.runner import run_config
+
+    # lazy: ~4 ms that `kmc --help` would pay; only `kmc run` needs it
     from kmc.runs.trajectory import trajectory_target, write_run_trajectory
 
     target = trajectory_target(config, out)  # a missing directory is an error before the run
@@ -210,6 +221,7 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
     data = result.to_dict()
     try:
         if out is not None:
+            # lazy: kmc.runs.output loads matplotlib (~0.5 s); only --out needs it
             from kmc.runs.output import write_outputs
 
             write_outputs(result, out, loglog=args.loglog)
@@ -243,6 +255,7 @@ def _run_into(args: argparse.Namespace, config: Config, out: Path | None) -> int
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    # lazy: ~5 ms that `kmc --help` would pay; only `kmc info` needs it
     from kmc.cli.info import builtins_info, builtins_text, config_for, info_text, system_info
 
     src = args.source
@@ -260,8 +273,6 @@ def cmd_info(args: argparse.Namespace) -> int:
                         interstitialcy=args.interstitialcy)
     info = system_info(config, from_config=p.suffix.lower() == ".toml")
     if args.json:
-        from kmc.files import jsonable
-
         print(json.dumps(jsonable(info)))
     else:
         print(info_text(info))
@@ -313,17 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add knock-off events from interstitial classes I through lattice "
                         "classes L (comma-separated), e.g. Li1:Li3:30 for LGPS")
     i.set_defaults(func=cmd_info)
-    from kmc.cli.campaign import add_parsers  # `kmc campaign` and `kmc report`
-
-    add_parsers(sub)
-    from kmc.cli.teaching import (
-        add_parsers as add_teaching,  # validate, tutorial, animate
-    )
-
-    add_teaching(sub)
-    from kmc.cli.parametrize import add_parsers as add_parametrize  # neb, parametrize
-
-    add_parametrize(sub)
+    add_campaign(sub)     # campaign, report
+    add_teaching(sub)     # validate, tutorial, animate
+    add_parametrize(sub)  # neb, parametrize
     return p
 
 
@@ -345,8 +348,6 @@ def _stdout_gone() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a bad input, with one sentence on stderr)."""
-    from kmc.runs.checkpoint import stop_on_signals, stop_requested
-
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):

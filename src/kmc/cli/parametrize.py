@@ -29,6 +29,7 @@ def _positive(text: str) -> float:
 
 def cmd_neb(args: argparse.Namespace) -> int:
     """One climbing-image NEB between two endpoint files."""
+    # lazy: kmc.parametrize loads ase and scipy (~0.7 s); `kmc --help` does not load it
     from kmc.parametrize.calculators import get_calculator
     from kmc.parametrize.neb import (
         NEBSettings,
@@ -51,6 +52,7 @@ def cmd_neb(args: argparse.Namespace) -> int:
     log = (lambda m: None) if args.json or args.quiet else None
     result = require_converged(neb_path(initial, final, backend, settings, cache_dir=cache, log=log))
     if band is not None:
+        # lazy: ase.io costs ~0.2 s (scipy); `kmc --help` does not load it
         from ase.io import read, write
 
         images = read(result.band_file, index=":")
@@ -78,6 +80,7 @@ def cmd_neb(args: argparse.Namespace) -> int:
 
 def cmd_parametrize(args: argparse.Namespace) -> int:
     """Fit a lattice Hamiltonian and NEB barriers to a structure; write DIR/model.toml + data.json."""
+    # lazy: kmc.parametrize loads ase and scipy (~0.7 s); `kmc --help` does not load it
     from kmc.parametrize.lattice import parse_dopant
     from kmc.parametrize.pipeline import ParametrizeSettings, parametrize
 

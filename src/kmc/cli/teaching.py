@@ -17,6 +17,7 @@ from kmc.files import jsonable
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run the exact checks, print the table, return 0 when all pass and 1 otherwise."""
+    # lazy: kmc.validate loads the engine and scipy.stats (~1 s); `kmc --help` does not load it
     from kmc import validate
 
     only = None
@@ -59,6 +60,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_tutorial(args: argparse.Namespace) -> int:
     """Run one lesson of :mod:`kmc.teaching.tutorials` (or list them)."""
+    # lazy: three modules, ~1-3 ms that `kmc --help` would pay; only `kmc tutorial` needs them
     from kmc.teaching.tutorials import LESSONS, run_lesson
 
     if args.lesson is None:
@@ -71,6 +73,7 @@ def cmd_tutorial(args: argparse.Namespace) -> int:
 
 def cmd_animate(args: argparse.Namespace) -> int:
     """Write a GIF/MP4 of ions hopping on a 2D teaching lattice."""
+    # lazy: kmc.teaching.animate loads kmc.runs.system (~0.4 s, scipy); only `kmc animate` needs it
     from kmc.teaching.animate import animate
 
     path = animate(args.source, args.out, hops=args.hops, fps=args.fps,

@@ -10,8 +10,12 @@ import difflib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
+
+import numpy as np
+from pymatgen.core.periodic_table import Element
 
 from kmc.exceptions import ConfigError
 from kmc.system.lattices import LATTICES
@@ -66,6 +70,7 @@ TEACHING_ONLY = ("lattice_constant_A", "site_labels")
 
 
 def _framework_names() -> list[str]:
+    # lazy: kmc.system.frameworks, ~5 ms that `kmc --help` would pay; only framework configs need it
     from kmc.system.frameworks import framework_names
 
     return framework_names()
@@ -181,6 +186,7 @@ class LatticeConfig:
                 raise ConfigError("[lattice] mobile must be an element symbol such as \"Li\".")
             kw["mobile"] = t["mobile"]
             if kind == "framework":
+                # lazy: kmc.system.frameworks, ~5 ms that `kmc --help` would pay; only framework configs need it
                 from kmc.system.frameworks import load_framework, load_framework_file
 
                 fw = load_framework(kw["builtin"]) if kw.get("framework_file") is None else \
@@ -208,8 +214,6 @@ def auto_supercell(lattice, min_width_A: float = AUTO_SUPERCELL_MIN_WIDTH_A
                    ) -> tuple[int, int, int]:
     """Smallest repetitions of a cell (rows = lattice vectors, Å) such that every width of the
     supercell (distance between opposite faces) is at least ``min_width_A``."""
-    import numpy as np
-
     L = np.asarray(lattice, float)
     vol = abs(float(np.linalg.det(L)))
     widths = [vol / float(np.linalg.norm(np.cross(L[j], L[k])))
@@ -387,7 +391,6 @@ def parse_dopants(t: Any) -> dict[str, dict]:
     if not isinstance(t, dict):
         raise ConfigError("[dopants] must be a table such as Ga = { site = \"Li\", "
                           "per_formula_unit = 0.25 }.")
-    from pymatgen.core.periodic_table import Element
 
     out: dict[str, dict] = {}
     for el, spec in t.items():
@@ -745,8 +748,6 @@ class OutputConfig:
 
 def bundled_examples() -> list[str]:
     """Names of the example configs that ship with kmc (``kmc run quickstart``)."""
-    from importlib import resources
-
     return sorted(x.name[:-5] for x in resources.files("kmc.examples").iterdir()
                   if x.name.endswith(".toml"))
 
@@ -755,8 +756,6 @@ def resolve_config(name: str | Path) -> Path | dict:
     """A config file: ``name`` itself if it is a file, else the bundled example of that name
     (``"quickstart"``), else for a framework name (``"llzo-cubic"``) the config data
     ``{"lattice": {"builtin": name}}`` (every other value from the framework's data file)."""
-    from importlib import resources
-
     p = Path(name)
     if p.is_file():
         return p

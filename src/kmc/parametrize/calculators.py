@@ -57,6 +57,7 @@ def _announcements(quiet: bool):
 
 def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
     try:
+        # lazy: the optional [mlip] extra (torch alone takes ~2 s to import)
         import torch
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
@@ -78,6 +79,7 @@ def _chgnet(threads: int | None, quiet: bool = False) -> Backend:
 
 def _sevennet(threads: int | None, quiet: bool = False) -> Backend:
     try:
+        # lazy: optional (sevenn is no dependency; torch alone takes ~2 s to import)
         import torch
         from sevenn.calculator import SevenNetCalculator
     except ImportError as exc:

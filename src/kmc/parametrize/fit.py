@@ -50,6 +50,7 @@ def _project(C: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def _fit_once(C: np.ndarray, X: np.ndarray, E: np.ndarray, alpha: float | None):
+    # lazy: scikit-learn is the optional [mlip] extra
     from sklearn.linear_model import Ridge, RidgeCV
 
     Xr, Er = _project(C, X), _project(C, E)
@@ -101,6 +102,7 @@ def fit_hamiltonian(C: np.ndarray, X: np.ndarray, E: np.ndarray, names: list[str
     Xk = X[:, keep]
     beta, mu, alpha = _fit_once(C, Xk, E, None)
     pred = C @ mu + Xk @ beta
+    # lazy: scikit-learn is the optional [mlip] extra
     from sklearn.model_selection import KFold
 
     folds = min(n_folds, n)

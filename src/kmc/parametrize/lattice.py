@@ -18,9 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+from ase.neighborlist import neighbor_list
+from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from kmc.config import CIF_EXCLUSION_DISTANCE_A, CIF_HOP_CUTOFF_A
 from kmc.engine.placement import JammedError, place_hard_core
 from kmc.exceptions import StructureError
+from kmc.system.arrangement import read_structure, site_occupancy
+from kmc.system.dopants import charge_of
+from kmc.system.frameworks import framework_names, load_framework
+from kmc.system.network import SiteNetwork
 
 __all__ = ["DopantSpec", "Configuration", "LatticeProblem", "load_problem", "parse_dopant"]
 
@@ -69,12 +79,9 @@ class Configuration:
 
 def _read_structure(source: str):
     """A builtin framework name or a structure file -> (name, Framework or None, pymatgen Structure)."""
-    from kmc.system.frameworks import framework_names, load_framework
-
     if source in framework_names():
         fw = load_framework(source)
         return source, fw, fw.structure
-    from kmc.system.arrangement import read_structure
 
     p = Path(source)
     if not p.is_file():
@@ -113,9 +120,6 @@ class LatticeProblem:
 
     # ---------------------------------------------------------------- derived geometry
     def __post_init__(self) -> None:
-        from ase import Atoms
-        from ase.neighborlist import neighbor_list
-
         net = self.network
         self.pos = np.asarray(net.positions)
         self.cell = np.asarray(net.lattice)
@@ -148,9 +152,6 @@ class LatticeProblem:
 
     def _dopant_geometry(self) -> None:
         """Candidate host sites of every dopant and the dopant-mobile orbits around them."""
-        from ase import Atoms
-        from ase.neighborlist import neighbor_list
-
         self.dopant_candidates: dict[str, tuple[str, np.ndarray]] = {}
         self.dopant_orbits: list[tuple[str, str, int, float]] = []
         self.dopant_pairs: dict[tuple[str, str], list[tuple[int, int]]] = {}
@@ -194,8 +195,6 @@ class LatticeProblem:
     # ---------------------------------------------------------------- configurations
     def n_mobile(self, config: Configuration) -> int:
         """Mobile ions the dopants of ``config`` leave (charge compensation)."""
-        from kmc.system.dopants import charge_of
-
         q_ion = charge_of(self.mobile)
         n = float(self.n_nominal)
         for el, which, idx in config.dopants:
@@ -212,8 +211,6 @@ class LatticeProblem:
     def atoms(self, config: Configuration):
         """ASE Atoms of ``config``: host atoms (dopants substituted), dopants on mobile sites, then
         one mobile ion per occupied site in the order of ``config.occupied``."""
-        from ase import Atoms
-
         species = list(self.host_species)
         pos = [p for p in self.host_positions]
         for el, which, idx in config.dopants:
@@ -311,10 +308,6 @@ class LatticeProblem:
             If the framework does not match, or an ion is farther than ``tolerance_A`` from every
             site or shares its nearest site with another ion.
         """
-        from pymatgen.core import Lattice, Structure
-
-        from kmc.system.arrangement import site_occupancy
-
         name, _, structure = _read_structure(source)
         host = Structure(Lattice(self.cell), self.host_species, self.host_positions, coords_are_cartesian=True)
         occ = site_occupancy(self.pos @ np.linalg.inv(self.cell), self.cell, host, structure, self.mobile,
@@ -337,8 +330,6 @@ class LatticeProblem:
         distinct site), i.e. whether the relaxed energy can be fitted as the energy of the
         arrangement the ions relaxed into (the usual cluster-expansion practice).
         """
-        from ase.geometry import find_mic
-
         n_host = len(self.host_positions) + sum(1 for _, w, _ in config.dopants if w == "mobile")
         final = np.asarray(relaxed_positions)[n_host:]
         sites = np.array(config.occupied)
@@ -389,11 +380,6 @@ def load_problem(source: str, mobile: str = "Li", supercell: tuple[int, int, int
     dopants
         Dopant species and hosts to sample.
     """
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    from kmc.config import CIF_EXCLUSION_DISTANCE_A, CIF_HOP_CUTOFF_A
-    from kmc.system.network import SiteNetwork
-
     name, fw, structure = _read_structure(source)
     elements = {el.symbol for el in structure.composition.elements}
     if fw is not None and fw.mobile != mobile:
@@ -451,7 +437,6 @@ def load_problem(source: str, mobile: str = "Li", supercell: tuple[int, int, int
                 if key not in names:
                     names[key] = f"{el}{1 + sum(1 for k in names if k[0] == el)}"
                 labels_of[i] = names[key]
-            from pymatgen.core import Composition
 
             amounts = structure.composition.get_el_amt_dict()
             m = amounts.get(mobile, 0.0)

@@ -24,6 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
+from ase.geometry import find_mic
+from ase.io import read, write
+from ase.mep import NEB
+from ase.optimize import BFGS, FIRE
 
 from kmc.exceptions import ConfigError, ConvergenceError, StructureError
 
@@ -103,8 +109,6 @@ def barriers_from_energies(energies: np.ndarray | list[float]) -> dict[str, floa
 
 def read_endpoint(path: str | Path):
     """Read one endpoint structure (POSCAR/CONTCAR, CIF, extxyz, anything ``ase.io.read`` knows)."""
-    from ase.io import read
-
     p = Path(path)
     if not p.is_file():
         raise StructureError(f"endpoint file {str(p)!r} does not exist; give a POSCAR, CIF or extxyz file.")
@@ -129,7 +133,6 @@ def check_endpoints(initial, final) -> tuple[int, float]:
                              f"({initial.get_chemical_formula()} vs {final.get_chemical_formula()}).")
     if not np.allclose(initial.cell.array, final.cell.array, atol=1e-3):
         raise StructureError("the endpoints must share one cell (lattice vectors differ by more than 1e-3 Å).")
-    from ase.geometry import find_mic
 
     d, dist = find_mic(final.positions - initial.positions, initial.cell, pbc=True)
     moving = int(np.argmax(dist))
@@ -162,14 +165,10 @@ def relax(atoms, calculator, fmax: float, max_steps: int, label: str = "structur
     ConfigError
         If ``cell`` is asked of a calculator that computes no stress.
     """
-    from ase.optimize import BFGS
-
     atoms = atoms.copy()
     atoms.calc = calculator
     target = atoms
     if cell:
-        from ase.filters import FrechetCellFilter
-
         if "stress" not in getattr(calculator, "implemented_properties", ["stress"]):
             raise ConfigError(f"the calculator {type(calculator).__name__} computes no stress, so the cell "
                               "cannot be relaxed; relax at fixed cell (drop --relax-cell).")
@@ -186,8 +185,6 @@ def relax(atoms, calculator, fmax: float, max_steps: int, label: str = "structur
 
 
 def _write_atomic(path: Path, images: list, **kw) -> None:
-    from ase.io import write
-
     tmp = path.with_name(path.name + ".tmp")
     write(str(tmp), images, format="extxyz", **kw)
     tmp.replace(path)
@@ -199,8 +196,6 @@ def stored_energy(atoms) -> float | None:
     ASE's extxyz reader turns an ``energy`` entry of the comment line into a
     SinglePointCalculator result rather than ``atoms.info``, so both places are checked.
     """
-    from ase.calculators.singlepoint import SinglePointCalculator
-
     if "energy" in atoms.info:
         return float(atoms.info["energy"])
     calc = getattr(atoms, "calc", None)  # only a stored result: a live calculator may be shared
@@ -257,9 +252,6 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         Check ``converged``: an unconverged band is returned (with its barriers) so callers can
         report it; :func:`kmc.cli.main` turns it into an error.
     """
-    from ase.mep import NEB
-    from ase.optimize import FIRE
-
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     moving, hop = check_endpoints(initial, final)
     key = _key(initial, final, backend.name, settings)
@@ -280,8 +272,6 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
     # 1. endpoints (cached)
     ends_file = cache / f"neb_{key}_endpoints.extxyz" if cache else None
     if ends_file is not None and ends_file.is_file():
-        from ase.io import read
-
         ends = read(str(ends_file), index=":")
         for a in ends:  # extxyz may hand the stored energy back through a single-point calculator
             if "kmc_energy_eV" not in a.info and a.calc is not None:
@@ -310,8 +300,6 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
     stage = "pre"
     images = None
     if band_file is not None and band_file.is_file():
-        from ase.io import read
-
         images = read(str(band_file), index=":")
         stage = images[0].info.get("stage", "pre")
         steps = int(images[0].info.get("steps", 0))
@@ -324,7 +312,6 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
         im.info.pop("energy", None)
         im.calc = None
     e0, e1 = float(ends[0].info["kmc_energy_eV"]), float(ends[1].info["kmc_energy_eV"])
-    from ase.calculators.singlepoint import SinglePointCalculator
 
     # endpoints stay fixed: a single-point calculator hands NEB their (cached) energies
     for im, e in ((images[0], e0), (images[-1], e1)):
@@ -368,7 +355,6 @@ def neb_path(initial, final, backend, settings: NEBSettings = NEBSettings(),
     energies = [e0, *(float(im.get_potential_energy()) for im in images[1:-1]), e1]
     calls += band_calls[0]
     pos = np.array([im.positions for im in images])
-    from ase.geometry import find_mic
 
     seg = [float(np.linalg.norm(find_mic(pos[i + 1] - pos[i], images[0].cell, pbc=True)[0]))
            for i in range(len(images) - 1)]

@@ -31,12 +31,17 @@ import json
 import math
 import shlex
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from ase.data import atomic_masses
+from ase.geometry import find_mic
+from scipy.constants import atomic_mass, electron_volt
+from tqdm import tqdm
 
 from kmc.exceptions import ConfigError, ConvergenceError, StructureError
 from kmc.files import atomic_write_text, jsonable
@@ -49,6 +54,7 @@ from kmc.parametrize.lattice import (
     load_problem,
 )
 from kmc.parametrize.neb import NEBSettings, neb_path, relax, require_converged
+from kmc.parametrize.writer import check_out_dir, model_toml, write_model_dir
 
 __all__ = ["ParametrizeSettings", "ParametrizedModel", "parametrize", "attempt_frequency_THz"]
 
@@ -152,9 +158,6 @@ def _relax_cell_cached(atoms, fixed: dict, backend: Backend, settings: Parametri
 def attempt_frequency_THz(atoms, index: int, direction: np.ndarray, calculator, step_A: float = 0.02) -> float:
     """Harmonic frequency of atom ``index`` along ``direction``: ``sqrt(k / m) / 2 pi`` with ``k`` the
     central finite difference of its force (the one-dimensional Vineyard prefactor along the hop)."""
-    from ase.data import atomic_masses
-    from scipy.constants import atomic_mass, electron_volt
-
     u = np.asarray(direction, float) / np.linalg.norm(direction)
     f = []
     for sgn in (1, -1):
@@ -296,8 +299,6 @@ def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, 
     """True if an ion (other than the hopping one) or a host atom sits on the straight hop s -> d
     (closer than 0.4 x the hop length, at most 1 Å, to the segment): the band would start by pushing
     atoms through each other, so the hop is not an elementary one in this configuration."""
-    from ase.geometry import find_mic
-
     v = find_mic(problem.pos[d] - problem.pos[s], problem.cell, pbc=True)[0]
     length = float(np.linalg.norm(v))
     others = np.vstack([problem.pos[occ & (np.arange(len(occ)) != s)], problem.host_positions,
@@ -407,23 +408,17 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     -------
     ParametrizedModel
     """
-    from kmc.parametrize.writer import model_toml, write_model_dir
-
     log = log or _log_default
     t_start = time.perf_counter()
     settings = settings or (ParametrizeSettings.quick() if quick else ParametrizeSettings())
     problem = load_problem(structure, mobile, supercell, hop_cutoff_A, interaction_cutoff_A,
                            exclusion_cutoff_A, list(dopants))
     if out_dir is not None:
-        from kmc.parametrize.writer import check_out_dir
-
         check_out_dir(Path(out_dir))
     backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
     cache = Path(cache_dir) if cache_dir is not None else (
         Path(str(Path(out_dir).resolve()) + ".cache") if out_dir is not None else None)
     if cache is None:
-        import tempfile
-
         cache = Path(tempfile.mkdtemp(prefix="kmc-parametrize-"))
     cache.mkdir(parents=True, exist_ok=True)
     full = problem.n_nominal == len(problem.pos)
@@ -445,8 +440,6 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
 
     def run_all(cfgs: list[Configuration], start: int) -> list[dict]:
         """Relax (or read) every configuration and map it back to the lattice."""
-        from tqdm import tqdm
-
         res = []
         for k, cfg in enumerate(tqdm(cfgs, desc="relaxing", unit="config", file=sys.stderr,
                                      disable=not progress)):
@@ -589,7 +582,6 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         a0 = problem.atoms(configs[usable[c0]])
         a0.positions = np.array(results[usable[c0]]["positions_A"])
         idx0 = _atom_on(a0, configs[usable[c0]], results[usable[c0]], s0)
-        from ase.geometry import find_mic
 
         direction = find_mic(problem.pos[d0] - problem.pos[s0], problem.cell, pbc=True)[0]
         nu[hop] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)

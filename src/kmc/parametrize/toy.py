@@ -16,6 +16,8 @@ import hashlib
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
+from ase.geometry import get_distances
+from scipy.optimize import minimize_scalar
 
 __all__ = ["DoubleWell", "LatticeToy"]
 
@@ -55,8 +57,6 @@ class DoubleWell(Calculator):
 
     def exact_barriers(self) -> dict[str, float]:
         """Forward (from the left minimum), backward barrier, dE and E_KRA from the 1D profile."""
-        from scipy.optimize import minimize_scalar
-
         f = self.line
         left = minimize_scalar(f, bounds=(-2 * self.a, 0), method="bounded", options={"xatol": 1e-10})
         right = minimize_scalar(f, bounds=(0, 2 * self.a), method="bounded", options={"xatol": 1e-10})
@@ -183,8 +183,6 @@ class LatticeToy(Calculator):
         f = np.zeros((len(a), 3))
         f[idx] = -grad
         if self.r_core > 0 and len(idx) > 1:
-            from ase.geometry import get_distances
-
             dv, d = get_distances(pos, cell=a.cell, pbc=a.pbc)
             for i in range(len(idx)):
                 for j in range(i + 1, len(idx)):

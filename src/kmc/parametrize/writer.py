@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pymatgen.core import Lattice
 
 from kmc.exceptions import ConfigError, StructureError
+from kmc.system.frameworks import framework_from_dict, load_framework
+from kmc.system.network import SiteNetwork
 
 __all__ = ["model_toml", "write_model_dir", "check_out_dir"]
 
@@ -68,8 +71,6 @@ def _shells(items: list[tuple[float, float, int]]) -> tuple[list[list[float]], f
 
 def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     """The text of model.toml (see the module docstring for the mapping)."""
-    from pymatgen.core import Lattice
-
     net = problem.network
     lat = Lattice(net.unit_lattice)
     terms = {n: v for n, v in zip(fit.names, fit.values_eV)}
@@ -236,16 +237,11 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
 
 def _parent_framework(problem):
     """The builtin framework the problem was built from (None for a CIF or POSCAR)."""
-    from kmc.system.frameworks import load_framework
-
     return load_framework(problem.framework_name) if problem.framework_name else None
 
 
 def _self_check(text: str, problem) -> None:
     """The written model must load and give every hop class of its network a barrier."""
-    from kmc.system.frameworks import framework_from_dict
-    from kmc.system.network import SiteNetwork
-
     fw = framework_from_dict(tomllib.loads(text))
     net = SiteNetwork.from_sites(fw.structure.lattice.matrix, fw.mobile_frac, fw.mobile_labels,
                                  fw.mobile_occupancy, fw.mobile, problem.network.supercell, fw.hop_cutoff_A, 0.0, 0.0)

@@ -362,8 +362,6 @@ def open_run_checkpoint(out_dir: str | Path, config, interval_s: float | None, *
             raise CheckpointError(f"{where} {LEGACY_PICKLE_SENTENCE}; rerun with --fresh to "
                                   f"discard it and start the run from the beginning.")
         if why is not None:
-            from kmc import __version__
-
             version = _blob_version(blob)
             if version is not None and version != __version__:
                 raise CheckpointError(f"{where} was written by kmc {version}, not {__version__}; "

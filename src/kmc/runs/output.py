@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kmc.analysis.plots import plot_arrhenius, plot_msd
 from kmc.files import TMP_PREFIX
 from kmc.runs.results import RunResult, result_columns
 
@@ -123,8 +124,6 @@ def write_outputs(result: RunResult, out_dir: str | Path, *, loglog: bool = Fals
     ``arrhenius.png`` left from an earlier run in ``out_dir`` is removed, so the directory never
     shows a figure that does not belong to its ``result.json``.
     """
-    from kmc.analysis.plots import plot_arrhenius, plot_msd
-
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     pending: list[Path] = []

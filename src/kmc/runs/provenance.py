@@ -15,7 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pymatgen.io.cif import CifWriter
+
 from kmc import __version__
+from kmc.system.frameworks import framework_file
 
 if TYPE_CHECKING:  # annotations only: provenance imports nothing heavy at run time
     from kmc.config import Config
@@ -41,8 +44,6 @@ def model_source(source: "Source | None") -> dict:
         return {}
     out = {"kind": source.kind, "name": source.name}
     if source.kind == "framework":
-        from kmc.system.frameworks import framework_file
-
         f = Path(source.path) if source.path else framework_file(source.name)
         out.update(file=f.name, sha256=sha256_hex(f.read_bytes()))
         fw = source.framework
@@ -60,7 +61,6 @@ def model_source(source: "Source | None") -> dict:
         if p.is_file():
             out.update(name=p.name, file=p.name, sha256=sha256_hex(p.read_bytes()))
         elif source.structure is not None:  # given in memory: record the structure itself
-            from pymatgen.io.cif import CifWriter
 
             with warnings.catch_warnings():  # pymatgen's notes on repeated labels: not ours
                 warnings.simplefilter("ignore")

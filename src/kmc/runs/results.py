@@ -98,6 +98,7 @@ class RunResult:
         """A :class:`pandas.DataFrame` with one row per temperature and every scalar key of
         ``results`` as a column (see :meth:`to_rows`); needs pandas."""
         try:
+            # lazy: pandas costs ~0.5 s; only this table needs it
             import pandas as pd
         except ImportError:
             raise ImportError("RunResult.to_dataframe needs pandas; install it (pip install "

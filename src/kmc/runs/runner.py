@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 import numpy as np
+from tqdm import tqdm
 
 from kmc.analysis.report import arrhenius_report
 from kmc.analysis.transport import FrameBuffer, ReplicaSample
@@ -44,6 +45,8 @@ from kmc.runs.replicas import (
 )
 from kmc.runs.results import RunResult, msd_curve
 from kmc.runs.system import System, build_system, network_info
+from kmc.runs.trajectory import Trajectory, TrajectoryRecorder, trajectory_from_recorder
+from kmc.system.network import MEMORY_PER_SITE_B, memory_short_of
 
 
 class RunCheckpoint(Protocol):
@@ -140,8 +143,6 @@ def _register_run_state_types() -> None:
     added here; encoding an unregistered one raises TypeError naming it). A simulation is saved
     as its engine arrays and RNG state and rebuilt on the run's model (decode context
     ``model``); ``run_cfg`` comes from the config (context ``run``), which the header pins."""
-    from kmc.runs.trajectory import Trajectory, TrajectoryRecorder
-
     register_plain(RunState, name="RunState")
     register_plain(TemperatureState, name="TemperatureState")
     register_plain(ReplicaMeasurement, name="ReplicaMeasurement",
@@ -290,8 +291,6 @@ def replica_memory_bytes(system: System, run: "Config.run") -> int:
     """Memory one replica holds while it measures: its engine state (the per-site cost of
     :data:`kmc.system.network.MEMORY_PER_SITE_B`) and its frame buffer, ``msd_frames + 1``
     frames of every ion's displacement (3 float64)."""
-    from kmc.system.network import MEMORY_PER_SITE_B
-
     return int(MEMORY_PER_SITE_B * system.network.n_sites + (run.msd_frames + 1) * system.n_ions * 24)
 
 
@@ -304,8 +303,6 @@ def check_replica_memory(system: System, run: "Config.run", n_temperatures: int)
     ConfigError
         Stating the estimate, the memory available and what to lower.
     """
-    from kmc.system.network import memory_short_of
-
     n_reps = n_temperatures * run.replicas
     need = n_reps * replica_memory_bytes(system, run)
     have = memory_short_of(need)
@@ -393,8 +390,6 @@ def run_config(config: Config, progress: bool = False, *,
     safe = _Saver(checkpoint, config, state)
     bar = None
     if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
         bar = tqdm(total=state.bar_total, initial=state.bar_done, unit="hop", unit_scale=True,
                    leave=False, desc="kmc")
     elif progress:  # a log file, CI, a batch job: plain lines, a few seconds apart
@@ -416,8 +411,6 @@ def run_config(config: Config, progress: bool = False, *,
         if state.temps[ti] is None:
             state.temps[ti] = TemperatureState()
             if traj_T is not None and T == traj_T:
-                from kmc.runs.trajectory import TrajectoryRecorder
-
                 state.temps[ti].recorder = TrajectoryRecorder(bh, config.output.trajectory_frames)
         return temperature_passes(system, T, seeds[ti], run, net.dimensionality, net.volume_A3,
                                   config.model.charge_e, field_vec, tick, grow,
@@ -447,8 +440,6 @@ def run_config(config: Config, progress: bool = False, *,
         state.engine_hops[ti] = int(hops_all)
         rec = getattr(st, "recorder", None)
         if rec is not None:
-            from kmc.runs.trajectory import trajectory_from_recorder
-
             state.trajectory = trajectory_from_recorder(system, rec, st.reps[0].blocked, T)
         state.temps[ti] = None
         state.t_index += 1

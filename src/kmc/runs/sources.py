@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Composition, Structure
+from pymatgen.io.cif import CifFile, CifParser
 
 from kmc.config import (
     CIF_EXCLUSION_DISTANCE_A,
@@ -82,8 +83,6 @@ def _fmt(x: float) -> str:
 def _check_occupancies(p: Path) -> None:
     """Name the first atom site whose ``_atom_site_occupancy`` is not in [0, 1] (pymatgen would
     drop it or fail with a message pointing elsewhere)."""
-    from pymatgen.io.cif import CifFile
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -179,8 +178,6 @@ def cif_mobile_labels(path: str | Path, structure: Structure, mobile: str) -> St
     """``structure`` (read from the CIF ``path``) with the label of the mobile species' own row
     on every mixed site: pymatgen merges the rows of a site shared by Li and Al into one site
     and keeps the label of one of them, possibly Al's."""
-    from pymatgen.io.cif import CifParser
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         blocks = list(CifParser(str(path)).as_dict().values())

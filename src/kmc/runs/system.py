@@ -16,6 +16,9 @@ import numpy as np
 from kmc.config import Config
 from kmc.engine.model import RateModel
 from kmc.exceptions import ConfigError
+from kmc.runs.sources import TEACHING_ATTEMPT_THZ, TEACHING_BARRIER_EV, source_for
+from kmc.system.arrangement import site_occupancy
+from kmc.system.dopants import Dopant, apply_dopants
 from kmc.system.network import SiteNetwork
 
 if TYPE_CHECKING:  # annotations only
@@ -153,8 +156,6 @@ def barrier_values(config: Config, src) -> np.ndarray:
     """E_KRA per event class (NaN where neither [model] nor the source gives one): a number
     overrides all; a table the named classes; the rest come from the source's defaults (0.25 eV
     on a teaching lattice, the framework's data file, nothing for a CIF)."""
-    from kmc.runs.sources import TEACHING_BARRIER_EV
-
     b = config.model.barrier_eV
     names = src.network.event_class_names
     if isinstance(b, (int, float)):
@@ -182,8 +183,6 @@ def _barriers(config: Config, src) -> np.ndarray:
 def build_model(config: Config, src) -> RateModel:
     """The rate model of ``config`` on ``src.network``: [model] values over the source's
     defaults."""
-    from kmc.runs.sources import TEACHING_ATTEMPT_THZ
-
     mc, net, fw = config.model, src.network, src.framework
     nu = mc.attempt_frequency_THz
     if nu is None:
@@ -207,16 +206,12 @@ def build_model(config: Config, src) -> RateModel:
 
 
 def _dopant_list(config: Config) -> list:
-    from kmc.system.dopants import Dopant
-
     return [Dopant(el, d["site"], d["per_formula_unit"], d.get("charge"))
             for el, d in (config.dopants or {}).items()]
 
 
 def _framework_dopants(config: Config, src):
     """Doped-cell bookkeeping and the per-replica placement plan of ``[dopants]``."""
-    from kmc.system.dopants import apply_dopants
-
     fw, net = src.framework, src.network
     specs = config.dopants or {}
     cell = apply_dopants(fw, _dopant_list(config), net.n_cells)
@@ -267,8 +262,6 @@ def build_system(config: Config, with_model: bool = True,
     (``with_model=False`` skips the model, e.g. for ``kmc info`` on a CIF without barriers;
     ``System.model`` is then None; ``structure``, a pymatgen Structure, stands in for the CIF
     file of ``[lattice] cif``)."""
-    from kmc.runs.sources import source_for
-
     src = source_for(config, structure)
     net = src.network
     model = build_model(config, src) if with_model else None
@@ -289,7 +282,6 @@ def build_system(config: Config, with_model: bool = True,
         n_free = net.n_sites - sum(cell.blocked_labels.values())
         n_ions = occ.n_ions(n_free, default=cell.n_ions)
         if not occ.is_default:  # the formula reports the ion count actually simulated
-            from kmc.system.dopants import apply_dopants
 
             cell = apply_dopants(src.framework, _dopant_list(config), net.n_cells,
                                  n_mobile=n_ions)
@@ -310,8 +302,6 @@ def build_system(config: Config, with_model: bool = True,
 def _started_system(config: Config, src: "Source", model: RateModel | None, start_file: str) -> System:
     """The system of ``[occupancy] start_structure`` (or a builtin's own start arrangement):
     the arrangement of ``start_file`` on one cell, repeated over the supercell; its ion count."""
-    from kmc.system.arrangement import site_occupancy
-
     net = src.network
     if net.structure is None:  # teaching lattices are refused by the config already
         raise ConfigError("[occupancy] start_structure needs a lattice with framework atoms to match.")
@@ -329,8 +319,6 @@ def _started_system(config: Config, src: "Source", model: RateModel | None, star
                               f"exclusion distance ({src.exclusion_distance_A:g} Å) to another ion; give an "
                               "arrangement this model allows (or lower the exclusion distance).")
     if src.kind == "framework":
-        from kmc.system.dopants import apply_dopants
-
         cell = apply_dopants(src.framework, [], net.n_cells, n_mobile=n_ions)
         formula, per_fu = cell.formula, cell.mobile_per_formula_unit
     else:

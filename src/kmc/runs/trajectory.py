@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kmc.exceptions import ConfigError
+from kmc.files import atomic_write_with
 
 #: chemical symbol of immobile blockers when several dopants sit on mobile-ion sites
 BLOCKER_SYMBOL = "X"
@@ -160,6 +161,7 @@ class Trajectory:
         framework_atoms : bool
             Append the framework atoms of the supercell to every frame.
         """
+        # lazy: ase (~10 ms) only for exporting frames; a run does not load it
         from ase import Atoms
 
         n_ion, n_blk = self.n_ions, len(self.blocked_sites)
@@ -184,9 +186,8 @@ class Trajectory:
 
     def write(self, path: str | Path, framework_atoms: bool = False) -> Path:
         """Write all frames to ``path`` as extended XYZ, atomically (complete or untouched)."""
+        # lazy: ase.io costs ~0.2 s (scipy); only writing a trajectory needs it
         from ase.io import write
-
-        from kmc.files import atomic_write_with
 
         images = self.to_atoms(framework_atoms)
         return atomic_write_with(Path(path), lambda p: write(str(p), images, format="extxyz"))

@@ -9,9 +9,11 @@ mobile ion goes to its nearest site in fractional coordinates.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
+from pymatgen.core import Lattice, Structure
 
 from kmc.exceptions import StructureError
 
@@ -20,10 +22,6 @@ __all__ = ["read_structure", "match_framework", "site_occupancy"]
 
 def read_structure(path: str | Path):
     """A pymatgen Structure from a CIF or POSCAR, or one sentence (StructureError) saying why not."""
-    import warnings
-
-    from pymatgen.core import Structure
-
     p = Path(path)
     try:
         with warnings.catch_warnings():
@@ -61,8 +59,8 @@ def match_framework(reference, structure, mobile: str, label: str):
     StructureError
         If the frameworks differ or do not match.
     """
+    # lazy: StructureMatcher costs ~0.1 s; only matching a CIF to a framework needs it
     from pymatgen.analysis.structure_matcher import StructureMatcher
-    from pymatgen.core import Structure
 
     s = structure.copy()
     s.remove_oxidation_states()
@@ -121,8 +119,6 @@ def site_occupancy(sites_frac: np.ndarray, lattice: np.ndarray, reference, sourc
         If the file cannot be read, the framework does not match, an ion is farther than
         ``tolerance_A`` from every site, or two ions share a site.
     """
-    from pymatgen.core import Lattice
-
     if isinstance(source, (str, Path)):
         label, structure = Path(source).name, read_structure(source)
     else:

@@ -8,11 +8,13 @@ site classes), so empty interstitial sites survive even though pymatgen drops th
 """
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -87,8 +89,6 @@ def computed_data(name: str) -> dict | None:
     """Everything behind a builtin model computed by ``kmc parametrize`` (its ``data.json``:
     configurations, energies, fit, NEB bands), shipped next to its data file (for a builtin
     ``[based_on] model``, that model's); None for the other builtins."""
-    import json
-
     base = _builtin_data(name).get("based_on", {}).get("model")
     if base:
         return computed_data(base)
@@ -142,8 +142,6 @@ def _builtin_data(name: str) -> dict:
 def load_framework_file(path: str) -> Framework:
     """Load a framework data file by path (``[lattice] framework_file``, e.g. written by
     ``kmc parametrize``)."""
-    from pathlib import Path
-
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))

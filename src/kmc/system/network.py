@@ -39,6 +39,7 @@ def available_memory_bytes() -> int | None:
     """Memory the system can still give this process (psutil if installed, else
     /proc/meminfo's MemAvailable), or None when unknown."""
     try:
+        # lazy: psutil is optional (not a dependency) and costs ~20 ms
         import psutil
     except ImportError:
         psutil = None
@@ -489,6 +490,7 @@ class SiteNetwork:
     @classmethod
     def from_atoms(cls, atoms, mobile: str = "Li", **kwargs) -> "SiteNetwork":
         """Build from an ASE ``Atoms`` object (see :meth:`from_structure` for the arguments)."""
+        # lazy: pymatgen.io.ase loads ase.io and scipy (~0.2 s); only ASE input needs it
         from pymatgen.io.ase import AseAtomsAdaptor
 
         return cls.from_structure(AseAtomsAdaptor.get_structure(atoms), mobile, **kwargs)

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kmc.config import Config, config_file
+from kmc.engine.simulation import Simulation
 from kmc.exceptions import ConfigError
+from kmc.runs.system import build_system
 
 #: teaching lattices ``kmc animate`` draws (the in-plane ones, and the chain)
 PLANAR = ("square", "triangular", "honeycomb", "chain")
@@ -34,8 +37,6 @@ def animation_config(source: str, *, supercell: tuple[int, int] | None = None,
     """The :class:`~kmc.config.Config` to animate: a planar lattice name (defaults: 8 x 8 cells,
     or a ring of 16 for the chain; 3 vacancies; 0.25 eV; 600 K) or a TOML config of one, with the
     given overrides."""
-    from kmc.config import Config, config_file
-
     if source in PLANAR:
         data = {"lattice": {"builtin": source,
                             "supercell": [16, 1, 1] if source == "chain" else [8, 8, 1]},
@@ -69,6 +70,7 @@ def animation_config(source: str, *, supercell: tuple[int, int] | None = None,
 
 
 def _writer(path: Path, fps: float):
+    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib import animation
 
     suffix = path.suffix.lower()
@@ -109,9 +111,6 @@ def animate(source: str, out: str | Path = "kmc-animation.gif", *, hops: int = 6
     Path
         The file written.
     """
-    from kmc.engine.simulation import Simulation
-    from kmc.runs.system import build_system
-
     out = Path(out)
     if hops < 1:
         raise ConfigError(f"--hops must be at least 1, got {hops}.")
@@ -149,6 +148,7 @@ def animate(source: str, out: str | Path = "kmc-animation.gif", *, hops: int = 6
 
 def _scene(system, cfg):
     """The figure and a ``draw(state, moves, hop, time_s)`` that updates it in place."""
+    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure

@@ -23,7 +23,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from kmc.exceptions import KMCError
+from kmc.exceptions import ConfigError, KMCError
+from kmc.teaching.tutorials._common import prepare_outdir
 
 #: lesson number -> (module, title)
 LESSONS: dict[int, tuple[str, str]] = {
@@ -56,9 +57,6 @@ def run_lesson(number: int, outdir: str | Path = "tutorial-out", quick: bool = F
     dict
         ``numbers`` (the lesson's key results), ``figures`` (paths written) and ``seconds``.
     """
-    from kmc.exceptions import ConfigError
-    from kmc.teaching.tutorials._common import prepare_outdir
-
     if number not in LESSONS:
         raise ConfigError(f"there is no lesson {number}; choose 1 to {len(LESSONS)}.")
     out = prepare_outdir(outdir)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from kmc.exceptions import ConfigError
+from kmc.files import atomic_write_with
 
 WIDTH = 96
 
@@ -45,6 +46,7 @@ def heading(title: str) -> None:
 
 def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
     """A Figure with an Agg canvas (no pyplot state) and its axes."""
+    # lazy: matplotlib costs ~0.5 s; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -56,8 +58,6 @@ def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
 
 def save_figure(fig, outdir: Path, name: str, dpi: int = 110) -> Path:
     """Save ``fig`` as ``outdir/name`` (PNG) atomically; returns the path."""
-    from kmc.files import atomic_write_with
-
     path = Path(outdir) / name
     atomic_write_with(path, lambda p: fig.savefig(p, format="png", dpi=dpi))
     print(f"  figure: {path}", flush=True)

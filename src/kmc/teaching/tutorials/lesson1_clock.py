@@ -15,25 +15,22 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from kmc.config import Config
+from kmc.constants import KB_EV_K
+from kmc.engine.simulation import Simulation
+from kmc.runs.system import build_system
 from kmc.teaching.tutorials._common import heading, new_figure, save_figure, say, timed
 
 DE_EV, KRA_EV, T_K, NU_HZ = 0.10, 0.25, 600.0, 1e13
 
 
 def _rate(barrier_eV: float) -> float:
-    from kmc.constants import KB_EV_K
-
     return NU_HZ * math.exp(-barrier_eV / (KB_EV_K * T_K))
 
 
 @timed
 def run(outdir: Path, quick: bool = False) -> dict:
     """Run lesson 1; returns ``numbers`` and ``figures``."""
-    from kmc.config import Config
-    from kmc.constants import KB_EV_K
-    from kmc.engine.simulation import Simulation
-    from kmc.runs.system import build_system
-
     heading("Lesson 1 — a random walk vs the kMC clock")
     say("""
     A kinetic Monte Carlo step does two things. It picks WHICH hop happens, with probability

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kmc.teaching.tutorials._common import heading, new_figure, save_figure, say, timed
+from kmc.validate import EXACT_CORRELATION_FACTORS, check_correlation_factor
 
 #: (lattice, coordination z, dimensionality d), 2D first
 LATTICES = (("honeycomb", 3, 2), ("square", 4, 2), ("triangular", 6, 2),
@@ -24,8 +25,6 @@ QUICK_SUPERCELL = {"honeycomb": (12, 12, 1), "square": (18, 18, 1), "triangular"
 @timed
 def run(outdir: Path, quick: bool = False) -> dict:
     """Run lesson 3; returns ``numbers`` and ``figures``."""
-    from kmc.validate import EXACT_CORRELATION_FACTORS, check_correlation_factor
-
     heading("Lesson 3 — correlation: the single-vacancy correlation factor")
     say("""
     An ion can only jump into a vacancy. Right after it has jumped, the vacancy is exactly

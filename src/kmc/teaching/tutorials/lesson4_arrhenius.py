@@ -19,6 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kmc.analysis.plots import plot_arrhenius
+from kmc.config import Config
+from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_EV_K, KB_J_K
+from kmc.runs.runner import run_config
 from kmc.teaching.tutorials._common import heading, new_figure, save_figure, say, timed
 
 KRA, DE, NU, A = 0.25, 0.10, 1e13, 3.0
@@ -27,8 +31,6 @@ CELLS, IONS = 6, 8
 
 def exact_dilute_D_cm2_s(T: np.ndarray | float) -> np.ndarray:
     """Exact one-ion D on the two-class bcc lattice (cm^2/s)."""
-    from kmc.constants import KB_EV_K
-
     beta = 1.0 / (KB_EV_K * np.asarray(T, float))
     hop = A * math.sqrt(3) / 2
     return 4.0 / 3.0 * hop ** 2 * NU * np.exp(-KRA * beta) / np.cosh(DE * beta / 2) * 1e-16
@@ -36,18 +38,12 @@ def exact_dilute_D_cm2_s(T: np.ndarray | float) -> np.ndarray:
 
 def exact_Ea(T: np.ndarray | float) -> np.ndarray:
     """Local activation energy ``-d ln D / d(1/kT)`` of :func:`exact_dilute_D_cm2_s` (eV)."""
-    from kmc.constants import KB_EV_K
-
     return KRA + DE / 2 * np.tanh(DE / (2 * KB_EV_K * np.asarray(T, float)))
 
 
 @timed
 def run(outdir: Path, quick: bool = False) -> dict:
     """Run lesson 4; returns ``numbers`` and ``figures``."""
-    from kmc.config import Config
-    from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_EV_K, KB_J_K
-    from kmc.runs.runner import run_config
-
     heading("Lesson 4 — Arrhenius: from a temperature sweep to Ea and sigma(300 K)")
     say(f"""
     Hopping is thermally activated: an ion attempts to hop nu ~ 10^13 times per second and
@@ -154,7 +150,6 @@ def run(outdir: Path, quick: bool = False) -> dict:
     ax1.set_title(r"where $E_a$ comes from: $E_a = E_\mathrm{KRA} + \frac{\Delta E}{2}"
                   r"\tanh\frac{\Delta E}{2kT}$", fontsize="medium")
     ax1.set_ylim(-0.04, 0.36)
-    from kmc.analysis.plots import plot_arrhenius
 
     tg = np.linspace(295.0, temps[-1] * 1.01, 200)
     ax2.plot(1000 / tg, sigma_exact(tg), color="k", ls=":", lw=1.2,

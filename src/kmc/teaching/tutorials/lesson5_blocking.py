@@ -28,6 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kmc.config import Config
+from kmc.engine.simulation import Simulation
+from kmc.runs.runner import run_config
+from kmc.runs.system import build_system
+from kmc.system.network import PairList, periodic_components
 from kmc.teaching.tutorials._common import heading, new_figure, save_figure, say, timed
 
 T_K = 300.0
@@ -39,8 +44,6 @@ LGPS_SLOW = {"Li1-Li4@3.02": 2.0, "Li2-Li3@3.15": 2.0}
 def _config(kind: str, p: float, supercell, run: dict):
     """The config of ``kind`` ("lgps" or "garnet") with a fraction ``p`` of its junction sites
     (LGPS Li3, 4 per formula unit; garnet Li1 = 24d, 3 per formula unit) blocked."""
-    from kmc.config import Config
-
     if kind == "lgps":
         data = {"lattice": {"builtin": "lgps", "supercell": list(supercell)},
                 "model": {"barrier_eV": dict(LGPS_SLOW)}}
@@ -73,8 +76,6 @@ def spanning_fraction(net, blocked: np.ndarray, hop_classes: tuple[str, ...] | N
         Also remove the sites a blocker excludes (hard-core neighbours, which can never hold an
         ion next to it).
     """
-    from kmc.system.network import PairList, periodic_components
-
     h = net.hops
     keep_t = np.ones(len(h), bool) if hop_classes is None else \
         np.isin(np.array(net.hop_class_names)[net.hop_class], hop_classes)
@@ -97,8 +98,6 @@ def spanning_fraction(net, blocked: np.ndarray, hop_classes: tuple[str, ...] | N
 def _percolation_curve(kind: str, supercell, grid: np.ndarray, samples: int,
                        seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and SE of the spanning fraction against the blocked fraction of junction sites."""
-    from kmc.runs.system import build_system
-
     system = build_system(_config(kind, 0.0, supercell, {}), with_model=False)
     net = system.network
     junction = "Li3" if kind == "lgps" else "Li1"
@@ -120,8 +119,6 @@ def _percolation_curve(kind: str, supercell, grid: np.ndarray, samples: int,
 def channel_labels(net) -> np.ndarray:
     """Channel index of every site of the LGPS-like network (connected components of the c
     hops; sites off the channels get their own, non-spanning labels)."""
-    from kmc.system.network import PairList, periodic_components
-
     h = net.hops
     keep = np.isin(np.array(net.hop_class_names)[net.hop_class], LGPS_CHANNEL_HOPS)
     sub = PairList(h.src[keep], h.dst[keep], h.image[keep], h.length[keep])
@@ -142,9 +139,6 @@ def lgps_channel_conductance(p: float, supercell, replicas: int, blocks: int,
     average: ``N D_J,zz = sum_channels <(sum_{i in channel} dz_i)^2> / (2 t)``. Summing per
     channel in quadrature gives the same mean as the all-ion sum with several times less noise.
     """
-    from kmc.engine.simulation import Simulation
-    from kmc.runs.system import build_system
-
     system = build_system(_config("lgps", p, supercell, {}))
     labels = channel_labels(system.network)
     n_lab = int(labels.max()) + 1
@@ -170,8 +164,6 @@ def lgps_channel_conductance(p: float, supercell, replicas: int, blocks: int,
 
 def junctions_per_channel(supercell) -> int:
     """Li3 (junction) sites along one channel of an LGPS supercell."""
-    from kmc.runs.system import build_system
-
     net = build_system(_config("lgps", 0.0, supercell, {}), with_model=False).network
     labels = channel_labels(net)
     li3 = net.site_class == net.class_names.index("Li3")
@@ -193,9 +185,6 @@ def apparent_D(supercell, hops_per_ion: float, replicas: int, seed: int) -> dict
     """Part 2: D* of c-LLZO at :data:`ESTIMATOR_T_K` from the MSD slope (``kmc run``'s
     estimator) and the apparent D(tau) = MSD(tau) / (6 tau) that a block estimator with blocks of
     length tau would report, on the run's lag grid."""
-    from kmc.config import Config
-    from kmc.runs.runner import run_config
-
     cfg = Config.from_dict({
         "lattice": {"builtin": "llzo-cubic-latticegas", "supercell": list(supercell)},
         "run": {"temperatures_K": [ESTIMATOR_T_K], "hops_per_ion": hops_per_ion,
@@ -282,8 +271,6 @@ def estimator_part(outdir: Path, quick: bool = False) -> tuple[dict, Path]:
 @timed
 def run(outdir: Path, quick: bool = False) -> dict:
     """Run lesson 5; returns ``numbers`` and ``figures``."""
-    from kmc.runs.runner import run_config
-
     heading("Lesson 5 — dimensionality and blocking: 1D channels vs a 3D network")
     say("""
     Superionic conductors come in different dimensionalities. In LGPS (Li10GeP2S12) lithium

@@ -18,11 +18,19 @@ Needs no MLIP: part 1 is analytic, parts 2-3 read the shipped results of the CHG
 from __future__ import annotations
 
 import json
+import tempfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
+from kmc.config import Config
+from kmc.parametrize.calculators import Backend
+from kmc.parametrize.neb import NEBSettings, neb_path
+from kmc.parametrize.toy import DoubleWell
+from kmc.runs.runner import run_config
+from kmc.system.frameworks import computed_data
 from kmc.teaching.tutorials._common import heading, new_figure, save_figure, say, timed
 
 MODEL = "llzo-cubic"
@@ -31,14 +39,6 @@ EXPT_SIGMA_S_CM = 5.8e-4   # the llzo-cubic data file's experimental value (sour
 
 def _double_well_band(quick: bool) -> tuple[dict, dict, object]:
     """CI-NEB on the exact double well; returns (NEB result, exact barriers, the well)."""
-    import tempfile
-
-    from ase import Atoms
-
-    from kmc.parametrize.calculators import Backend
-    from kmc.parametrize.neb import NEBSettings, neb_path
-    from kmc.parametrize.toy import DoubleWell
-
     well = DoubleWell(height_eV=0.30, tilt_eV=0.05, half_width_A=1.2)
     exact = well.exact_barriers()
     ends = [Atoms("Li", positions=[[5 + x, 5, 5]], cell=[10, 10, 10], pbc=True)
@@ -53,10 +53,6 @@ def _double_well_band(quick: bool) -> tuple[dict, dict, object]:
 @timed
 def run(outdir: Path, quick: bool = False) -> dict:
     """Run lesson 6; returns ``numbers`` and ``figures``."""
-    from kmc.config import Config
-    from kmc.runs.runner import run_config
-    from kmc.system.frameworks import computed_data
-
     heading("Lesson 6 — Where barriers come from: NEB, a lattice Hamiltonian, and the model in kmc run")
     say("""
     A kMC model needs, for every hop, the rate nu exp(-E/kT), and E is the energy of the saddle
