@@ -67,6 +67,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from tqdm import tqdm
+
 from kmc import __version__
 from kmc.campaign.analysis import CampaignAnalysis
 from kmc.campaign.executors import (  # noqa: F401
@@ -93,6 +95,7 @@ from kmc.runs.checkpoint import (
     CheckpointDir,
     check_checkpoint_every,
 )
+from kmc.runs.system import build_system
 
 __all__ = ["Campaign", "CampaignReport", "crash_message"]
 
@@ -222,8 +225,6 @@ class Campaign(CampaignSpec, CampaignAnalysis):
         """Build the site network and rate model of each distinct system among ``points`` (not
         the runs), so that errors only a built system can reveal (e.g. an occupancy that gives
         zero ions) stop the campaign before anything runs."""
-        from kmc.runs.system import build_system
-
         seen: set[str] = set()
         for p in points:
             sys_part = {k: v for k, v in p.config.items() if k != "run"}
@@ -418,8 +419,6 @@ class Campaign(CampaignSpec, CampaignAnalysis):
     def _execute(self, ex: Any, store: Store, todo: list[Point], report: CampaignReport,
                  resume: bool, progress: bool, log: Callable[[str], None] | None,
                  task: Callable[[str], dict], ckpts: CheckpointDir) -> None:
-        from tqdm import tqdm
-
         if log:
             log(f"campaign {self.name!r}: {len(self.points)} points, {report.skipped} already "
                 f"in the store, running {len(todo)} on {ex.describe()}")

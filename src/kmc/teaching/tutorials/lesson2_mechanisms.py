@@ -22,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kmc.analysis.transport import mean_err
+from kmc.config import Config
+from kmc.runs.replicas import measure_temperature, replica_seeds
+from kmc.runs.system import build_system
 from kmc.teaching.tutorials._common import (
     heading,
     new_figure,
@@ -29,6 +33,12 @@ from kmc.teaching.tutorials._common import (
     save_figure,
     say,
     timed,
+)
+from kmc.validate import (
+    EXACT_CORRELATION_FACTORS,
+    exact_two_class_occupation,
+    single_vacancy_f_exact,
+    vacancy_network,
 )
 
 T_K = 500.0
@@ -59,8 +69,6 @@ CASES = (Case("vacancy", 4, True, False, 20.0, 1000.0, 200.0),
 
 def _config(case: Case, replicas: int, hops_per_ion: float, seed: int):
     """The lesson's bcc L + I lattice for one mechanism, as a ``kmc run`` config."""
-    from kmc.config import Config
-
     vac = case.vacancy
     model: dict = {"attempt_frequency_THz": 10.0,
                    "site_energies_eV": {"L": 0.0, "I": 1.0 if vac else 0.3},
@@ -101,9 +109,6 @@ def _measure(case: Case, replicas: int, hops_per_ion: float, seed: int) -> dict:
         (the D* and D_J windows in hops per ion), ``I_occupancy`` (time-averaged ions on I per
         replica, mean and SE), ``curve`` (the replica-mean MSDs) and ``hops_per_s_per_ion``.
     """
-    from kmc.analysis.transport import mean_err
-    from kmc.runs.replicas import measure_temperature, replica_seeds
-    from kmc.runs.system import build_system
 
     cfg = _config(case, replicas, hops_per_ion, seed)
     system = build_system(cfg)
@@ -137,16 +142,12 @@ def _measure(case: Case, replicas: int, hops_per_ion: float, seed: int) -> dict:
 def _exact_I_occupancy(n_ions: int, n_l: int, dE_eV: float) -> float:
     """Exact canonical mean number of ions on I (equal numbers of L and I sites, I higher by
     ``dE_eV``, hard-core sites): the equilibrium the equilibration must reach."""
-    from kmc.validate import exact_two_class_occupation
-
     return exact_two_class_occupation(n_ions, n_l, dE_eV, T_K) * n_l
 
 
 @timed
 def run(outdir: Path, quick: bool = False) -> dict:
     """Run lesson 2; returns ``numbers`` and ``figures``."""
-    from kmc.validate import EXACT_CORRELATION_FACTORS, single_vacancy_f_exact, vacancy_network
-
     heading("Lesson 2 — vacancy vs interstitial vs interstitialcy")
     say("""
     Two diffusion coefficients describe ion transport, and the difference between them is the
