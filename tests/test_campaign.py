@@ -285,8 +285,9 @@ def test_kmc_errors_are_stored_and_crashes_are_retried(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------ exports
 def test_exports_csv_parquet_and_figures(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["campaign", str(write_campaign(tmp_path)), "--out", str(out), "--workers", "1",
-                 "--quiet"]) == 0
+    # 300 hops per ion: every temperature diffusive, so each group has its Arrhenius fit
+    assert main(["campaign", str(write_campaign(tmp_path, hops=300)), "--out", str(out), "--workers",
+                 "1", "--quiet"]) == 0
     assert (out / "summary.csv").is_file() and (out / "figures" / "summary.png").is_file()
     assert (out / "figures" / "arrhenius.png").is_file()
     assert main(["report", str(out), "--format", "all"]) == 0
@@ -341,7 +342,7 @@ def test_summary_category_labels_inside_the_figure(tmp_path, n_keys):
 
 
 def test_python_api_and_pending_rows(tmp_path):
-    c = Campaign.from_file(write_campaign(tmp_path), out=tmp_path / "out")
+    c = Campaign.from_file(write_campaign(tmp_path, hops=300), out=tmp_path / "out")
     df = c.results()  # nothing run yet: every point pending, one row per temperature
     assert len(df) == 6 and set(df["status"]) == {"pending"}
     c.run(workers=1, export=False)
@@ -351,6 +352,22 @@ def test_python_api_and_pending_rows(tmp_path):
     assert len(fits) == 2 and all(gf.fit is not None for gf in fits.values())
     again = Campaign.from_store(c.out)
     assert [p.key for p in again.points] == [p.key for p in c.points]
+
+
+def test_campaign_fits_leave_out_results_that_are_not_diffusive(tmp_path, monkeypatch):
+    c = Campaign.from_file(write_campaign(tmp_path, hops=300), out=tmp_path / "out")
+    c.run(workers=1, export=False)
+    before = {gf.label: gf.fit.T_K.size for gf in c.fits().values()}
+    assert set(before.values()) == {3}
+    rows = c._rows()
+    for row in rows.values():                 # flag one temperature of every point as too early
+        for r in row["result"]["results"]:
+            if r["temperature_K"] == 400.0:
+                r["diffusive_D_jump"] = False
+    monkeypatch.setattr(Campaign, "_rows", lambda self, out=None: rows)
+    for gf in c.fits().values():
+        assert sorted(gf.fit.T_K) == [500.0, 650.0], gf.label
+        assert "left out, not diffusive: 400 K" in gf.note
 
 
 # ------------------------------------------------------------------------------ executors

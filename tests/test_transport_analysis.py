@@ -41,6 +41,10 @@ seed = 7
 msd_points = 5
 """
 
+#: BASE run long enough that every temperature is diffusive: Arrhenius fits use only those
+LONG = BASE.replace("hops_per_ion = 20\n", "hops_per_ion = 200\n")
+assert LONG != BASE
+
 ARRHENIUS_KEYS = {"Ea_eV", "Ea_err_eV", "Ea_ci_eV", "prefactor_cm2_s", "prefactor_err_cm2_s",
                   "sigma_300K_S_cm", "sigma_300K_ci_S_cm", "reduced_chi2", "basis",
                   "non_arrhenius", "non_arrhenius_detail", "level", "covariance", "fits",
@@ -103,7 +107,7 @@ def test_target_needs_two_replicas_and_round_trip():
 
 # ------------------------------------------------------------------------------ JSON / table
 def test_json_has_arrhenius_object_and_run_keys(tmp_path, capsys):
-    code, out, _ = cli_json(tmp_path, capsys, BASE)
+    code, out, _ = cli_json(tmp_path, capsys, LONG)
     assert code == 0
     data = json.loads(out)
     arr = data["arrhenius"]
@@ -128,7 +132,7 @@ def test_json_has_arrhenius_object_and_run_keys(tmp_path, capsys):
 
 
 def test_sigma_T_prefactor_is_the_nernst_einstein_D_J_prefactor():
-    res = run_config(cfg(temperatures_K=[400.0, 600.0], arrhenius_basis="sigma_T"))
+    res = run_config(cfg(LONG, temperatures_K=[400.0, 600.0], arrhenius_basis="sigma_T"))
     a = res.arrhenius
     n = res.network["n_ions"] / (res.network["volume_A3"] * A3_TO_CM3)
     assert a["prefactor_cm2_s"] * n * E_CHARGE_C ** 2 / KB_J_K == pytest.approx(
@@ -138,7 +142,7 @@ def test_sigma_T_prefactor_is_the_nernst_einstein_D_J_prefactor():
 
 
 def test_basis_choice_and_fit_objects():
-    res = run_config(cfg(arrhenius_basis="D_tracer"))
+    res = run_config(cfg(LONG, arrhenius_basis="D_tracer"))
     assert res.arrhenius["basis"] == "D_tracer"
     fit = res.arrhenius_fit()
     assert isinstance(fit, kmc.ArrheniusFit) and fit.basis == "D_tracer"
@@ -147,7 +151,7 @@ def test_basis_choice_and_fit_objects():
     with pytest.raises(KeyError, match="no 'nope' Arrhenius fit"):
         res.arrhenius_fit("nope")
     # sigma at 300 K does not depend on the basis: it always comes from the sigma T fit
-    other = run_config(cfg(arrhenius_basis="D_jump"))
+    other = run_config(cfg(LONG, arrhenius_basis="D_jump"))
     assert other.arrhenius["sigma_300K_S_cm"] == res.arrhenius["sigma_300K_S_cm"]
 
 
@@ -175,14 +179,14 @@ def test_table_reports_fit_convergence_and_field(tmp_path, capsys):
 
 
 def test_two_dimensional_network_has_no_zz_axis_fit():
-    text = BASE.replace('"sc"', '"square"').replace("[5, 5, 5]", "[8, 8, 1]")
+    text = LONG.replace('"sc"', '"square"').replace("[5, 5, 5]", "[8, 8, 1]")
     res = run_config(cfg(text))
     assert set(res.arrhenius_axes) == {"xx", "yy"}
 
 
 # ------------------------------------------------------------------------------ files
 def test_out_dir_files_csv_rows_and_every_key(tmp_path, capsys):
-    (tmp_path / "c.toml").write_text(BASE)
+    (tmp_path / "c.toml").write_text(LONG)
     out = tmp_path / "out"
     assert main(["run", str(tmp_path / "c.toml"), "--out", str(out), "--quiet"]) == 0
     data = json.loads((out / "result.json").read_text())
@@ -397,3 +401,53 @@ def test_convergence_lowers_the_error_and_is_reproducible():
     c = strip(run_config(cfg(target_rel_err=0.08, seed=8)))
     assert a == b and a != c
     assert json.dumps(a, allow_nan=False)
+
+
+def test_arrhenius_fits_leave_out_temperatures_that_are_not_diffusive():
+    """A temperature whose MSD was still bending (here 5x too high, as short runs of jammed
+    systems come out) must not pull the fit: it is left out, named in a note and in
+    ``excluded_not_diffusive_K``; with no flags every temperature is used."""
+    from kmc.analysis.report import arrhenius_report
+    from kmc.constants import KB_EV_K
+
+    rng = np.random.default_rng(3)
+    T = [400.0, 500.0, 600.0, 700.0]
+
+    def vals(t: float, factor: float) -> dict:
+        d = factor * 1e-5 * np.exp(-0.3 / (KB_EV_K * t)) * (1 + 0.01 * rng.standard_normal(8))
+        return {"D_tracer_cm2_s": d, "D_jump_cm2_s": d, "sigma_S_cm": d * 1e3 / t,
+                **{f"D_tracer_{ax}_cm2_s": d for ax in ("xx", "yy", "zz")}}
+
+    reps = [vals(t, 5.0 if t == 400.0 else 1.0) for t in T]
+    flags = [{"diffusive_D_tracer": t != 400.0, "diffusive_D_jump": t != 400.0} for t in T]
+    kw = dict(basis="sigma_T", seed=1, density_cm3=1e22, charge_e=1.0)
+    arr, axes, fits, notes = arrhenius_report(T, reps, diffusive=flags, **kw)
+    assert arr["excluded_not_diffusive_K"] == [400.0] and arr["n_points"] == 3
+    for f in fits.values():
+        assert abs(f.Ea_eV - 0.3) < 4 * f.Ea_err_eV + 1e-3, (f.basis, f.Ea_eV)
+    assert any("leave out 400 K" in n for n in notes)
+    arr_all, _, fits_all, _ = arrhenius_report(T, reps, diffusive=None, **kw)
+    assert arr_all["n_points"] == 4 and fits_all["sigma_T"].Ea_eV < 0.25   # the outlier pulls
+    with pytest.raises(KeyError):                      # two of three flagged: no sigma fit left
+        arrhenius_report(T[1:], reps[1:], diffusive=[flags[0], flags[0], flags[1]],
+                         **kw)[2]["sigma_T"]
+
+
+def test_run_hands_each_temperatures_diffusive_flags_to_the_arrhenius_fit(monkeypatch):
+    import kmc.runs.runner as runner
+    seen = {}
+    real = runner.arrhenius_report
+
+    def spy(*args, **kw):
+        seen["diffusive"] = kw.get("diffusive")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(runner, "arrhenius_report", spy)
+    cfg = Config.from_dict({"lattice": {"builtin": "sc", "supercell": [4, 4, 4]},
+                            "occupancy": {"filling": 0.5},
+                            "run": {"hops_per_ion": 40, "replicas": 2, "seed": 3,
+                                    "temperatures_K": [500.0, 700.0]}})
+    res = run_config(cfg)
+    flags = seen["diffusive"]
+    assert [f["diffusive_D_jump"] for f in flags] == [r["diffusive_D_jump"] for r in res.results]
+    assert len(flags) == 2

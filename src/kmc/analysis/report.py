@@ -28,12 +28,24 @@ from typing import Any
 import numpy as np
 
 from kmc.analysis.arrhenius import ArrheniusFit, fit_arrhenius, fit_arrhenius_replicas
-from kmc.analysis.transport import AXES
+from kmc.analysis.transport import AXES, BASIS_MSD
 from kmc.constants import E_CHARGE_C, KB_J_K
 
 #: basis name -> (per-replica value key, fit y*T?)
 BASES = {"D_tracer": ("D_tracer_cm2_s", False), "D_jump": ("D_jump_cm2_s", False),
          "sigma_T": ("sigma_S_cm", True), "sigma_field_T": ("sigma_field_S_cm", True)}
+
+
+def diffusive_subset(basis: str, temperatures: list[float], diffusive: list[dict] | None
+                     ) -> tuple[list[int], list[float]]:
+    """Indices of the temperatures the ``basis`` fit may use (its MSD in the diffusive regime)
+    and the temperatures left out. ``diffusive`` holds per temperature the ``diffusive_<q>``
+    flags of a result row; None, or a row without the flag, keeps every temperature."""
+    q = "D_tracer" if basis.startswith("D_tracer") else BASIS_MSD.get(basis)
+    if diffusive is None or q is None:
+        return list(range(len(temperatures))), []
+    keep = [i for i, d in enumerate(diffusive) if d.get(f"diffusive_{q}", True) is not False]
+    return keep, [float(temperatures[i]) for i in range(len(temperatures)) if i not in keep]
 LEVEL = 0.95
 N_BOOTSTRAP = 1000
 
@@ -93,11 +105,16 @@ def _short(fit: ArrheniusFit) -> dict[str, Any]:
 
 
 def arrhenius_report(temperatures: list[float], replica_vals: list[dict[str, np.ndarray]], *,
-                     basis: str, seed: int, density_cm3: float, charge_e: float
+                     basis: str, seed: int, density_cm3: float, charge_e: float,
+                     diffusive: list[dict] | None = None
                      ) -> tuple[dict | None, dict | None, dict[str, ArrheniusFit], list[str]]:
     """The ``arrhenius`` and ``arrhenius_axes`` objects, the fits themselves and notes.
 
-    Returns ``(None, None, {}, [note])`` with fewer than two distinct temperatures.
+    Every fit uses only the temperatures whose MSD (D_J for sigma_T and D_jump, D* for D_tracer
+    and the axes) is in the diffusive regime (``diffusive``: per temperature the result row's
+    ``diffusive_D_tracer`` / ``diffusive_D_jump`` flags); the ones left out are named in a note
+    and in ``excluded_not_diffusive_K``. Returns ``(None, None, {}, [note])`` with fewer than two
+    distinct temperatures.
     """
     n_T = len(set(float(t) for t in temperatures))
     if n_T < 2:
@@ -106,12 +123,24 @@ def arrhenius_report(temperatures: list[float], replica_vals: list[dict[str, np.
                                 f"temperatures_K."]
     notes: list[str] = []
     fits: dict[str, ArrheniusFit] = {}
+    excluded: dict[str, list[float]] = {}
+
+    def fit_diffusive(name: str, key: str, times_T: bool) -> ArrheniusFit:
+        keep, left_out = diffusive_subset(name, temperatures, diffusive)
+        if left_out:
+            excluded[name] = left_out
+        if len({float(temperatures[i]) for i in keep}) < 2:
+            raise ValueError(f"fewer than 2 temperatures in the diffusive regime (left out: "
+                             f"{', '.join(f'{t:g}' for t in left_out)} K); run longer "
+                             f"(hops_per_ion or target_rel_err)")
+        return fit_basis([temperatures[i] for i in keep], [replica_vals[i] for i in keep], key,
+                         times_T=times_T, basis=name, seed=seed)
+
     for name, (key, times_T) in BASES.items():
         if key not in replica_vals[0]:
             continue
         try:
-            fits[name] = fit_basis(temperatures, replica_vals, key, times_T=times_T, basis=name,
-                                   seed=seed)
+            fits[name] = fit_diffusive(name, key, times_T)
         except ValueError as exc:
             notes.append(f"no {name} Arrhenius fit: {exc}")
     if any(not f.errors_known for f in fits.values()):
@@ -174,8 +203,7 @@ def arrhenius_report(temperatures: list[float], replica_vals: list[dict[str, np.
         if not np.all(axis_means[ax] > 1e-9 * largest):
             continue
         try:
-            f = fit_basis(temperatures, replica_vals, key, times_T=False, basis=f"D_tracer_{ax}",
-                          seed=seed)
+            f = fit_diffusive(f"D_tracer_{ax}", key, False)
         except ValueError as exc:
             notes.append(f"no per-axis fit for {ax}: {exc}")
             continue
@@ -183,4 +211,12 @@ def arrhenius_report(temperatures: list[float], replica_vals: list[dict[str, np.
         axes[ax] = _short(f)
         axes[ax]["prefactor_cm2_s"] = f.prefactor
         axes[ax]["prefactor_err_cm2_s"] = f.prefactor_err
+    by_set: dict[tuple[float, ...], list[str]] = {}
+    for name, temps in excluded.items():
+        by_set.setdefault(tuple(temps), []).append(name)
+    for temps, names in by_set.items():
+        notes.append(f"Arrhenius fits use the diffusive temperatures only: {', '.join(names)} "
+                     f"leave out {', '.join(f'{t:g}' for t in temps)} K.")
+    if arr is not None:
+        arr["excluded_not_diffusive_K"] = excluded.get(basis, [])
     return arr, (axes or None), fits, notes

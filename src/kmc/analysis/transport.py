@@ -209,6 +209,10 @@ MIN_ORIGINS = 4
 #: the longest fitted lag is never below this many frame spacings
 MIN_MAX_LAG_FRAMES = 8
 QUANTITIES = ("D_tracer", "D_jump")
+#: basis name -> the MSD whose ``diffusive`` flag decides whether a temperature enters its fit
+#: (sigma_T is Nernst-Einstein from D_J; the field route is a drift velocity, not an MSD slope)
+BASIS_MSD = {"D_tracer": "D_tracer", "D_jump": "D_jump", "sigma_T": "D_jump",
+             "sigma_field_T": None, "sigma": "D_jump"}
 #: least-squares weights t^FIT_WEIGHT_POWER over the fit window (see analyze_frames)
 FIT_WEIGHT_POWER = -3.0
 

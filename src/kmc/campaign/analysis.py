@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from kmc.analysis.transport import BASIS_MSD
 from kmc.campaign.plots import campaign_figures
 from kmc.campaign.spec import BASES
 from kmc.campaign.store import (
@@ -98,15 +99,16 @@ class CampaignAnalysis:
     def fits(self, out: str | Path | None = None) -> dict[tuple, "GroupFit"]:
         """Arrhenius fit of every group (points that differ only in temperature and seed) over
         the finished runs in the store: ``fit_arrhenius`` of the basis (``sigma``: ``sigma*T``)
-        weighted by the stored standard errors (unweighted if any is missing)."""
+        over the temperatures whose MSD (D_J for sigma) is in the diffusive regime, weighted by the stored standard errors (unweighted if any is missing)."""
         # lazy: kmc.analysis.arrhenius loads scipy.stats (~0.8 s); `kmc campaign` loads this module
         from kmc.analysis.arrhenius import fit_arrhenius
 
         value_key, err_key, times_T, basis, _ = BASES[self.basis]
+        flag = f"diffusive_{BASIS_MSD[self.basis]}"
         stored = self._rows(out)
         fits: dict[tuple, GroupFit] = {}
         for group, pts in self.groups().items():
-            T, y, e, dropped, missing = [], [], [], 0, 0
+            T, y, e, dropped, missing, early = [], [], [], 0, 0, []
             for p in pts:
                 row = stored.get(p.key)
                 if row is None or row["status"] != "ok":
@@ -117,6 +119,9 @@ class CampaignAnalysis:
                     if not (isinstance(v, (int, float)) and v > 0):
                         dropped += 1
                         continue
+                    if r.get(flag) is False:   # measured before the diffusive regime: not a D
+                        early.append(t)
+                        continue
                     T.append(t)
                     y.append(v)
                     e.append(s)
@@ -125,6 +130,8 @@ class CampaignAnalysis:
                 notes.append(f"{missing} point(s) not finished")
             if dropped:
                 notes.append(f"{dropped} non-positive or missing value(s) dropped")
+            if early:
+                notes.append(f"left out, not diffusive: {', '.join(f'{t:g}' for t in sorted(early))} K")
             weighted = bool(e) and all(isinstance(s, (int, float)) and s > 0 for s in e)
             if e and not weighted:
                 notes.append("unweighted (some standard errors missing)")

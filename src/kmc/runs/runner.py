@@ -460,7 +460,7 @@ def run_config(config: Config, progress: bool = False, *,
     density = system.n_ions / (net.volume_A3 * A3_TO_CM3)
     arr, axes, fits, notes = arrhenius_report(
         list(run.temperatures_K), state.all_vals, basis=run.arrhenius_basis, seed=run.seed,
-        density_cm3=density, charge_e=config.model.charge_e)
+        density_cm3=density, charge_e=config.model.charge_e, diffusive=state.results)
     notes = [*pre_notes, *notes]
     if why == "unreadable":
         notes = [UNREADABLE_CHECKPOINT_NOTE, *notes]
