@@ -362,6 +362,10 @@ def plot_scan(scan: dict, path: Path) -> None:
         s = np.array([p["sigma_S_cm"][k] for p in scan["points"]])
         e = np.array([p["sigma_err_S_cm"][k] for p in scan["points"]])
         ax.errorbar(li, s, yerr=e, fmt="o-", color=c, capsize=3, ms=5, lw=1, label=f"model, {T:g} K")
+        early = ~np.array([p["diffusive_D_jump"][k] for p in scan["points"]], bool)
+        if early.any():  # drawn open, as in the Arrhenius figure: measured before the diffusive regime
+            ax.plot(li[early], s[early], "o", mfc="white", mec=c, ms=6, zorder=5,
+                    label=f"not diffusive ({T:g} K)")
     ser = EXPT_TA_SERIES
     ax.plot(7 - np.array(ser["x"]), ser["sigma_S_cm"], "*--", color="k", ms=9, lw=0.8,
             label="experiment, 25 °C (Li et al. 2012,\nvia OBELiX)")
