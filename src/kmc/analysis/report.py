@@ -35,6 +35,9 @@ from kmc.constants import E_CHARGE_C, KB_J_K
 BASES = {"D_tracer": ("D_tracer_cm2_s", False), "D_jump": ("D_jump_cm2_s", False),
          "sigma_T": ("sigma_S_cm", True), "sigma_field_T": ("sigma_field_S_cm", True)}
 
+LEVEL = 0.95
+N_BOOTSTRAP = 1000
+
 
 def diffusive_subset(basis: str, temperatures: list[float], diffusive: list[dict] | None
                      ) -> tuple[list[int], list[float]]:
@@ -46,8 +49,6 @@ def diffusive_subset(basis: str, temperatures: list[float], diffusive: list[dict
         return list(range(len(temperatures))), []
     keep = [i for i, d in enumerate(diffusive) if d.get(f"diffusive_{q}", True) is not False]
     return keep, [float(temperatures[i]) for i in range(len(temperatures)) if i not in keep]
-LEVEL = 0.95
-N_BOOTSTRAP = 1000
 
 
 def fit_basis(temperatures: list[float], replica_vals: list[dict[str, np.ndarray]], key: str,
