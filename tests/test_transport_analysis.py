@@ -424,7 +424,7 @@ def test_arrhenius_fits_leave_out_temperatures_that_are_not_diffusive():
     arr, axes, fits, notes = arrhenius_report(T, reps, diffusive=flags, **kw)
     assert arr["excluded_not_diffusive_K"] == [400.0] and arr["n_points"] == 3
     for f in fits.values():
-        assert abs(f.Ea_eV - 0.3) < 4 * f.Ea_err_eV + 1e-3, (f.basis, f.Ea_eV)
+        assert abs(f.Ea_eV - 0.3) < 4 * f.Ea_err_eV, (f.basis, f.Ea_eV)   # measured: 0.25 SE
     assert any("leave out 400 K" in n for n in notes)
     arr_all, _, fits_all, _ = arrhenius_report(T, reps, diffusive=None, **kw)
     assert arr_all["n_points"] == 4 and fits_all["sigma_T"].Ea_eV < 0.25   # the outlier pulls

@@ -76,6 +76,12 @@ class Configuration:
         return {"occupied": [int(i) for i in self.occupied],
                 "dopants": [[e, w, int(i)] for e, w, i in self.dopants], "kind": self.kind}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Configuration":
+        """The inverse of :meth:`to_dict` (a sampling plan's or data.json's entry)."""
+        return cls([int(i) for i in d["occupied"]], [(e, w, int(i)) for e, w, i in d["dopants"]],
+                   d["kind"])
+
 
 def _read_structure(source: str):
     """A builtin framework name or a structure file -> (name, Framework or None, pymatgen Structure)."""

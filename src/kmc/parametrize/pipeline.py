@@ -242,8 +242,7 @@ class _Plan:
         if name in self.rounds:
             if self.rounds[name].get("rng_state_after") is not None:  # None: rebuilt from a data.json
                 self.rng.bit_generator.state = self.rounds[name]["rng_state_after"]
-            return [Configuration(list(c["occupied"]), [(e, w, int(i)) for e, w, i in c["dopants"]], c["kind"])
-                    for c in self.rounds[name]["configurations"]]
+            return [Configuration.from_dict(c) for c in self.rounds[name]["configurations"]]
         cfgs = draw()
         self.rounds[name] = {"configurations": [c.to_dict() for c in cfgs],
                              "rng_state_after": self.rng.bit_generator.state}
