@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from kmc.analysis.arrhenius import ArrheniusFit, fit_arrhenius, fit_arrhenius_replicas
-from kmc.analysis.transport import AXES, BASIS_MSD
+from kmc.analysis.transport import AXES, diffusive_subset
 from kmc.constants import E_CHARGE_C, KB_J_K
 
 #: basis name -> (per-replica value key, fit y*T?)
@@ -37,18 +37,6 @@ BASES = {"D_tracer": ("D_tracer_cm2_s", False), "D_jump": ("D_jump_cm2_s", False
 
 LEVEL = 0.95
 N_BOOTSTRAP = 1000
-
-
-def diffusive_subset(basis: str, temperatures: list[float], diffusive: list[dict] | None
-                     ) -> tuple[list[int], list[float]]:
-    """Indices of the temperatures the ``basis`` fit may use (its MSD in the diffusive regime)
-    and the temperatures left out. ``diffusive`` holds per temperature the ``diffusive_<q>``
-    flags of a result row; None, or a row without the flag, keeps every temperature."""
-    q = "D_tracer" if basis.startswith("D_tracer") else BASIS_MSD.get(basis)
-    if diffusive is None or q is None:
-        return list(range(len(temperatures))), []
-    keep = [i for i, d in enumerate(diffusive) if d.get(f"diffusive_{q}", True) is not False]
-    return keep, [float(temperatures[i]) for i in range(len(temperatures)) if i not in keep]
 
 
 def fit_basis(temperatures: list[float], replica_vals: list[dict[str, np.ndarray]], key: str,

@@ -212,9 +212,23 @@ QUANTITIES = ("D_tracer", "D_jump")
 #: basis name -> the MSD whose ``diffusive`` flag decides whether a temperature enters its fit
 #: (sigma_T is Nernst-Einstein from D_J; the field route is a drift velocity, not an MSD slope)
 BASIS_MSD = {"D_tracer": "D_tracer", "D_jump": "D_jump", "sigma_T": "D_jump",
-             "sigma_field_T": None, "sigma": "D_jump"}
+             "sigma_field_T": None,
+             "sigma": "D_jump"}  # "sigma": the campaign basis name of sigma_T
 #: least-squares weights t^FIT_WEIGHT_POWER over the fit window (see analyze_frames)
 FIT_WEIGHT_POWER = -3.0
+
+
+def diffusive_subset(basis: str, temperatures: list[float], diffusive: list[dict] | None
+                     ) -> tuple[list[int], list[float]]:
+    """Indices of the temperatures the ``basis`` fit may use (its MSD in the diffusive regime)
+    and the temperatures left out. ``diffusive`` holds per temperature the ``diffusive_<q>``
+    flags of a result row; None, or a row without the flag, keeps every temperature."""
+    q = "D_tracer" if basis.startswith("D_tracer") else BASIS_MSD.get(basis)
+    if diffusive is None or q is None:
+        return list(range(len(temperatures))), []
+    early = [d.get(f"diffusive_{q}", True) is False for d in diffusive]
+    return ([i for i, e in enumerate(early) if not e],
+            [float(t) for t, e in zip(temperatures, early) if e])
 
 
 @dataclass

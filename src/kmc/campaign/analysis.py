@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from kmc.analysis.transport import BASIS_MSD
+from kmc.analysis.transport import diffusive_subset
 from kmc.campaign.plots import campaign_figures
 from kmc.campaign.spec import BASES
 from kmc.campaign.store import (
@@ -99,12 +99,13 @@ class CampaignAnalysis:
     def fits(self, out: str | Path | None = None) -> dict[tuple, "GroupFit"]:
         """Arrhenius fit of every group (points that differ only in temperature and seed) over
         the finished runs in the store: ``fit_arrhenius`` of the basis (``sigma``: ``sigma*T``)
-        over the temperatures whose MSD (D_J for sigma) is in the diffusive regime, weighted by the stored standard errors (unweighted if any is missing)."""
+        over the temperatures whose MSD (D_J for sigma) is in the diffusive regime
+        (:func:`~kmc.analysis.transport.diffusive_subset`, the rule of ``kmc run``), weighted by
+        the stored standard errors (unweighted if any is missing)."""
         # lazy: kmc.analysis.arrhenius loads scipy.stats (~0.8 s); `kmc campaign` loads this module
         from kmc.analysis.arrhenius import fit_arrhenius
 
         value_key, err_key, times_T, basis, _ = BASES[self.basis]
-        flag = f"diffusive_{BASIS_MSD[self.basis]}"
         stored = self._rows(out)
         fits: dict[tuple, GroupFit] = {}
         for group, pts in self.groups().items():
@@ -114,13 +115,13 @@ class CampaignAnalysis:
                 if row is None or row["status"] != "ok":
                     missing += 1
                     continue
-                for r in row["result"].get("results", []):
+                rs = row["result"].get("results", [])
+                keep, left_out = diffusive_subset(self.basis, [r.get("temperature_K") for r in rs], rs)
+                early += left_out
+                for r in (rs[i] for i in keep):
                     t, v, s = r.get("temperature_K"), r.get(value_key), r.get(err_key)
                     if not (isinstance(v, (int, float)) and v > 0):
                         dropped += 1
-                        continue
-                    if r.get(flag) is False:   # measured before the diffusive regime: not a D
-                        early.append(t)
                         continue
                     T.append(t)
                     y.append(v)
