@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import kmc.runs.checkpoint
@@ -55,11 +56,16 @@ CONVERGING = {  # teaching lattice, extended in convergence rounds (2 -> 4 -> 8 
             "max_hops_per_ion": 40, "seed": 8},
 }
 
+#: CONVERGING stopped on the target in round 3, then a fresh set of replicas measured (the
+#: checkpoints fall before, at and inside the fresh round)
+FRESH = {**CONVERGING, "run": {**CONVERGING["run"], "target_rel_err": 0.3, "max_hops_per_ion": 80,
+                               "fresh_final_round": True}}
+
 
 @pytest.mark.parametrize("name, data, chunk", [("doped c-LLZO", DOPED, 160),
-                                               ("converging sc", CONVERGING, 64)])
-def test_resume_from_every_saved_blob_gives_the_uninterrupted_result(monkeypatch, name, data,
-                                                                     chunk):
+                                               ("converging sc", CONVERGING, 64),
+                                               ("fresh final round", FRESH, 64)])
+def test_resume_from_saved_blobs_gives_the_uninterrupted_result(monkeypatch, name, data, chunk):
     monkeypatch.setattr(replicas, "SAFE_POINT_HOPS", chunk)   # safe points inside MSD intervals too
     config = Config.from_dict(data)
     plain = run_config(config)                              # no checkpoint at all
@@ -70,6 +76,9 @@ def test_resume_from_every_saved_blob_gives_the_uninterrupted_result(monkeypatch
     assert with_ckpt.checkpoint_info["saves"] == len(rec.saved) >= 20
     if name == "converging sc":
         assert [r["convergence_rounds"] for r in ref["results"]] == [3, 3]
+    elif name == "fresh final round":
+        assert [(r["convergence_rounds"], r["converged"], r["final_round"])
+                for r in ref["results"]] == [(3, True, "fresh replicas")] * 2
     else:
         assert ref["formula"] == "Li6Ga0.25La3Zr1.75Ta0.25O12"
     total = with_ckpt.checkpoint_info["total_hops"]
@@ -82,8 +91,16 @@ def test_resume_from_every_saved_blob_gives_the_uninterrupted_result(monkeypatch
         executed[0] += done
         return done
     monkeypatch.setattr(Simulation, "run", counting_run)
+    # resume from 12 saves spread evenly over the run, the first and the last included (every
+    # one of the 40-70 saves cost 3-4 minutes of CI; the phases - creation, equilibration,
+    # rounds, fresh round, temperatures - each hold several of the chosen ones)
+    chosen = sorted(set(np.linspace(0, len(rec.saved) - 1, 12).round().astype(int).tolist()))
+    if name == "fresh final round":  # some of them inside the fresh round
+        states = [decode_checkpoint(rec.saved[i], config)[0] for i in chosen]
+        assert any(t is not None and t.fresh for st in states for t in st.temps)
     restored = []
-    for i, blob in enumerate(rec.saved):
+    for i in chosen:
+        blob = rec.saved[i]
         executed[0] = 0
         res = run_config(config, checkpoint=Recorder(math.inf, blob))
         info = res.checkpoint_info

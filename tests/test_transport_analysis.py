@@ -13,7 +13,8 @@ from kmc.cli.main import main
 from kmc.config import Config
 from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_J_K
 from kmc.exceptions import ConfigError
-from kmc.runs.replicas import replica_seeds, run_replica
+from kmc.analysis.transport import analyze_frames
+from kmc.runs.replicas import ReplicaMeasurement, fresh_seeds, replica_seeds, run_replica
 from kmc.runs.results import RunResult, flatten
 from kmc.runs.runner import run_config
 from kmc.runs.system import build_system
@@ -77,6 +78,8 @@ def cli_json(tmp_path, capsys, text, *extra):
     ("target_rel_error = 0.05", "did you mean 'target_rel_err'"),
     ("max_hops_per_ion = 100", "only acts together with target_rel_err"),
     ("converge_on = ['D_jump']", "only acts together with target_rel_err"),
+    ("fresh_final_round = true", "only acts together with target_rel_err"),
+    ("target_rel_err = 0.05\nfresh_final_round = 1", "must be true or false"),
     ("target_rel_err = 0.05\nmax_hops_per_ion = 10", "below hops_per_ion"),
     ("target_rel_err = 0.05\nmax_hops_per_ion = inf", "finite"),
     ("target_rel_err = 0.05\nconverge_on = ['D_trace']", "did you mean 'D_tracer'"),
@@ -401,6 +404,41 @@ def test_convergence_lowers_the_error_and_is_reproducible():
     c = strip(run_config(cfg(target_rel_err=0.08, seed=8)))
     assert a == b and a != c
     assert json.dumps(a, allow_nan=False)
+
+
+def test_fresh_final_round_reports_replicas_that_took_no_part_in_the_decision():
+    """The stopping rule decides on one set of replicas; with fresh_final_round the result is a
+    second set (new seeds) measured for the decided time, rebuilt here by hand."""
+    plain = run_config(cfg(target_rel_err=0.5, temperatures_K=[500.0])).results[0]
+    config = cfg(target_rel_err=0.5, temperatures_K=[500.0], fresh_final_round=True)
+    fresh = run_config(config).results[0]
+    assert plain["converged"] is True and plain["convergence_rounds"] >= 2
+    # the decision is the plain run's, to the last digit
+    assert fresh["convergence_rounds"] == plain["convergence_rounds"] and fresh["converged"]
+    assert fresh["final_round"] == "fresh replicas" and "final_round" not in plain
+    assert fresh["pilot_rel_err_D_tracer"] == plain["rel_err_D_tracer"]
+    assert fresh["pilot_D_tracer_cm2_s"] == plain["D_tracer_cm2_s"]
+    assert fresh["pilot_D_jump_cm2_s"] == plain["D_jump_cm2_s"]
+    # the reported numbers are the fresh seeds' alone, measured to the decided time on the
+    # decided lag grid
+    system = build_system(config)
+    reps = [ReplicaMeasurement(system, 500.0, s, config.run)
+            for s in fresh_seeds(replica_seeds(7, 1, 4)[0])]
+    for rep in reps:
+        rep.start(fresh["frame_spacing_s"], config.run.msd_frames)
+        rep.measure_until(plain["time_s"])
+    net = system.network
+    an = analyze_frames([r.frames for r in reps], net.dimensionality, net.volume_A3, 500.0)
+    assert fresh["time_s"] == plain["time_s"]
+    assert fresh["D_tracer_cm2_s"] == an.summary["D_tracer_cm2_s"] != plain["D_tracer_cm2_s"]
+    assert fresh["D_jump_cm2_s"] == an.summary["D_jump_cm2_s"]
+    assert fresh["rel_err_D_tracer"] == pytest.approx(
+        an.summary["D_tracer_err_cm2_s"] / an.summary["D_tracer_cm2_s"], rel=1e-12)
+    # as long a measurement (reported hops are the fresh replicas'); false is the default and
+    # leaves the run key alone
+    assert fresh["hops"] == pytest.approx(plain["hops"], rel=0.2)
+    assert cfg(target_rel_err=0.5, fresh_final_round=False).to_dict() == \
+        cfg(target_rel_err=0.5).to_dict()
 
 
 def test_arrhenius_fits_leave_out_temperatures_that_are_not_diffusive():

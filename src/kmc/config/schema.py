@@ -565,6 +565,10 @@ class RunConfig:
     every quantity in ``converge_on`` is in the diffusive regime and its replica standard error
     relative to its mean is at most ``target_rel_err``, or the next round would pass
     ``max_hops_per_ion`` (default ``DEFAULT_MAX_HOPS_FACTOR * hops_per_ion``).
+    ``fresh_final_round = true`` (needs ``target_rel_err``): once the rule has stopped, a fresh
+    set of ``replicas`` replicas (new seeds) is measured for the decided time and only they are
+    reported, so the reported errors do not depend on the stopping decision (which otherwise
+    stops preferentially on draws whose error came out small); it costs about twice the hops.
     ``arrhenius_basis = "auto"`` (default) fits the headline Arrhenius law to whichever of
     ``D_tracer`` and ``sigma_T`` has the smaller median relative standard error.
     """
@@ -587,6 +591,8 @@ class RunConfig:
     #: stores ignore it)
     workers: int | None = None
     arrhenius_basis: str = "auto"
+    #: None = off (false is stored as None, so configs without the key keep their run keys)
+    fresh_final_round: bool | None = None
 
     @property
     def block_hops_per_ion(self) -> float:
@@ -668,6 +674,10 @@ class RunConfig:
                 raise ConfigError(f"[run] arrhenius_basis = {b!r} is not known; "
                                   f"{_suggest(str(b), list(ARRHENIUS_BASES))}")
             kw["arrhenius_basis"] = b
+        if "fresh_final_round" in t:
+            if not isinstance(t["fresh_final_round"], bool):
+                raise ConfigError("[run] fresh_final_round must be true or false.")
+            kw["fresh_final_round"] = True if t["fresh_final_round"] else None
         cfg = cls(**kw)
         if cfg.block_hops_per_ion < 1.0:
             raise ConfigError(f"[run] time_origins = {cfg.time_origins} splits hops_per_ion = "
@@ -675,7 +685,7 @@ class RunConfig:
                               f"lower time_origins or raise hops_per_ion.")
         if cfg.target_rel_err is None:
             # (converge_on at its default is what to_dict() writes back: let it round-trip)
-            for key in ("max_hops_per_ion", "converge_on"):
+            for key in ("max_hops_per_ion", "converge_on", "fresh_final_round"):
                 if key in t and getattr(cfg, key) != getattr(cls, key, None):
                     raise ConfigError(f"[run] {key} only acts together with target_rel_err; set "
                                       f"target_rel_err = 0.05 (say) or remove {key}.")

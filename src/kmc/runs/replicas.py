@@ -39,6 +39,15 @@ def replica_seeds(seed: int, n_temperatures: int, n_replicas: int) -> list[list[
     return [t.spawn(n_replicas) for t in np.random.SeedSequence(seed).spawn(n_temperatures)]
 
 
+def fresh_seeds(seeds: list[np.random.SeedSequence]) -> list[np.random.SeedSequence]:
+    """Seeds of a temperature's fresh final round: the next ``len(seeds)`` children of the
+    temperature's seed sequence (what ``spawn(2 * R)`` would have given after the first R), so
+    they are independent of every replica seed of the run and the same on every resume."""
+    n = len(seeds)
+    return [np.random.SeedSequence(s.entropy, spawn_key=(*s.spawn_key[:-1], n + j))
+            for j, s in enumerate(seeds)]
+
+
 @dataclass
 class ReplicaRun:
     """One replica's finished measurement: its frames, the single-window sample of the whole
@@ -305,7 +314,13 @@ def _rel_err(x: np.ndarray) -> float:
 
 class TemperatureState:
     """Resumable state of one temperature: its replicas (created so far), the frame spacing of
-    the first round, the measurement time the current round aims at and the round number."""
+    the first round, the measurement time the current round aims at and the round number; with
+    ``fresh_final_round``, the stopping decision (``pilot``) and the fresh replicas (``fresh``).
+    """
+
+    # class-level defaults: checkpoints written before the fresh final round existed lack them
+    pilot: dict | None = None
+    fresh: list | None = None
 
     def __init__(self) -> None:
         self.reps: list[ReplicaMeasurement] = []
@@ -386,6 +401,31 @@ def temperature_passes(system: System, temperature_K: float, seeds: list, run: "
             grow(len(reps) * int(round(nominal * reps[0].n)))
         st.t_target_s *= 2.0
         st.rounds += 1
+    if converged and run.fresh_final_round:
+        # the decision stops preferentially where the errors came out small; report replicas
+        # that took no part in it, measured for the decided time on the same lag grid
+        if st.pilot is None:
+            st.pilot = {"pilot_rel_err_D_tracer": rel["D_tracer"],
+                        "pilot_rel_err_D_jump": rel["D_jump"],
+                        **{f"pilot_{q}_cm2_s": an.summary[f"{q}_cm2_s"] for q in QUANTITIES}}
+            st.fresh = []
+            if grow:
+                grow(len(reps) * int(round(run.hops_per_ion * 2 ** (st.rounds - 1) * reps[0].n)))
+            yield []
+        more = fresh_seeds(seeds)
+        if len(st.fresh) < len(more):
+            st.fresh.extend((yield [partial(ReplicaMeasurement, system, temperature_K, seed, run,
+                                            equilibrate=False)
+                                    for seed in more[len(st.fresh):]]))
+        reps = st.fresh
+        yield from advance_passes(reps, ReplicaMeasurement.equilibrate_step)
+        for rep in reps:
+            rep.start(st.t_target_s / run.msd_frames, run.msd_frames)
+        target = st.t_target_s
+        yield from advance_passes(reps, lambda rep: rep.measure_step(target), progress)
+        an, = yield [partial(analyze_frames, [r.frames for r in reps], dim, volume_A3,
+                             temperature_K, charge_e, field_V_per_A, run.time_origins)]
+        rel = {q: _rel_err(an.values[f"{q}_cm2_s"]) for q in QUANTITIES}
     n = reps[0].n
     knock = None
     if system.network.knockoffs is not None:
@@ -414,6 +454,9 @@ def temperature_passes(system: System, temperature_K: float, seeds: list, run: "
         "rel_err_D_jump": rel["D_jump"],
         "convergence_rounds": st.rounds,
     }
+    if st.pilot is not None:
+        record["final_round"] = "fresh replicas"
+        record.update(st.pilot)
     if knock is not None:
         record["knockoff_event_fraction"], record["knockoff_event_fraction_err"] = knock
     return [r.result() for r in reps], an, record

@@ -121,7 +121,7 @@ class RunState:
     def hops_so_far(self) -> int:
         """Engine hops done (all replicas, equilibration included) up to this state."""
         now = sum(r.sim.total_hops for st in (self.temps or [self.current]) if st is not None
-                  for r in st.reps)
+                  for r in st.reps + (st.fresh or []))
         return int(sum(h for h in self.engine_hops if h is not None)) + int(now)
 
 
@@ -206,9 +206,12 @@ def _plausible(state: RunState, config: Config) -> bool:
         if any(r is not None and t is not None for r, t in zip(state.results, state.temps)):
             return False
         running = state.temps
-    return all(cur is None or (isinstance(cur, TemperatureState) and isinstance(cur.reps, list)
-                               and len(cur.reps) <= config.run.replicas
-                               and all(isinstance(r, ReplicaMeasurement) for r in cur.reps))
+    def replicas_ok(reps) -> bool:
+        return isinstance(reps, list) and len(reps) <= config.run.replicas \
+            and all(isinstance(r, ReplicaMeasurement) for r in reps)
+    return all(cur is None or (isinstance(cur, TemperatureState) and replicas_ok(cur.reps)
+                               and (cur.fresh is None or replicas_ok(cur.fresh))
+                               and (cur.pilot is None or isinstance(cur.pilot, dict)))
                for cur in running)
 
 
@@ -437,7 +440,8 @@ def run_config(config: Config, progress: bool = False, *,
         state.results[ti] = res
         state.curves[ti] = msd_curve(T, an)
         state.all_vals[ti] = an.values
-        state.engine_hops[ti] = int(hops_all)
+        # work done: the replicas of a fresh final round and those that decided it
+        state.engine_hops[ti] = int(sum(r.sim.total_hops for r in st.reps + (st.fresh or [])))
         rec = getattr(st, "recorder", None)
         if rec is not None:
             state.trajectory = trajectory_from_recorder(system, rec, st.reps[0].blocked, T)
