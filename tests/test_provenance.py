@@ -3,6 +3,7 @@
 settings and platform. Hashes are recomputed here from the files, independently of kmc."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -18,8 +19,8 @@ import kmc
 from kmc.campaign.core import Campaign
 from kmc.campaign.executors import execute_point
 from kmc.cli.main import main
-from kmc.config import Config
-from kmc.runs.provenance import run_provenance
+from kmc.config import Config, RunConfig
+from kmc.runs.provenance import NOT_ESTIMATOR, run_provenance
 from kmc.runs.system import build_system
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,12 @@ def test_result_json_carries_provenance(tmp_path):
     assert p["model_source"] == {"kind": "teaching", "name": "sc"}
     assert p["estimator"]["replicas"] == 2 and p["estimator"]["time_origins"] == 1
     assert p["estimator"]["hops_per_ion"] == 5.0
+    # every [run] field is either an estimator setting or named as not one (a new field cannot
+    # be forgotten); the old keys stay
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(p["estimator"]) == (names - set(NOT_ESTIMATOR)) | {"estimator", "error"}
+    assert {"msd_frames", "target_rel_err", "max_hops_per_ion", "converge_on", "arrhenius_basis",
+            "equilibration_hops_per_ion", "fresh_final_round"} <= set(p["estimator"])
     assert p["platform"]["python"] == platform.python_version()
     assert p["platform"]["packages"]["numpy"] == np.__version__
     assert p["platform"]["os"] == platform.system()

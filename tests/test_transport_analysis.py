@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 import kmc
-from kmc.analysis.transport import ReplicaSample, block_sums, replica_values
+from kmc.analysis.transport import ReplicaSample, analyze_frames, block_sums, replica_values
 from kmc.cli.main import main
 from kmc.config import Config
 from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_J_K
 from kmc.exceptions import ConfigError
-from kmc.analysis.transport import analyze_frames
 from kmc.runs.replicas import ReplicaMeasurement, fresh_seeds, replica_seeds, run_replica
 from kmc.runs.results import RunResult, flatten
 from kmc.runs.runner import run_config

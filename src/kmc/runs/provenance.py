@@ -7,10 +7,10 @@ result file on the same platform.
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import sys
 import warnings
+from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pymatgen.io.cif import CifWriter
 
 from kmc import __version__
+from kmc.config.keys import canonical_json
 from kmc.system.frameworks import framework_file
 
 if TYPE_CHECKING:  # annotations only: provenance imports nothing heavy at run time
@@ -82,23 +83,31 @@ def platform_info() -> dict:
             "machine": platform.machine()}
 
 
+#: ``[run]`` fields that do not decide how D*, D_J, f and their errors are estimated: the
+#: temperatures and seed (recorded elsewhere in the provenance), an ignored legacy key, a debug
+#: check and the execution setting
+NOT_ESTIMATOR = ("temperatures_K", "seed", "msd_points", "check_rates", "workers")
+
+
 def estimator_settings(config: "Config") -> dict:
-    """The ``[run]`` values that decide how D*, D_J, f and their errors are estimated."""
+    """The ``[run]`` values that decide how D*, D_J, f and their errors are estimated: every
+    field of :class:`kmc.config.RunConfig` but :data:`NOT_ESTIMATOR` (a new field is recorded
+    without touching this function)."""
     run = config.run
-    return {"replicas": run.replicas, "hops_per_ion": run.hops_per_ion,
-            "equilibration_hops_per_ion": run.equilibration_hops_per_ion,
-            "estimator": "MSD slope over all overlapping time origins, diffusive window",
-            "msd_frames": run.msd_frames, "time_origins": run.time_origins,
-            "target_rel_err": run.target_rel_err, "max_hops_per_ion": run.max_hops_per_ion,
-            "converge_on": list(run.converge_on), "arrhenius_basis": run.arrhenius_basis,
-            "error": "standard error over replicas"}
+    out = {"estimator": "MSD slope over all overlapping time origins, diffusive window",
+           "error": "standard error over replicas"}
+    for f in fields(run):
+        if f.name not in NOT_ESTIMATOR:
+            v = getattr(run, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
 
 
 def run_provenance(config: "Config", system: "System") -> dict:
     """The ``provenance`` object of a result: kmc version, model source, the full config and
     its sha256 (canonical JSON), the seed, the estimator settings and the platform."""
     cfg = config.to_dict()
-    canonical = json.dumps(cfg, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = canonical_json(cfg)
     return {"kmc_version": __version__,
             "model_source": model_source(getattr(system, "source", None)),
             "config": cfg, "config_sha256": sha256_hex(canonical.encode("ascii")),
