@@ -9,6 +9,7 @@ import pytest
 
 import kmc
 from kmc.analysis.transport import ReplicaSample, analyze_frames, block_sums, replica_values
+from kmc.cli.main import _convergence_lines as render_convergence
 from kmc.cli.main import main
 from kmc.config import Config
 from kmc.constants import A3_TO_CM3, E_CHARGE_C, KB_J_K
@@ -410,7 +411,8 @@ def test_fresh_final_round_reports_replicas_that_took_no_part_in_the_decision():
     second set (new seeds) measured for the decided time, rebuilt here by hand."""
     plain = run_config(cfg(target_rel_err=0.5, temperatures_K=[500.0])).results[0]
     config = cfg(target_rel_err=0.5, temperatures_K=[500.0], fresh_final_round=True)
-    fresh = run_config(config).results[0]
+    result = run_config(config)
+    fresh = result.results[0]
     assert plain["converged"] is True and plain["convergence_rounds"] >= 2
     # the decision is the plain run's, to the last digit
     assert fresh["convergence_rounds"] == plain["convergence_rounds"] and fresh["converged"]
@@ -438,6 +440,10 @@ def test_fresh_final_round_reports_replicas_that_took_no_part_in_the_decision():
     assert fresh["hops"] == pytest.approx(plain["hops"], rel=0.2)
     assert cfg(target_rel_err=0.5, fresh_final_round=False).to_dict() == \
         cfg(target_rel_err=0.5).to_dict()
+    # kmc run's convergence lines say where the reported errors come from
+    line = render_convergence(result)[1]
+    assert "converged after" in line and "from fresh replicas (the deciding ones had D* " \
+        f"{fresh['pilot_rel_err_D_tracer']:.3g}" in line
 
 
 def test_arrhenius_fits_leave_out_temperatures_that_are_not_diffusive():

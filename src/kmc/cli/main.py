@@ -117,9 +117,13 @@ def _convergence_lines(result) -> list[str]:
            f"<= {run.target_rel_err:g}):"]
     for r in result.results:
         state = "converged" if r["converged"] else "NOT converged"
-        out.append(f"  {r['temperature_K']:g} K: {state} after {r['hops_per_ion_used']:g} hops/ion "
-                   f"({r['convergence_rounds']} rounds, {r['stop_reason']}); rel. err D* "
-                   f"{_g(r['rel_err_D_tracer'])}, D_J {_g(r['rel_err_D_jump'])}")
+        line = (f"  {r['temperature_K']:g} K: {state} after {r['hops_per_ion_used']:g} hops/ion "
+                f"({r['convergence_rounds']} rounds, {r['stop_reason']}); rel. err D* "
+                f"{_g(r['rel_err_D_tracer'])}, D_J {_g(r['rel_err_D_jump'])}")
+        if r.get("final_round") == "fresh replicas":
+            line += (f" from fresh replicas (the deciding ones had D* "
+                     f"{_g(r['pilot_rel_err_D_tracer'])}, D_J {_g(r['pilot_rel_err_D_jump'])})")
+        out.append(line)
     return out
 
 
