@@ -213,6 +213,12 @@ MUTANTS = [
            ("tests/test_faults.py::"
             "test_row_filed_under_another_key_with_a_valid_checksum_is_caught_by_its_key",),
            "store read trusts a row's key without deriving it from its config"),
+    Mutant("fresh_round_reports_deciders", "runs/replicas.py",
+           "        reps = st.fresh\n",
+           "        reps = reps\n",
+           ("tests/test_transport_analysis.py::"
+            "test_fresh_final_round_reports_replicas_that_took_no_part_in_the_decision",),
+           "fresh_final_round reports the replicas that decided the stop"),
 ]
 
 
