@@ -16,7 +16,7 @@ import kmc
 from kmc.campaign.store import strip_timing
 from kmc.cli.main import main
 from kmc.config import Config
-from kmc.exceptions import ConfigError, StructureError
+from kmc.exceptions import ConfigError, ResultWarning, StructureError
 
 LI3N = Path(__file__).parent / "data" / "Li3N.cif"
 EXAMPLES = Path(str(resources.files("kmc.examples")))  # the installed package's bundled examples
@@ -75,6 +75,7 @@ def test_from_config_takes_names_paths_dicts_and_configs(tmp_path):
         kmc.System.from_config([1, 2])
 
 
+@pytest.mark.filterwarnings("ignore::kmc.exceptions.ResultWarning")  # short runs on purpose
 def test_run_equals_the_cli_result_json(tmp_path):
     path = tmp_path / "small.toml"
     path.write_text(SMALL)
@@ -87,6 +88,7 @@ def test_run_equals_the_cli_result_json(tmp_path):
     assert df["D_tracer_cm2_s"].tolist() == [r["D_tracer_cm2_s"] for r in on_disk["results"]]
 
 
+@pytest.mark.filterwarnings("ignore::kmc.exceptions.ResultWarning")  # short runs on purpose
 def test_run_overrides_are_validated_and_deterministic(tmp_path):
     system = kmc.System.from_config(Config.from_toml(SMALL))
     a = kmc.run(system, temperatures_K=600, hops_per_ion=10, replicas=2, seed=4)
@@ -104,6 +106,22 @@ def test_run_overrides_are_validated_and_deterministic(tmp_path):
         kmc.run(system, workers=0)
 
 
+def test_run_emits_the_result_warnings_as_python_warnings():
+    """What `kmc run` prints on stderr reaches a script as ResultWarning (10 hops per ion of this
+    system are not diffusive; one replica has no error bars); a clean run warns nothing."""
+    system = kmc.System.from_config(Config.from_toml(SMALL))
+    with pytest.warns(ResultWarning) as caught:
+        short = kmc.run(system, temperatures_K=600, hops_per_ion=10, replicas=1, seed=4)
+    assert short.warnings and [str(w.message) for w in caught] == short.warnings
+    assert any("not in the diffusive regime" in m for m in short.warnings)
+    assert any("one replica" in m for m in short.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResultWarning)
+        long_ = kmc.run(system, temperatures_K=600, hops_per_ion=200, replicas=4, seed=4)
+    assert long_.warnings == []
+
+
+@pytest.mark.filterwarnings("ignore::kmc.exceptions.ResultWarning")  # short runs on purpose
 def test_structure_file_pymatgen_and_ase_give_the_same_system():
     from pymatgen.io.ase import AseAtomsAdaptor
 

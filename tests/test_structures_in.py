@@ -112,6 +112,7 @@ def test_class_names_do_not_depend_on_atom_order(tmp_path):
     assert names[0][0] == ["Li1_1b", "Li2_2c"]
 
 
+@pytest.mark.filterwarnings("ignore::kmc.exceptions.ResultWarning")  # short runs on purpose
 @pytest.mark.parametrize("al_first", [False, True])
 def test_mixed_li_al_site_blocks_that_fraction(tmp_path, al_first):
     mixed = ["Li1 Li 1 b 0 0 0.5 0.8", "Al1 Al 1 b 0 0 0.5 0.2"]

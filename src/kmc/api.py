@@ -14,6 +14,7 @@ the result is the one ``kmc run`` writes.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +22,7 @@ from typing import Any, Sequence
 from pymatgen.core import Structure
 
 from kmc.config import Config, OutputConfig, RunConfig
-from kmc.exceptions import ConfigError, StructureError
+from kmc.exceptions import ConfigError, ResultWarning, StructureError
 from kmc.runs.runner import run_config
 from kmc.runs.system import System as SystemBuild
 from kmc.runs.system import build_system, network_info
@@ -242,6 +243,12 @@ def run(system: System | Config | dict | str | os.PathLike, *,
     kmc.runs.results.RunResult
         ``to_dict()`` is exactly what ``result.json`` holds; ``to_dataframe()`` one row per
         temperature.
+
+    Warns
+    -----
+    kmc.exceptions.ResultWarning
+        Once per entry of ``result.warnings``: a quantity measured outside the diffusive regime
+        (with what to raise), or no error bars from one replica.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
@@ -260,4 +267,7 @@ def run(system: System | Config | dict | str | os.PathLike, *,
             overrides[key] = value
     if overrides:
         system = system.with_run(**overrides)
-    return run_config(system.config, progress=progress, system=system.build(), workers=workers)
+    result = run_config(system.config, progress=progress, system=system.build(), workers=workers)
+    for message in result.warnings:  # a script sees what `kmc run` prints on stderr
+        warnings.warn(message, ResultWarning, stacklevel=2)
+    return result

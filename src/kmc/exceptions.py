@@ -25,6 +25,12 @@ class StructureWarning(UserWarning):
     """A structure builds, but probably not as meant (e.g. overlapping mobile sites)."""
 
 
+class ResultWarning(UserWarning):
+    """A result measured where it cannot be trusted as it stands (outside the diffusive regime,
+    no error bars); the message says what to raise. :func:`kmc.run` emits one per entry of
+    :attr:`kmc.runs.results.RunResult.warnings`."""
+
+
 class CampaignError(KMCError, RuntimeError):
     """Runs of a campaign crashed (they are not stored and run again on the next attempt);
     ``report`` is the :class:`kmc.campaign.core.CampaignReport` of the attempt."""
