@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from kmc.campaign.spec import derive_seed
 from kmc.campaign.store import STORE_NAME, TIMING_KEYS, Store, campaign_lock
 from kmc.cli.main import main
 from kmc.config.keys import canonical_json, parse_dotted, run_key
-from kmc.exceptions import CampaignError, CheckpointError, ConfigError
+from kmc.exceptions import CampaignError, CheckpointError, ConfigError, ResultWarning
 from kmc.runs.checkpoint import CheckpointDir
 
 BASE = """
@@ -57,6 +58,9 @@ seed = 5
 [analysis]
 arrhenius = true
 """
+
+#: most campaigns here are short on purpose (store, resume, executors); the warning has its own test
+pytestmark = pytest.mark.filterwarnings("ignore::kmc.exceptions.ResultWarning")
 
 
 def write_campaign(tmp_path: Path, text: str = TINY, hops: int = 30, name: str = "c.toml") -> Path:
@@ -567,14 +571,17 @@ def test_summary_warns_about_results_measured_before_the_diffusive_regime(tmp_pa
     """2 hops per ion cannot reach the diffusive regime on the half-filled sc gas, 200 do: the
     summary says how many results are not diffusive (as `kmc run` does per result) only then."""
     short = Campaign.from_file(write_campaign(tmp_path, hops=2), out=tmp_path / "short")
-    r = short.run("local", workers=1, progress=False, log=lambda m: None)
+    with pytest.warns(ResultWarning) as caught:  # a script sees them as Python warnings
+        r = short.run("local", workers=1, progress=False, log=lambda m: None)
     assert (r.n_results, len(r.not_diffusive)) == (6, 6)
-    assert len(r.warnings) == 1
+    assert len(r.warnings) == 1 and [str(w.message) for w in caught] == r.warnings
     assert "6 of the 6 results are not in the diffusive regime" in r.warnings[0]
     assert "hops_per_ion" in r.warnings[0]
     assert "diffusive regime" not in r.summary()       # the report text stays clean
     long_ = Campaign.from_file(write_campaign(tmp_path, hops=200, name="d.toml"), out=tmp_path / "long")
-    r = long_.run("local", workers=1, progress=False, log=lambda m: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResultWarning)
+        r = long_.run("local", workers=1, progress=False, log=lambda m: None)
     assert r.n_results == 6 and r.not_diffusive == [] and r.warnings == []
 
 
@@ -590,6 +597,7 @@ def test_cli_prints_the_not_diffusive_warning_on_stderr_only(tmp_path, capsys):
     assert "campaign" in cap.out and "diffusive" not in cap.out
     warn = [ln for ln in cap.err.splitlines() if "not in the diffusive regime" in ln]
     assert len(warn) == 1 and warn[0].startswith("kmc: warning: 6 of the 6 results")
+    assert "ResultWarning" not in cap.err  # printed once, as the CLI's own line
     with open(out / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 and {r["diffusive"] for r in rows} == {"False"}

@@ -63,6 +63,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -89,7 +90,7 @@ from kmc.campaign.store import (
 )
 from kmc.config import Config
 from kmc.config.keys import canonical_json
-from kmc.exceptions import CampaignError, ConfigError, KMCError
+from kmc.exceptions import CampaignError, ConfigError, KMCError, ResultWarning
 from kmc.runs.checkpoint import (
     DEFAULT_CHECKPOINT_EVERY_S,
     CheckpointDir,
@@ -311,6 +312,12 @@ class Campaign(CampaignSpec, CampaignAnalysis):
             Its ``errors`` are stored error rows (a deterministic :class:`KMCError` of a point,
             e.g. a frozen system).
 
+        Warns
+        -----
+        kmc.exceptions.ResultWarning
+            Once per entry of :attr:`CampaignReport.warnings` (e.g. results not in the
+            diffusive regime).
+
         Raises
         ------
         CampaignError
@@ -384,6 +391,8 @@ class Campaign(CampaignSpec, CampaignAnalysis):
                 if export:
                     report.written = self.export(out)
         report.elapsed_s = time.perf_counter() - t0
+        for message in report.warnings:  # a script sees what `kmc campaign` prints on stderr
+            warnings.warn(message, ResultWarning, stacklevel=2)
         if report.crashed:
             raise CampaignError(crash_message(report), report)
         return report

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+import warnings
 from pathlib import Path
 
 from kmc.campaign.store import STORE_NAME
 from kmc.cli.argtypes import positive_int, seconds
-from kmc.exceptions import CampaignError, ConfigError
+from kmc.exceptions import CampaignError, ConfigError, ResultWarning
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
@@ -32,9 +33,11 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     try:
-        report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
-                              resume=not args.no_resume, progress=not quiet, log=log,
-                              checkpoint_every=args.checkpoint_every, append=args.append)
+        with warnings.catch_warnings():  # printed below as `kmc: warning:` lines instead
+            warnings.simplefilter("ignore", ResultWarning)
+            report = campaign.run(executor, workers=args.workers, scheduler=args.scheduler,
+                                  resume=not args.no_resume, progress=not quiet, log=log,
+                                  checkpoint_every=args.checkpoint_every, append=args.append)
     except CampaignError as exc:  # crashed runs: exit 1 with the summary, as documented
         report = exc.report
         print(f"kmc: error: {exc}", file=sys.stderr)
