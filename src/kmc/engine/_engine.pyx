@@ -96,10 +96,11 @@ cdef class Engine:
     cdef bint fields_only
     # Rate table of the fields_only models whose fields take few values: in them an event's
     # rate depends only on its template t and its integer field difference
-    # q = hq[d] - hq[s] - t_Jq[t], a multiple of the fields' common divisor g = g_odd * 2^g_tz.
-    # rtab[t_toff[t] + q / g] holds it (-1.0 until first needed); q / g is exact, so it is
-    # computed as (q >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64) without a
-    # division.  NULL when the table would exceed RATE_TABLE_MAX entries.
+    # q = hq[d] - hq[s] - t_Jq[t]; all of these are multiples of the pair energies' common
+    # divisor g = g_odd * 2^g_tz.  rtab[t_toff[t] + hq[d] / g - hq[s] / g] holds it (-1.0
+    # until first needed; t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
+    # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  NULL
+    # when the table would exceed RATE_TABLE_MAX entries.
     cdef double* rtab
     cdef int64_t[::1] t_toff
     cdef int g_tz
@@ -286,7 +287,8 @@ cdef class Engine:
         total = int(size.sum())
         if total > RATE_TABLE_MAX:
             return
-        self.t_toff = np.ascontiguousarray(np.cumsum(size) - size - kmin, dtype=np.int64)
+        self.t_toff = np.ascontiguousarray(np.cumsum(size) - size - kmin - t_Jq // g,
+                                           dtype=np.int64)
         tz = (g & -g).bit_length() - 1
         self.g_tz = tz
         self.g_inv = pow(g >> tz, -1, 2 ** 64)
@@ -400,28 +402,31 @@ cdef class Engine:
         cdef const int64_t* toff = &self.t_toff[0]
         cdef int tz = self.g_tz
         cdef uint64_t g_inv = self.g_inv
+        cdef int64_t k_s = -<int64_t> (<uint64_t> (hq_s >> tz) * g_inv)
         for t in range(t_lo, t_hi):
             d = dst[t]
             if occ[d] != 0:
                 continue
             if has_ex and excnt[d] - srcex[t] > 0:
                 continue
-            q = hq[d] - hq_s - Jq[t]
             if table:
-                r = rtab[toff[t] + <int64_t> (<uint64_t> (q >> tz) * g_inv)]
+                r = rtab[toff[t] + k_s + <int64_t> (<uint64_t> (hq[d] >> tz) * g_inv)]
                 if r < 0.0:
-                    r = self._tab_fill(t, q)
+                    r = self._tab_fill(t, hq[d] - hq_s)
                 tot += r
             else:
                 # the same double as _rate's E_site[d] - E_site[s] + t_dE[t] + field term
+                q = hq[d] - hq_s - Jq[t]
                 dE = e0[t] + <double> q * _QUANTUM
                 tot += self._memo_rate(memo, rclass[t], dE, t)
         return tot
 
-    cdef double _tab_fill(self, Py_ssize_t t, int64_t q) noexcept nogil:
-        # first use of a rate table entry: the rate _rate gives (the same dE, through the memo)
+    cdef double _tab_fill(self, Py_ssize_t t, int64_t dq) noexcept nogil:
+        # first use of the rate table entry of template t at dq = hq[d] - hq[s]: the rate _rate
+        # gives (the same dE, through the memo)
+        cdef int64_t q = dq - self.t_Jq[t]
         cdef double r = self._rate_of(t, self.t_e0[t] + <double> q * _QUANTUM)
-        self.rtab[self.t_toff[t] + <int64_t> (<uint64_t> (q >> self.g_tz) * self.g_inv)] = r
+        self.rtab[self.t_toff[t] + <int64_t> (<uint64_t> (dq >> self.g_tz) * self.g_inv)] = r
         return r
 
     cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
@@ -497,9 +502,13 @@ cdef class Engine:
         # the occupied sources of the events into n: the destinations of n's events (every event
         # has its reverse)
         cdef Py_ssize_t e, p
-        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
-            p = self.ev_dst[e]
-            if self.occ[p] == 1:
+        cdef Py_ssize_t lo = self._lo(self.uoff_out, self.pc_out, n)
+        cdef Py_ssize_t hi = self._hi(self.uoff_out, self.pc_out, n)
+        cdef const int32_t* dst = &self.ev_dst[0]
+        cdef const int8_t* occ = &self.occ[0]
+        for e in range(lo, hi):
+            p = dst[e]
+            if occ[p] == 1:
                 self._mark(p)
 
     cdef void _touch(self, Py_ssize_t x) noexcept nogil:
@@ -539,17 +548,84 @@ cdef class Engine:
                     self._mark_sources(n)
 
     cdef void _flush(self) noexcept nogil:
-        # site totals are recomputed from scratch (never by deltas): no drift, exact restores
-        cdef Py_ssize_t i, s, leaf
+        # site totals are recomputed from scratch (never by deltas): no drift, exact restores.
+        # The changed leaves are stored first and their ancestors updated together after.
+        cdef Py_ssize_t i, s, n = 0
         cdef double tot
+        cdef double* leaf = &self.tree.tree[self.tree.cap]
+        cdef int32_t* dirty = &self.dirty[0]
         self.n_resums += self.n_dirty
+        if self.rtab != NULL:
+            if self.has_ex:
+                n = self._resum_table(leaf, dirty, True)
+            else:
+                n = self._resum_table(leaf, dirty, False)
+            if n > 0:
+                self.tree.set_ancestors(dirty, n)
+            return
         for i in range(self.n_dirty):
-            s = self.dirty[i]
+            s = dirty[i]
             self.is_dirty[s] = 0
             tot = self._site_total(s)
-            if tot != self.tree.tree[self.tree.cap + s]:
-                self.tree.set(s, tot)
+            if tot != leaf[s]:
+                leaf[s] = tot
+                dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
+                n += 1
         self.n_dirty = 0
+        if n > 0:
+            self.tree.set_ancestors(dirty, n)
+
+    cdef inline Py_ssize_t _resum_table(self, double* leaf, int32_t* dirty,
+                                        bint has_ex) noexcept nogil:
+        # _flush's re-summing loop for the models with a rate table: _site_total and
+        # _total_fields written out once for all dirty sites, with everything in locals.  Stores
+        # the changed totals in their leaves and returns how many changed (listed in dirty[]).
+        cdef const int32_t* dst = &self.ev_dst[0]
+        cdef const int8_t* occ = &self.occ[0]
+        cdef const int64_t* hq = &self.hq[0]
+        cdef const int32_t* excnt = &self.excnt[0]
+        cdef const uint8_t* srcex = &self.t_srcex[0]
+        cdef const int64_t* uoff = &self.uoff_out[0]
+        cdef const int64_t* toff = &self.t_toff[0]
+        cdef double* rtab = self.rtab
+        cdef uint8_t* isd = &self.is_dirty[0]
+        cdef int tz = self.g_tz
+        cdef uint64_t g_inv = self.g_inv
+        cdef Py_ssize_t n_unit = self.n_unit, n_tmpl = self.n_tmpl
+        cdef Py_ssize_t i, s, c, u, t, d, base, n = 0
+        cdef int64_t k_s, evals = 0
+        cdef double tot, r
+        for i in range(self.n_dirty):
+            s = dirty[i]
+            isd[s] = 0
+            tot = 0.0
+            if occ[s] == 1:
+                if n_unit == 1:
+                    c = s
+                    u = 0
+                else:
+                    c = s // n_unit
+                    u = s - c * n_unit
+                base = c * n_tmpl
+                evals += uoff[u + 1] - uoff[u]
+                k_s = -<int64_t> (<uint64_t> (hq[s] >> tz) * g_inv)
+                for t in range(uoff[u], uoff[u + 1]):
+                    d = dst[base + t]
+                    if occ[d] != 0:
+                        continue
+                    if has_ex and excnt[d] - srcex[t] > 0:
+                        continue
+                    r = rtab[toff[t] + k_s + <int64_t> (<uint64_t> (hq[d] >> tz) * g_inv)]
+                    if r < 0.0:
+                        r = self._tab_fill(t, hq[d] - hq[s])
+                    tot += r
+            if tot != leaf[s]:
+                leaf[s] = tot
+                dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
+                n += 1
+        self.n_evals += evals
+        self.n_dirty = 0
+        return n
 
     cdef inline void _class_move(self, Py_ssize_t c, int64_t delta, double t) noexcept nogil:
         # lazy time integral of the number of ions in class c
