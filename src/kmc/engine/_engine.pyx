@@ -9,7 +9,10 @@ picks them.  No per-event rate array is kept, which saves memory and the cache m
 updates (a variant that stored every rate and re-evaluated only the changed events ran more
 instructions per hop: re-summing a site's few events in one tight loop is cheaper).  Totals are
 always recomputed from scratch, so which sites get re-summed never changes a result, as long as
-every site whose total changed is among them.
+every site whose total changed is among them.  Interacting models with cell-periodic site energies
+re-sum in one specialised loop and, when their fields take few values, read rates from a small
+table indexed by the integer field difference (see ``rtab``); the changed leaves update their
+shared tree ancestors once (``SumTree.set_ancestors``).
 
 All arrays are owned by Python (``spec`` is static, ``state`` is the dynamic state); the engine holds
 typed memoryviews on them.  Pair-interaction fields and exclusion counts are integers (energies in
