@@ -48,10 +48,11 @@ cdef class SumTree:
         cdef double v
         if cap == 1:
             return            # the leaf is the root
-        if k < 10:
-            # Few leaves share few ancestors: one root path each (as set() climbs) is less work
-            # than queueing.  Also exact: a node's last update comes from the last of its
-            # changed leaves, when all its children are final.
+        if k * self.depth < 160:
+            # Few leaves on a shallow tree share few ancestors: one root path each (as set()
+            # climbs, 6-7.5 instructions a level) is less work than queueing (about 18 a node;
+            # callgrind, docs/performance.md).  Also exact: a node's last update comes from
+            # the last of its changed leaves, when all its children are final.
             for i in range(k):
                 j = leaves[i] + cap
                 v = t[j]
