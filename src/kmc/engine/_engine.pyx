@@ -9,7 +9,10 @@ picks them.  No per-event rate array is kept, which saves memory and the cache m
 updates (a variant that stored every rate and re-evaluated only the changed events ran more
 instructions per hop: re-summing a site's few events in one tight loop is cheaper).  Totals are
 always recomputed from scratch, so which sites get re-summed never changes a result, as long as
-every site whose total changed is among them.
+every site whose total changed is among them.  Interacting models with cell-periodic site energies
+re-sum in one specialised loop and, when their fields take few values, read rates from a small
+table indexed by the integer field difference (see ``rtab``); the changed leaves update their
+shared tree ancestors once (``SumTree.set_ancestors``).
 
 All arrays are owned by Python (``spec`` is static, ``state`` is the dynamic state); the engine holds
 typed memoryviews on them.  Pair-interaction fields and exclusion counts are integers (energies in
@@ -46,6 +49,8 @@ cdef struct RateMemo:
 cdef enum:
     MEMO_BITS = 10
     MEMO_SIZE = 1 << MEMO_BITS
+    RATE_TABLE_MAX = 4096    # 32 KiB
+
 
 STATUS_DONE = 0
 STATUS_NO_EVENTS = 1
@@ -86,6 +91,25 @@ cdef class Engine:
     cdef const double[::1] E_site
     cdef const int32_t[::1] site_class
     cdef int32_t[::1] t_rclass       # rate class of each template (key of the exp() memo)
+    # E_site[dst] - E_site[src] + t_dE of each template, when E_site repeats cell by cell (then
+    # it is the same double in every cell); else e_tiled is False and t_e0 unused
+    cdef double[::1] t_e0
+    cdef bint e_tiled
+    # interacting, e_tiled, no knock-offs: _site_total's fast path (_total_fields)
+    cdef bint fields_only
+    # Rate table of the fields_only models whose fields take few values: in them an event's
+    # rate depends only on its template t and its integer field difference
+    # q = hq[d] - hq[s] - t_Jq[t]; all of these are multiples of the pair energies' common
+    # divisor g = g_odd * 2^g_tz.  rtab[t_toff[t] + hq[d] / g - hq[s] / g] holds it (-1.0
+    # until first needed; t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
+    # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  NULL
+    # when the table would exceed RATE_TABLE_MAX entries.
+    cdef double* rtab
+    cdef int64_t[::1] t_toff
+    cdef int g_tz
+    cdef uint64_t g_inv
+    cdef int64_t g_q
+    cdef Py_ssize_t n_rtab
     # dynamic state (Python-owned)
     cdef int8_t[::1] occ
     cdef int32_t[::1] ion_at, ion_site
@@ -124,6 +148,7 @@ cdef class Engine:
 
     def __dealloc__(self):
         free(self.memo)
+        free(self.rtab)
 
     def __init__(self, dict spec, dict state, bit_generator, double beta, bint static):
         for key in SPEC_KEYS:
@@ -169,6 +194,7 @@ cdef class Engine:
                                         np.asarray(spec["t_nu"], float)], axis=1),
                               axis=0, return_inverse=True)
         self.t_rclass = np.ascontiguousarray(rclass.reshape(-1), dtype=np.int32)
+        self._bind_site_energies(spec)
         self.n_sites = int(spec["layout"][2])
         for key in ("uoff_out", "uoff_ex", "uoff_in"):
             if spec[key].shape[0] != self.n_unit + 1:
@@ -185,6 +211,8 @@ cdef class Engine:
         # constant rates without exclusions or knock-offs: totals are branch-free sums
         self.simple = static and not self.has_mid and not self.has_ex
         self.max_srcex = int(np.max(spec["t_srcex"], initial=0))
+        self.fields_only = self.has_int and self.e_tiled and not self.has_mid and not static
+        self._bind_rate_table(spec)
 
         self.occ = state["occ"]
         self.ion_at = state["ion_at"]
@@ -213,6 +241,67 @@ cdef class Engine:
         capsule = bit_generator.capsule
         self.rng = <bitgen_t*> PyCapsule_GetPointer(capsule, "BitGenerator")
         self.rebuild()
+
+    def _bind_site_energies(self, dict spec):
+        # numpy's float64 - and + are the IEEE operations _rate does, so t_e0[t] is the very
+        # double _rate computes from E_site in every cell
+        E = np.asarray(spec["E_site"], dtype=np.float64)
+        n_unit, n_tmpl = self.n_unit, self.n_tmpl
+        dst = np.asarray(spec["ev_dst"])[:n_tmpl]
+        src = np.repeat(np.arange(n_unit), np.diff(np.asarray(spec["uoff_out"])))
+        self.e_tiled = (E.shape[0] % n_unit == 0 and E.shape[0] >= n_unit
+                        and dst.shape[0] == n_tmpl
+                        and np.array_equal(E.reshape(-1, n_unit), np.broadcast_to(
+                            E[:n_unit], (E.shape[0] // n_unit, n_unit))))
+        t_e0 = np.zeros(max(n_tmpl, 1))
+        if self.e_tiled and n_tmpl:
+            t_e0[:n_tmpl] = E[dst] - E[src] + np.asarray(spec["t_dE"], dtype=np.float64)
+        self.t_e0 = t_e0
+
+    def _bind_rate_table(self, dict spec):
+        # the range of q / g of each template, from the least and greatest field a site of each
+        # unit can have (all its interaction partners present, counting only the negative or
+        # only the positive energies)
+        cdef Py_ssize_t i
+        n_unit, n_tmpl = self.n_unit, self.n_tmpl
+        self.t_toff = np.zeros(max(n_tmpl, 1), dtype=np.int64)
+        if not self.fields_only or n_tmpl == 0:
+            return
+        in_Jq = np.asarray(spec["in_Jq"], dtype=np.int64)
+        t_Jq = np.asarray(spec["t_Jq"], dtype=np.int64)
+        vals = np.abs(np.concatenate([in_Jq, t_Jq]))
+        g = int(np.gcd.reduce(vals[vals > 0])) if np.any(vals > 0) else 1
+        per_site = np.diff(np.asarray(spec["uoff_in"]))
+        counts = np.tile(per_site, self.n_sites // n_unit)
+        starts = np.cumsum(counts) - counts
+        lo_site = np.zeros(self.n_sites, dtype=np.int64)
+        hi_site = np.zeros(self.n_sites, dtype=np.int64)
+        has = counts > 0
+        if in_Jq.shape[0]:
+            lo_site[has] = np.add.reduceat(np.minimum(in_Jq, 0) // g, starts[has])
+            hi_site[has] = np.add.reduceat(np.maximum(in_Jq, 0) // g, starts[has])
+        lo_u = lo_site.reshape(-1, n_unit).min(axis=0)
+        hi_u = hi_site.reshape(-1, n_unit).max(axis=0)
+        dst = np.asarray(spec["ev_dst"])[:n_tmpl] % n_unit
+        src = np.repeat(np.arange(n_unit), np.diff(np.asarray(spec["uoff_out"])))
+        kmin = lo_u[dst] - hi_u[src] - t_Jq // g
+        kmax = hi_u[dst] - lo_u[src] - t_Jq // g
+        size = kmax - kmin + 1
+        total = int(size.sum())
+        if total > RATE_TABLE_MAX:
+            return
+        self.t_toff = np.ascontiguousarray(np.cumsum(size) - size - kmin - t_Jq // g,
+                                           dtype=np.int64)
+        tz = (g & -g).bit_length() - 1
+        self.g_tz = tz
+        self.g_inv = pow(g >> tz, -1, 2 ** 64)
+        self.g_q = g
+        self.rtab = <double*> malloc(total * sizeof(double))
+        if self.rtab == NULL:
+            raise MemoryError("no memory for the engine's rate table")
+        self.n_rtab = total
+        for i in range(total):
+            self.rtab[i] = -1.0
 
     def _dirty_bound(self):
         # Sites whose total can change in one hop: sources of every refreshed event.
@@ -275,9 +364,73 @@ cdef class Engine:
             for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
                 tot += self.t_rate0[e - base] * _EMPTY_WEIGHT[self.occ[self.ev_dst[e]]]
             return tot
-        for e in range(self._lo(self.uoff_out, self.pc_out, s), self._hi(self.uoff_out, self.pc_out, s)):
+        cdef Py_ssize_t lo = self._lo(self.uoff_out, self.pc_out, s)
+        cdef Py_ssize_t hi = self._hi(self.uoff_out, self.pc_out, s)
+        if self.fields_only and hi > lo:
+            self.n_evals += hi - lo
+            # one copy of the loop per case, without per-event tests of these flags
+            if self.rtab != NULL:
+                if self.has_ex:
+                    return self._total_fields(s, lo - base, hi - base, base, True, True)
+                return self._total_fields(s, lo - base, hi - base, base, False, True)
+            if self.has_ex:
+                return self._total_fields(s, lo - base, hi - base, base, True, False)
+            return self._total_fields(s, lo - base, hi - base, base, False, False)
+        for e in range(lo, hi):
             tot += self._rate(e, s, e - base)
         return tot
+
+    cdef inline double _total_fields(self, Py_ssize_t s, Py_ssize_t t_lo, Py_ssize_t t_hi,
+                                     Py_ssize_t base, bint has_ex, bint table) noexcept nogil:
+        # _site_total of the usual interacting model (fields_only): _rate written out with plain
+        # pointers, no per-event flag tests and what is the same for all of s's events done once.
+        # A closed event adds nothing (its rate is 0.0, and tot + 0.0 == tot); an open one adds
+        # the same double, in the same order, as _rate gives.  s's events are base + t for the
+        # templates t_lo <= t < t_hi.
+        cdef const int32_t* dst = &self.ev_dst[base]
+        cdef const int8_t* occ = &self.occ[0]
+        cdef const int64_t* hq = &self.hq[0]
+        cdef const int64_t* Jq = &self.t_Jq[0]
+        cdef const double* e0 = &self.t_e0[0]
+        cdef const int32_t* excnt = &self.excnt[0]
+        cdef const uint8_t* srcex = &self.t_srcex[0]
+        cdef const int32_t* rclass = &self.t_rclass[0]
+        cdef RateMemo* memo = self.memo
+        cdef int64_t hq_s = hq[s]
+        cdef double tot = 0.0
+        cdef double dE, r
+        cdef Py_ssize_t t, d
+        cdef int64_t q
+        cdef double* rtab = self.rtab
+        cdef const int64_t* toff = &self.t_toff[0]
+        cdef int tz = self.g_tz
+        cdef uint64_t g_inv = self.g_inv
+        cdef int64_t k_s = -<int64_t> (<uint64_t> (hq_s >> tz) * g_inv)
+        for t in range(t_lo, t_hi):
+            d = dst[t]
+            if occ[d] != 0:
+                continue
+            if has_ex and excnt[d] - srcex[t] > 0:
+                continue
+            if table:
+                r = rtab[toff[t] + k_s + <int64_t> (<uint64_t> (hq[d] >> tz) * g_inv)]
+                if r < 0.0:
+                    r = self._tab_fill(t, hq[d] - hq_s)
+                tot += r
+            else:
+                # the same double as _rate's E_site[d] - E_site[s] + t_dE[t] + field term
+                q = hq[d] - hq_s - Jq[t]
+                dE = e0[t] + <double> q * _QUANTUM
+                tot += self._memo_rate(memo, rclass[t], dE, t)
+        return tot
+
+    cdef double _tab_fill(self, Py_ssize_t t, int64_t dq) noexcept nogil:
+        # first use of the rate table entry of template t at dq = hq[d] - hq[s]: the rate _rate
+        # gives (the same dE, through the memo)
+        cdef int64_t q = dq - self.t_Jq[t]
+        cdef double r = self._rate_of(t, self.t_e0[t] + <double> q * _QUANTUM)
+        self.rtab[self.t_toff[t] + <int64_t> (<uint64_t> (dq >> self.g_tz) * self.g_inv)] = r
+        return r
 
     cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
         # event index minus template index for every event of site s
@@ -306,13 +459,21 @@ cdef class Engine:
         return self._rate_of(t, dE)
 
     cdef inline double _rate_of(self, Py_ssize_t t, double dE) noexcept nogil:
+        return self._memo_rate(self.memo, self.t_rclass[t], dE, t)
+
+    cdef inline double _memo_rate(self, RateMemo* memo, int64_t key, double dE,
+                                  Py_ssize_t t) noexcept nogil:
+        # the rate of template t (rate class key) at dE: from the memo, else computed and
+        # stored.  A multiplicative hash of dE's bits and the key; a miss only costs time.
         cdef uint64_t bits
-        cdef int64_t key = self.t_rclass[t]
         memcpy(&bits, &dE, 8)
-        cdef RateMemo* m = &self.memo[((bits ^ (bits >> 29) ^ (<uint64_t> key << 48))
-                                       * <uint64_t> 0x9E3779B97F4A7C15) >> (64 - MEMO_BITS)]
+        cdef RateMemo* m = &memo[((bits ^ (<uint64_t> key << 48)) * <uint64_t> 0x9E3779B97F4A7C15)
+                                 >> (64 - MEMO_BITS)]
         if m.key == key and m.dE == dE:
             return m.rate
+        return self._rate_miss(m, key, dE, t)
+
+    cdef double _rate_miss(self, RateMemo* m, int64_t key, double dE, Py_ssize_t t) noexcept nogil:
         # kinetically resolved barrier: detailed balance holds for any E_KRA
         cdef double ea = self.t_kra[t] + 0.5 * dE
         if ea < dE:
@@ -344,9 +505,13 @@ cdef class Engine:
         # the occupied sources of the events into n: the destinations of n's events (every event
         # has its reverse)
         cdef Py_ssize_t e, p
-        for e in range(self._lo(self.uoff_out, self.pc_out, n), self._hi(self.uoff_out, self.pc_out, n)):
-            p = self.ev_dst[e]
-            if self.occ[p] == 1:
+        cdef Py_ssize_t lo = self._lo(self.uoff_out, self.pc_out, n)
+        cdef Py_ssize_t hi = self._hi(self.uoff_out, self.pc_out, n)
+        cdef const int32_t* dst = &self.ev_dst[0]
+        cdef const int8_t* occ = &self.occ[0]
+        for e in range(lo, hi):
+            p = dst[e]
+            if occ[p] == 1:
                 self._mark(p)
 
     cdef void _touch(self, Py_ssize_t x) noexcept nogil:
@@ -386,17 +551,84 @@ cdef class Engine:
                     self._mark_sources(n)
 
     cdef void _flush(self) noexcept nogil:
-        # site totals are recomputed from scratch (never by deltas): no drift, exact restores
-        cdef Py_ssize_t i, s, leaf
+        # site totals are recomputed from scratch (never by deltas): no drift, exact restores.
+        # The changed leaves are stored first and their ancestors updated together after.
+        cdef Py_ssize_t i, s, n = 0
         cdef double tot
+        cdef double* leaf = &self.tree.tree[self.tree.cap]
+        cdef int32_t* dirty = &self.dirty[0]
         self.n_resums += self.n_dirty
+        if self.rtab != NULL:
+            if self.has_ex:
+                n = self._resum_table(leaf, dirty, True)
+            else:
+                n = self._resum_table(leaf, dirty, False)
+            if n > 0:
+                self.tree.set_ancestors(dirty, n)
+            return
         for i in range(self.n_dirty):
-            s = self.dirty[i]
+            s = dirty[i]
             self.is_dirty[s] = 0
             tot = self._site_total(s)
-            if tot != self.tree.tree[self.tree.cap + s]:
-                self.tree.set(s, tot)
+            if tot != leaf[s]:
+                leaf[s] = tot
+                dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
+                n += 1
         self.n_dirty = 0
+        if n > 0:
+            self.tree.set_ancestors(dirty, n)
+
+    cdef inline Py_ssize_t _resum_table(self, double* leaf, int32_t* dirty,
+                                        bint has_ex) noexcept nogil:
+        # _flush's re-summing loop for the models with a rate table: _site_total and
+        # _total_fields written out once for all dirty sites, with everything in locals.  Stores
+        # the changed totals in their leaves and returns how many changed (listed in dirty[]).
+        cdef const int32_t* dst = &self.ev_dst[0]
+        cdef const int8_t* occ = &self.occ[0]
+        cdef const int64_t* hq = &self.hq[0]
+        cdef const int32_t* excnt = &self.excnt[0]
+        cdef const uint8_t* srcex = &self.t_srcex[0]
+        cdef const int64_t* uoff = &self.uoff_out[0]
+        cdef const int64_t* toff = &self.t_toff[0]
+        cdef double* rtab = self.rtab
+        cdef uint8_t* isd = &self.is_dirty[0]
+        cdef int tz = self.g_tz
+        cdef uint64_t g_inv = self.g_inv
+        cdef Py_ssize_t n_unit = self.n_unit, n_tmpl = self.n_tmpl
+        cdef Py_ssize_t i, s, c, u, t, d, base, n = 0
+        cdef int64_t k_s, evals = 0
+        cdef double tot, r
+        for i in range(self.n_dirty):
+            s = dirty[i]
+            isd[s] = 0
+            tot = 0.0
+            if occ[s] == 1:
+                if n_unit == 1:
+                    c = s
+                    u = 0
+                else:
+                    c = s // n_unit
+                    u = s - c * n_unit
+                base = c * n_tmpl
+                evals += uoff[u + 1] - uoff[u]
+                k_s = -<int64_t> (<uint64_t> (hq[s] >> tz) * g_inv)
+                for t in range(uoff[u], uoff[u + 1]):
+                    d = dst[base + t]
+                    if occ[d] != 0:
+                        continue
+                    if has_ex and excnt[d] - srcex[t] > 0:
+                        continue
+                    r = rtab[toff[t] + k_s + <int64_t> (<uint64_t> (hq[d] >> tz) * g_inv)]
+                    if r < 0.0:
+                        r = self._tab_fill(t, hq[d] - hq[s])
+                    tot += r
+            if tot != leaf[s]:
+                leaf[s] = tot
+                dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
+                n += 1
+        self.n_evals += evals
+        self.n_dirty = 0
+        return n
 
     cdef inline void _class_move(self, Py_ssize_t c, int64_t delta, double t) noexcept nogil:
         # lazy time integral of the number of ions in class c
@@ -572,6 +804,8 @@ cdef class Engine:
         total += self._hq_array.nbytes + self._excnt_array.nbytes
         total += np.asarray(self.tree.tree).nbytes + np.asarray(self.dirty).nbytes
         total += np.asarray(self.is_dirty).nbytes + np.asarray(self.t_rclass).nbytes
+        total += np.asarray(self.t_e0).nbytes + np.asarray(self.t_toff).nbytes
+        total += self.n_rtab * sizeof(double)
         total += MEMO_SIZE * sizeof(RateMemo)
         return int(total)
 

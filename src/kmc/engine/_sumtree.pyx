@@ -15,6 +15,7 @@ cdef class SumTree:
             cap <<= 1
         self.n = n
         self.cap = cap
+        self.depth = cap.bit_length() - 1
         # node j's descendants four levels down are the 16 nodes 16j .. 16j + 15; align the
         # array so that they are exactly two cache lines (see find)
         buf = np.zeros(2 * cap + 16, dtype=np.float64)
@@ -32,6 +33,60 @@ cdef class SumTree:
             v = v + t[j ^ 1]
             j >>= 1
             t[j] = v
+
+    cdef void set_ancestors(self, int32_t* leaves, Py_ssize_t k) noexcept nogil:
+        # Bring every ancestor of the k distinct leaves (site indices, values already stored) up
+        # to date, each once, level by level as left + right: the leaves of one hop share most
+        # of their ancestors, which separate root paths would recompute once per leaf.  The
+        # same nodes as set() gives, bit for bit: each is left + right of its final children.
+        # leaves[] is overwritten (it holds the current level's nodes).  A node waiting to be
+        # recomputed holds -1.0 meanwhile (a sum of rates is never negative), which keeps it
+        # from being queued twice.
+        cdef double* t = &self.tree[0]
+        cdef Py_ssize_t i, n = 0, p, q, j
+        cdef Py_ssize_t cap = self.cap
+        cdef double v
+        if cap == 1:
+            return            # the leaf is the root
+        if k * self.depth < 160:
+            # Few leaves on a shallow tree share few ancestors: one root path each (as set()
+            # climbs, 6-7.5 instructions a level) is less work than queueing (about 18 a node;
+            # callgrind, docs/performance.md).  Also exact: a node's last update comes from
+            # the last of its changed leaves, when all its children are final.
+            for i in range(k):
+                j = leaves[i] + cap
+                v = t[j]
+                if self.depth & 1:
+                    v = v + t[j ^ 1]
+                    j >>= 1
+                    t[j] = v
+                while j > 1:     # two levels per turn (the depth left is even)
+                    v = v + t[j ^ 1]
+                    j >>= 1
+                    t[j] = v
+                    v = v + t[j ^ 1]
+                    j >>= 1
+                    t[j] = v
+            return
+        for i in range(k):
+            q = (leaves[i] + cap) >> 1
+            if t[q] >= 0.0:
+                t[q] = -1.0
+                leaves[n] = <int32_t> q
+                n += 1
+        while n > 1 or (n == 1 and leaves[0] > 1):
+            k = n
+            n = 0
+            for i in range(k):
+                p = leaves[i]
+                t[p] = t[2 * p] + t[2 * p + 1]
+                q = p >> 1
+                if t[q] >= 0.0:
+                    t[q] = -1.0
+                    leaves[n] = <int32_t> q
+                    n += 1
+        if n == 1:
+            t[1] = t[2] + t[3]
 
     cdef Py_ssize_t find(self, double u, double* rem) noexcept nogil:
         # Leaf whose cumulative interval [S_{i-1}, S_i) holds u; ``rem`` gets u - S_{i-1}.
@@ -72,6 +127,23 @@ cdef class SumTree:
         if not value >= 0.0:
             raise ValueError("sum-tree weights must be non-negative")
         self.set(i, value)
+
+    def update_many(self, leaves, values):
+        """Set the distinct leaves ``leaves`` to ``values`` (each >= 0) at once."""
+        idx = np.ascontiguousarray(leaves, dtype=np.int32).copy()
+        val = np.asarray(values, dtype=np.float64)
+        if idx.shape != val.shape or len(set(idx.tolist())) != idx.shape[0]:
+            raise ValueError("update_many needs as many values as distinct leaves")
+        if idx.shape[0] and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError("leaf out of range")
+        if not np.all(val >= 0.0):
+            raise ValueError("sum-tree weights must be non-negative")
+        cdef int32_t[::1] iv = idx
+        cdef Py_ssize_t i
+        for i in range(idx.shape[0]):
+            self.tree[self.cap + iv[i]] = val[i]
+        if idx.shape[0]:
+            self.set_ancestors(&iv[0], idx.shape[0])
 
     def select(self, double u):
         """Return ``(leaf, remainder)`` for ``0 <= u < total``."""
