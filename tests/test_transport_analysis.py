@@ -476,6 +476,40 @@ def test_arrhenius_fits_leave_out_temperatures_that_are_not_diffusive():
                          **kw)[2]["sigma_T"]
 
 
+def test_auto_basis_is_chosen_from_the_temperatures_each_fit_uses():
+    """``auto`` compares the relative errors of D* and sigma T over the temperatures each fit
+    may use: a non-diffusive temperature (left out of the fit) cannot decide it, and a basis
+    without a fit is never chosen."""
+    from kmc.analysis.report import arrhenius_report, choose_basis
+    from kmc.constants import KB_EV_K
+
+    rng = np.random.default_rng(5)
+
+    def vals(t: float, err_d: float, err_j: float) -> dict:
+        base = 1e-5 * np.exp(-0.3 / (KB_EV_K * t))
+        d = base * (1 + err_d * rng.standard_normal(8))
+        j = base * (1 + err_j * rng.standard_normal(8))
+        return {"D_tracer_cm2_s": d, "D_jump_cm2_s": j, "sigma_S_cm": j * 1e3 / t,
+                **{f"D_tracer_{ax}_cm2_s": d for ax in ("xx", "yy", "zz")}}
+
+    # D* 1 % everywhere; D_J 0.1 % where it is diffusive, 30 % at the two early temperatures
+    reps = [vals(400.0, 0.01, 0.3), vals(500.0, 0.01, 0.3), vals(600.0, 0.01, 0.001),
+            vals(700.0, 0.01, 0.001)]
+    T = [400.0, 500.0, 600.0, 700.0]
+    flags = [{"diffusive_D_tracer": True, "diffusive_D_jump": t >= 600.0} for t in T]
+    assert choose_basis(reps)[0] == "D_tracer"                # all four: medians 1 % vs ~15 %
+    basis, med = choose_basis(reps, T, flags)
+    assert basis == "sigma_T" and med["sigma_T"] < 0.002 < med["D_tracer"]
+    assert choose_basis(reps, T, flags, fitted=["D_tracer"])[0] == "D_tracer"
+    kw = dict(basis="auto", seed=1, density_cm3=1e22, charge_e=1.0)
+    arr, _, fits, _ = arrhenius_report(T, reps, diffusive=flags, **kw)
+    assert arr["basis"] == "sigma_T" and arr["excluded_not_diffusive_K"] == [400.0, 500.0]
+    # only one diffusive D_J temperature: no sigma T fit, so auto takes D*
+    one = [{"diffusive_D_tracer": True, "diffusive_D_jump": t == 700.0} for t in T]
+    arr, _, fits, _ = arrhenius_report(T, reps, diffusive=one, **kw)
+    assert "sigma_T" not in fits and arr["basis"] == "D_tracer"
+
+
 def test_run_hands_each_temperatures_diffusive_flags_to_the_arrhenius_fit(monkeypatch):
     import kmc.runs.runner as runner
     seen = {}

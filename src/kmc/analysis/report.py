@@ -8,7 +8,7 @@ Choices, all documented in the JSON itself:
   what a conductivity experiment measures; ``sigma T`` is proportional to ``D_J`` at fixed
   density, so its Ea is the activation energy of ``D_J``). The default ``"auto"`` takes
   whichever of ``D_tracer`` and ``sigma_T`` has the smaller median relative replica standard
-  error over the temperatures (:func:`choose_basis`): the collective signal behind sigma is
+  error over the temperatures its fit uses (:func:`choose_basis`): the collective signal behind sigma is
   noisy in dilute and single-vacancy systems, the tracer one in nearly empty ones.
 * ``sigma_300K_S_cm`` and its interval ``sigma_300K_ci_S_cm`` always come from a separate fit of
   ``ln(sigma T)``, whatever the basis: a D* fit says nothing about conductivity unless the Haven
@@ -23,7 +23,7 @@ Choices, all documented in the JSON itself:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -65,24 +65,34 @@ def fit_basis(temperatures: list[float], replica_vals: list[dict[str, np.ndarray
 AUTO_BASES = ("D_tracer", "sigma_T")
 
 
-def choose_basis(replica_vals: list[dict[str, np.ndarray]]) -> tuple[str, dict[str, float]]:
+def choose_basis(replica_vals: list[dict[str, np.ndarray]], temperatures: list[float] | None = None,
+                 diffusive: list[dict] | None = None, fitted: Iterable[str] | None = None
+                 ) -> tuple[str, dict[str, float]]:
     """The ``auto`` basis: of :data:`AUTO_BASES`, the one whose per-temperature relative replica
     standard error has the smaller median (ties go to the first); with one replica per
-    temperature (no errors) ``sigma_T``. Returns the name and the medians."""
+    temperature (no errors) ``sigma_T``. Returns the name and the medians.
+
+    With ``temperatures`` and ``diffusive`` (as in :func:`arrhenius_report`) each candidate's
+    median is taken over the temperatures its fit may use (its MSD diffusive), and with
+    ``fitted`` only candidates that have a fit compete: a basis is never chosen for errors
+    measured where it is not quoted."""
     med: dict[str, float] = {}
+    temps = temperatures if temperatures is not None else [0.0] * len(replica_vals)
     for name in AUTO_BASES:
         key = BASES[name][0]
+        keep, _ = diffusive_subset(name, temps, diffusive)
         rel = []
-        for v in replica_vals:
-            x = np.asarray(v[key], float)
+        for i in keep:
+            x = np.asarray(replica_vals[i][key], float)
             m = abs(float(np.mean(x)))
             rel.append(float(np.std(x, ddof=1) / np.sqrt(x.size)) / m
                        if x.size > 1 and m > 0 else math.inf)
         med[name] = float(np.median(rel)) if rel else math.inf
-    finite = {k: v for k, v in med.items() if math.isfinite(v)}
+    candidates = [k for k in AUTO_BASES if fitted is None or k in set(fitted)] or list(AUTO_BASES)
+    finite = {k: med[k] for k in candidates if math.isfinite(med[k])}
     if not finite:
-        return "sigma_T", med
-    return min(AUTO_BASES, key=lambda k: med[k]), med
+        return ("sigma_T" if "sigma_T" in candidates else candidates[0]), med
+    return min(finite, key=lambda k: finite[k]), med
 
 
 def _short(fit: ArrheniusFit) -> dict[str, Any]:
@@ -139,7 +149,7 @@ def arrhenius_report(temperatures: list[float], replica_vals: list[dict[str, np.
     requested = basis
     medians: dict[str, float] = {}
     if basis == "auto":
-        basis, medians = choose_basis(replica_vals)
+        basis, medians = choose_basis(replica_vals, temperatures, diffusive, fits)
     main = fits.get(basis)
     arr: dict[str, Any] | None = None
     if main is not None:

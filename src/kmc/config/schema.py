@@ -570,7 +570,8 @@ class RunConfig:
     reported, so the reported errors do not depend on the stopping decision (which otherwise
     stops preferentially on draws whose error came out small); it costs about twice the hops.
     ``arrhenius_basis = "auto"`` (default) fits the headline Arrhenius law to whichever of
-    ``D_tracer`` and ``sigma_T`` has the smaller median relative standard error.
+    ``D_tracer`` and ``sigma_T`` has the smaller median relative standard error over the
+    temperatures its fit uses (its MSD diffusive).
     """
 
     temperatures_K: tuple[float, ...] = (600.0,)
