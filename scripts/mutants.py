@@ -254,7 +254,9 @@ def run_tests(pythonpath: Path, tests: tuple[str, ...], timeout: float
         [str(pythonpath)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
         PYTHONDONTWRITEBYTECODE="1")
     # no hypothesis shrinking (a kill needs one failing example, not the smallest)
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider",
+    # in one process (-n 0): the project's pytest settings spread tests over cores, and the
+    # first failing test id is read from this process's -rf summary
+    cmd = [sys.executable, "-m", "pytest", "-n", "0", "-x", "-q", "-rf", "-p", "no:cacheprovider",
            "--hypothesis-profile", "mutants", *tests]
     t0 = time.perf_counter()
     try:
