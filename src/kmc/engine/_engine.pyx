@@ -32,6 +32,14 @@ from kmc.engine._sumtree cimport SumTree, __builtin_prefetch
 
 QUANTUM_EV = 1e-12   # energy quantum of the integer interaction fields
 cdef double _QUANTUM = 1e-12
+
+
+cdef inline int64_t _tab_key(int64_t hq, int tz, uint64_t g_inv) noexcept nogil:
+    # rate-table key of an integer field: hq / g exactly (every field is a multiple of the pair
+    # energies' common divisor g = 2^tz * odd), as a shift and a multiplication by the odd
+    # part's inverse mod 2^64; keys of differences are differences of keys
+    return <int64_t> (<uint64_t> (hq >> tz) * g_inv)
+
 # 1.0 for an empty site, 0.0 for an ion or a blocker: a table lookup instead of a branch that the
 # CPU would mispredict half the time
 cdef double[3] _EMPTY_WEIGHT = [1.0, 0.0, 0.0]
@@ -405,7 +413,7 @@ cdef class Engine:
         cdef const int64_t* toff = &self.t_toff[0]
         cdef int tz = self.g_tz
         cdef uint64_t g_inv = self.g_inv
-        cdef int64_t k_s = -<int64_t> (<uint64_t> (hq_s >> tz) * g_inv)
+        cdef int64_t k_s = -_tab_key(hq_s, tz, g_inv)
         for t in range(t_lo, t_hi):
             d = dst[t]
             if occ[d] != 0:
@@ -413,7 +421,7 @@ cdef class Engine:
             if has_ex and excnt[d] - srcex[t] > 0:
                 continue
             if table:
-                r = rtab[toff[t] + k_s + <int64_t> (<uint64_t> (hq[d] >> tz) * g_inv)]
+                r = rtab[toff[t] + k_s + _tab_key(hq[d], tz, g_inv)]
                 if r < 0.0:
                     r = self._tab_fill(t, hq[d] - hq_s)
                 tot += r
@@ -429,7 +437,7 @@ cdef class Engine:
         # gives (the same dE, through the memo)
         cdef int64_t q = dq - self.t_Jq[t]
         cdef double r = self._rate_of(t, self.t_e0[t] + <double> q * _QUANTUM)
-        self.rtab[self.t_toff[t] + <int64_t> (<uint64_t> (dq >> self.g_tz) * self.g_inv)] = r
+        self.rtab[self.t_toff[t] + _tab_key(dq, self.g_tz, self.g_inv)] = r
         return r
 
     cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
@@ -611,14 +619,14 @@ cdef class Engine:
                     u = s - c * n_unit
                 base = c * n_tmpl
                 evals += uoff[u + 1] - uoff[u]
-                k_s = -<int64_t> (<uint64_t> (hq[s] >> tz) * g_inv)
+                k_s = -_tab_key(hq[s], tz, g_inv)
                 for t in range(uoff[u], uoff[u + 1]):
                     d = dst[base + t]
                     if occ[d] != 0:
                         continue
                     if has_ex and excnt[d] - srcex[t] > 0:
                         continue
-                    r = rtab[toff[t] + k_s + <int64_t> (<uint64_t> (hq[d] >> tz) * g_inv)]
+                    r = rtab[toff[t] + k_s + _tab_key(hq[d], tz, g_inv)]
                     if r < 0.0:
                         r = self._tab_fill(t, hq[d] - hq[s])
                     tot += r
