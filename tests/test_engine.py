@@ -210,6 +210,51 @@ def test_checkpoint_restore_is_bit_exact(interacting_model):
     assert np.array_equal(ref.engine.site_totals, restored.engine.site_totals)
 
 
+@pytest.mark.parametrize("budget", [1, 7, 10 ** 9])
+def test_frames_recorded_inside_the_engine_equal_stops_at_each_mark(interacting_model, budget):
+    """``run_marks`` (every frame written by the engine in one call) against the per-frame
+    loop it replaces (``run`` up to each mark, then read the state): the same frames, sums and
+    final state bit for bit, however the hop budget splits the marks over calls."""
+    marks = 4e-12 * np.arange(1, 41) ** 1.5  # uneven spacing, 1647 hops in all
+    marks = np.sort(np.concatenate([marks, marks[::8] + 1e-17]))  # marks without a hop between
+    ref = Simulation(interacting_model, 600.0, n_ions=30, seed=21)
+    want = []
+    for t in marks:
+        while ref.time < t:
+            ref.run(10 ** 9, t)
+        st = ref.engine.state
+        want.append((st["disp"].copy(), st["sumsq"].copy(), int(st["hops"].sum())))
+    sim = Simulation(interacting_model, 600.0, n_ions=30, seed=21)
+    frames = np.full((len(marks), 30, 3), np.nan)
+    k = calls = 0
+    while k < len(marks):
+        done, dk, len2, moves = sim.run_marks(marks[k:], frames[k:], budget)
+        assert done <= budget
+        calls += 1
+        if dk:
+            disp, sumsq, n_moves = want[k + dk - 1]
+            assert moves == n_moves
+            assert len2 == pytest.approx(float(sumsq.sum()), rel=1e-13)
+        k += dk
+    hops = int(sim.engine.state["counters"][0])
+    assert hops > 1000 and calls >= hops // budget and (calls == 1) == (budget == 10 ** 9)
+    assert np.array_equal(frames, np.array([w[0] for w in want]))
+    for key in ("occ", "ion_at", "ion_site", "disp", "hops", "sumsq", "clock", "class_t"):
+        assert np.array_equal(ref.engine.state[key], sim.engine.state[key]), key
+    assert sim.engine.bit_generator.state == ref.engine.bit_generator.state
+    assert np.array_equal(ref.engine.site_totals, sim.engine.site_totals)
+
+
+def test_run_marks_refuses_a_short_frame_array_and_raises_on_a_frozen_system():
+    net = lattice_network("sc", (3, 3, 3))
+    sim = Simulation(RateModel(net, 1e13, 0.2), 300.0, n_ions=5, seed=0)
+    with pytest.raises(ValueError, match="room for every mark"):
+        sim.run_marks(np.array([1e-9, 2e-9]), np.zeros((1, 5, 3)), 100)
+    full = Simulation(RateModel(net, 1e13, 0.2), 300.0, n_ions=27, seed=0)
+    with pytest.raises(NoEventsError, match="no hop can happen"):
+        full.run_marks(np.array([1e-9]), np.zeros((1, 27, 3)), 100)
+
+
 def test_pickle_keeps_static_flag_and_rng_state():
     net = lattice_network("square", (6, 6, 1))
     sim = Simulation(RateModel(net, 1e13, 0.1), 300.0, n_ions=10, seed=1)

@@ -62,7 +62,7 @@ FRESH = {**CONVERGING, "run": {**CONVERGING["run"], "target_rel_err": 0.3, "max_
                                "fresh_final_round": True}}
 
 
-@pytest.mark.parametrize("name, data, chunk", [("doped c-LLZO", DOPED, 160),
+@pytest.mark.parametrize("name, data, chunk", [("doped c-LLZO", DOPED, 48),
                                                ("converging sc", CONVERGING, 64),
                                                ("fresh final round", FRESH, 64)])
 def test_resume_from_saved_blobs_gives_the_uninterrupted_result(monkeypatch, name, data, chunk):
@@ -90,7 +90,14 @@ def test_resume_from_saved_blobs_gives_the_uninterrupted_result(monkeypatch, nam
         done = real_run(self, n_hops, t_stop)
         executed[0] += done
         return done
+    real_run_marks = Simulation.run_marks
+
+    def counting_run_marks(self, marks_s, frames, max_hops):
+        out = real_run_marks(self, marks_s, frames, max_hops)
+        executed[0] += out[0]
+        return out
     monkeypatch.setattr(Simulation, "run", counting_run)
+    monkeypatch.setattr(Simulation, "run_marks", counting_run_marks)
     # resume from 12 saves spread evenly over the run, the first and the last included (every
     # one of the 40-70 saves cost 3-4 minutes of CI; the phases - creation, equilibration,
     # rounds, fresh round, temperatures - each hold several of the chosen ones)

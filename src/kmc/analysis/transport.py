@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import next_fast_len
 
 from kmc.constants import A2_TO_CM2, A3_TO_CM3, A_TO_CM, E_CHARGE_C, KB_J_K
 from kmc.engine.simulation import Simulation
@@ -282,6 +283,28 @@ class FrameBuffer:
         self.hop_len2_A2 = float(hop_len2_A2)
         self.ion_moves = int(ion_moves)
 
+    def marks_until(self, t_target_s: float) -> np.ndarray:
+        """Times (since the start, s) of the next frames, up to the first one at
+        ``t_target_s`` (to 1e-12 relative) and at most as many as fit before the buffer must be
+        decimated (after making room): the marks one engine call can record
+        (:meth:`slots`, :meth:`commit`).  Each is the time :meth:`next_mark_s` would give."""
+        self.make_room()
+        j = np.arange(self.n_frames, self.capacity + 1)
+        t = j * self.spacing_s
+        reached = np.flatnonzero(t >= t_target_s * (1.0 - 1e-12))
+        return t[:reached[0] + 1] if len(reached) else t
+
+    def slots(self, k: int) -> np.ndarray:
+        """The ``k`` rows the next frames go into (a view, for the engine to write)."""
+        return self.disp[self.n_frames:self.n_frames + k]
+
+    def commit(self, k: int, hop_len2_A2: float, ion_moves: int) -> None:
+        """Count ``k`` frames written into :meth:`slots`; the sums are those at the last."""
+        if k:
+            self.n_frames += k
+            self.hop_len2_A2 = float(hop_len2_A2)
+            self.ion_moves = int(ion_moves)
+
     @property
     def frames(self) -> np.ndarray:
         """The recorded frames, ``(n_frames, n_ions, 3)`` (a view)."""
@@ -301,8 +324,12 @@ def _sq_increments_all_lags(x: np.ndarray) -> np.ndarray:
     (Wiener-Khinchin; the same algorithm as pymatgen-analysis-diffusion and kinisi)."""
     n = x.shape[0]
     x = x - x.mean(axis=0)  # the MSD is shift invariant; centring keeps the FFT precise
-    f = np.fft.rfft(x, n=2 * n, axis=0)
-    s2 = np.fft.irfft((f * f.conj()).real, n=2 * n, axis=0)[:n].sum(axis=1)
+    # any zero padding to >= 2n - 1 gives the exact (non-circular) correlation; a 5-smooth
+    # length keeps the FFT fast (2n = 514 for the default 256 frame intervals has the prime
+    # factor 257, which made it ~11x slower than 540)
+    m_fft = next_fast_len(2 * n - 1, real=True)
+    f = np.fft.rfft(x, n=m_fft, axis=0)
+    s2 = np.fft.irfft(f.real ** 2 + f.imag ** 2, n=m_fft, axis=0)[:n].sum(axis=1)
     d = np.einsum("jk,jk->j", x, x)
     cs = np.concatenate([[0.0], np.cumsum(d)])
     m = np.arange(n)

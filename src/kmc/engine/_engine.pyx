@@ -752,6 +752,43 @@ cdef class Engine:
                 status = self._run(max_hops, t_stop, &done)
         return done, status
 
+    def run_marks(self, const double[::1] marks, double[:, :, ::1] frames, int64_t max_hops):
+        """Run through the clock times ``marks`` (increasing) in one call, writing the ion
+        displacements at each mark reached into ``frames[k]``, for at most ``max_hops`` hops.
+
+        Reaching a mark is exactly :meth:`run` with ``t_stop`` at that mark, so any split of the
+        marks over calls gives the same frames and state bit for bit; this only saves a return
+        to Python per frame.  Returns ``(hops_done, marks_reached, status, hop_len2, ion_moves)``
+        with status as in :meth:`run` (2: the last mark reached) and the sums of squared hop
+        lengths and of ion moves over all ions at the last mark reached (0 if none)."""
+        cdef Py_ssize_t k = 0, n_marks = marks.shape[0], n_ions = self.disp.shape[0], i
+        cdef int64_t done = 0, step, moves = 0
+        cdef double len2 = 0.0
+        cdef int status = 0
+        if max_hops < 0:
+            raise ValueError("max_hops must be >= 0")
+        if frames.shape[0] < n_marks or frames.shape[1] != n_ions or frames.shape[2] != 3:
+            raise ValueError("frames must have room for every mark: (n_marks, n_ions, 3)")
+        with self.bit_generator.lock:
+            with nogil:
+                while k < n_marks:
+                    step = 0
+                    status = self._run(max_hops - done, marks[k], &step)
+                    done += step
+                    # (a hop landing exactly on the mark also reaches it, as in run())
+                    if status != 2 and not self.clock[0] >= marks[k]:
+                        break
+                    frames[k, :, :] = self.disp
+                    len2 = 0.0
+                    moves = 0
+                    for i in range(n_ions):
+                        len2 += self.sumsq[i]
+                        moves += self.hops[i]
+                    k += 1
+                    if status != 2:
+                        break
+        return done, k, status, len2, moves
+
     def flush_class_time(self):
         """Bring the lazy per-class occupation integrals up to the current time."""
         cdef Py_ssize_t c

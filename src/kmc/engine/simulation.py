@@ -144,6 +144,32 @@ class Simulation:
                 f"{CLOCK_LIMIT_S:g} s; raise the temperature or lower the barriers.")
         return done
 
+    def run_marks(self, marks_s: np.ndarray, frames: np.ndarray, max_hops: int
+                  ) -> tuple[int, int, float, int]:
+        """Run through the clock times ``marks_s`` (increasing, absolute) in one engine call,
+        writing the ion displacements (Å) at each mark reached into ``frames[k]``; at most
+        ``max_hops`` hops.  The same frames and state as :meth:`run` to each mark in turn, bit
+        for bit, without a return to Python per frame.
+
+        Returns
+        -------
+        hops_done, marks_reached, hop_len2_A2, ion_moves
+            The last two are the sums over ions of squared hop lengths (Å²) and of moves at the
+            last mark reached (0 when none was).
+
+        Raises
+        ------
+        NoEventsError
+            When no hop has a non-zero rate (frozen system).
+        """
+        marks = np.ascontiguousarray(marks_s, dtype=np.float64)
+        if len(marks) and not marks[-1] < CLOCK_LIMIT_S:
+            raise ValueError(f"frame marks must lie below {CLOCK_LIMIT_S:g} s")
+        done, k, status, len2, moves = self.engine.run_marks(marks, frames, int(max_hops))
+        if status == STATUS_NO_EVENTS:
+            raise NoEventsError(self.frozen_reason())
+        return done, k, len2, moves
+
     def frozen_reason(self) -> str:
         """One sentence on why no hop can happen in the current state, and what to change:
         either no ion has a site it may move to (full lattice, blockers, exclusions), or every

@@ -113,19 +113,16 @@ class ReplicaMeasurement:
         if equilibrate:
             self.equilibrate()
 
-    def _advance(self, hops: int, t_stop: float = math.inf) -> int:
-        return self._engine_run(hops, t_stop)
-
-    def _engine_run(self, hops: int, t_stop: float = math.inf) -> int:
+    def _advance(self, hops: int) -> int:
         sim = self.sim
         if self.run_cfg.check_rates:
             done = 0
-            while done < hops and sim.run(1, t_stop) == 1:
+            while done < hops and sim.run(1) == 1:
                 sim.check_rates()
                 done += 1
             return done
         t0 = time.perf_counter()
-        done = sim.run(hops, t_stop)
+        done = sim.run(hops)
         self.wall += time.perf_counter() - t0
         return done
 
@@ -170,20 +167,39 @@ class ReplicaMeasurement:
                 return
 
     def measure_step(self, t_target_s: float) -> tuple[int, bool]:
-        """At most :data:`SAFE_POINT_HOPS` hops towards the next frame mark (recording the frame
-        when the clock reaches it); ``(measured hops, finished)`` where finished means the
-        last frame is at ``t_target_s``. The engine stops exactly at a mark and its runs are
-        chunk-invariant, so any sequence of steps gives the same frames bit for bit."""
+        """At most :data:`SAFE_POINT_HOPS` hops towards the frame marks (recording each frame
+        when the clock reaches its mark, inside the engine); ``(measured hops, finished)``
+        where finished means the last frame is at ``t_target_s``. The engine stops exactly at
+        a mark and its runs are chunk-invariant, so any sequence of steps gives the same frames
+        bit for bit."""
         fb, sim = self.frames, self.sim
         if fb.time_s >= t_target_s * (1.0 - 1e-12):
             return 0, True
-        t_stop = sim.t0 + fb.next_mark_s()
-        done = self._advance(SAFE_POINT_HOPS, t_stop)
+        marks = sim.t0 + fb.marks_until(t_target_s)
+        done, k, len2, moves = self._run_marks(marks, fb.slots(len(marks)), SAFE_POINT_HOPS)
+        fb.commit(k, len2, moves)
         self.unsaved_hops = 0
-        if sim.engine.state["clock"][0] >= t_stop:
-            st = sim.engine.state
-            fb.append(st["disp"], float(st["sumsq"].sum()), int(st["hops"].sum()))
         return done, fb.time_s >= t_target_s * (1.0 - 1e-12)
+
+    def _run_marks(self, marks: np.ndarray, frames: np.ndarray, hops: int
+                   ) -> tuple[int, int, float, int]:
+        sim = self.sim
+        if self.run_cfg.check_rates:
+            # one hop per call, each checked (the calls give the same frames as one call)
+            done = k = moves = 0
+            len2 = 0.0
+            while done < hops and k < len(marks):
+                d, dk, l2, mv = sim.run_marks(marks[k:], frames[k:], 1)
+                if d:
+                    sim.check_rates()
+                if dk:
+                    len2, moves = l2, mv
+                done, k = done + d, k + dk
+            return done, k, len2, moves
+        t0 = time.perf_counter()
+        out = sim.run_marks(marks, frames, hops)
+        self.wall += time.perf_counter() - t0
+        return out
 
     @property
     def events(self) -> int:
