@@ -245,11 +245,15 @@ def test_frames_recorded_inside_the_engine_equal_stops_at_each_mark(interacting_
     assert np.array_equal(ref.engine.site_totals, sim.engine.site_totals)
 
 
-def test_run_marks_refuses_a_short_frame_array_and_raises_on_a_frozen_system():
+def test_run_marks_refuses_short_frame_arrays_and_marks_behind_the_clock_and_raises_when_frozen():
     net = lattice_network("sc", (3, 3, 3))
     sim = Simulation(RateModel(net, 1e13, 0.2), 300.0, n_ions=5, seed=0)
     with pytest.raises(ValueError, match="room for every mark"):
         sim.run_marks(np.array([1e-9, 2e-9]), np.zeros((1, 5, 3)), 100)
+    sim.run(50)
+    for bad in ([sim.time / 2], [2 * sim.time, 2 * sim.time], [3 * sim.time, 2 * sim.time]):
+        with pytest.raises(ValueError, match="must increase, from the current clock on"):
+            sim.run_marks(np.array(bad), np.zeros((len(bad), 5, 3)), 100)
     full = Simulation(RateModel(net, 1e13, 0.2), 300.0, n_ions=27, seed=0)
     with pytest.raises(NoEventsError, match="no hop can happen"):
         full.run_marks(np.array([1e-9]), np.zeros((1, 27, 3)), 100)

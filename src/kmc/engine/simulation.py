@@ -163,8 +163,11 @@ class Simulation:
             When no hop has a non-zero rate (frozen system).
         """
         marks = np.ascontiguousarray(marks_s, dtype=np.float64)
-        if len(marks) and not marks[-1] < CLOCK_LIMIT_S:
-            raise ValueError(f"frame marks must lie below {CLOCK_LIMIT_S:g} s")
+        # a mark behind the clock would set the clock back (the engine stops "at" it)
+        if len(marks) and not (marks[0] >= self.engine.state["clock"][0]
+                               and np.all(marks[1:] > marks[:-1]) and marks[-1] < CLOCK_LIMIT_S):
+            raise ValueError(f"frame marks must increase, from the current clock on, and stay "
+                             f"below {CLOCK_LIMIT_S:g} s")
         done, k, status, len2, moves = self.engine.run_marks(marks, frames, int(max_hops))
         if status == STATUS_NO_EVENTS:
             raise NoEventsError(self.frozen_reason())
