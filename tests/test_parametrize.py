@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -26,7 +27,8 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from kmc.cli.main import main
-from kmc.exceptions import ConvergenceError, StructureError
+from kmc.exceptions import ConfigError, ConvergenceError, StructureError
+from kmc.parametrize import pipeline
 from kmc.parametrize.calculators import Backend
 from kmc.parametrize.lattice import load_problem
 from kmc.parametrize.neb import NEBSettings, neb_path
@@ -218,6 +220,31 @@ def test_rerun_is_bit_identical_from_the_cache(toy_run, tmp_path):
     assert len(calls) == 2 * len(model.data["neb"])  # only the curvature for the attempt frequency
     strip = lambda t: [x for x in t.splitlines() if not x.startswith(("# Computed", "date", "wall_s"))]
     assert strip(again.model_toml) == strip(model.model_toml)
+
+
+def test_relaxations_in_worker_processes_give_the_same_model(toy_run, tmp_path, monkeypatch):
+    """``workers=2``: every relaxation runs in one of two spawned processes (each with its own
+    unpickled calculator), none in this one, and the model is the sequential run's."""
+    d, model = toy_run
+
+    def no_relaxation_here(*a, **kw):
+        raise AssertionError("a relaxation ran in the main process")
+
+    # (the spawned workers import the module afresh, without this patch)
+    monkeypatch.setattr(pipeline, "relax", no_relaxation_here)
+    # the sequential run's NEBs (this process runs them): read back, not recomputed, if the
+    # relaxed structures they start from are the same to the last digit
+    shutil.copytree(d / "cache" / "neb", tmp_path / "cache" / "neb")
+    par = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                      exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
+                      cache_dir=tmp_path / "cache", log=lambda m: None, name="toy-model", workers=2)
+    relaxed = sorted(p.name for p in (tmp_path / "cache").glob("relax_*.json"))
+    assert len(relaxed) >= par.data["fit"]["n_configurations"]
+    assert relaxed == sorted(p.name for p in (d / "cache").glob("relax_*.json"))
+    strip = lambda t: [x for x in t.splitlines() if not x.startswith(("# Computed", "date", "wall_s"))]
+    assert strip(par.model_toml) == strip(model.model_toml)
+    with pytest.raises(ConfigError, match="workers must be a whole number"):
+        parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, calculator="chgnet", workers=0)
 
 
 def test_rerun_takes_the_recorded_arrangements_not_a_new_draw(toy_run, tmp_path, monkeypatch):

@@ -107,7 +107,7 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
                         cache_dir=args.cache, threads=args.threads, include=args.include or (),
                         progress=not args.json and not args.quiet and sys.stderr.isatty(),
                         log=(lambda m: None) if args.json or args.quiet else None, command=command,
-                        quiet=args.quiet or args.json, name=args.name)
+                        quiet=args.quiet or args.json, name=args.name, workers=args.workers)
     s = model.summary
     if args.json:
         print(json.dumps(s, default=float))
@@ -184,7 +184,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="few configurations, 3-image bands, loose tolerances: minutes, for tests and tutorials")
     p.add_argument("--cache", metavar="DIR", help="relaxation/NEB cache (default DIR.cache); a rerun resumes")
-    p.add_argument("--threads", type=int, help="torch threads of the MLIP")
+    p.add_argument("--threads", type=int, help="torch threads of the MLIP (per process)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes relaxing configurations at once, e.g. one per core (default 1; "
+                        "the model does not depend on it)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_parametrize)

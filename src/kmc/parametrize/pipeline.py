@@ -29,10 +29,12 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import multiprocessing
 import shlex
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -153,6 +155,28 @@ def _relax_cell_cached(atoms, fixed: dict, backend: Backend, settings: Parametri
     start.positions = np.array(fixed["positions_A"])
     return _relax_into_cache(cache / f"relaxcell_{key}.json", key, start, backend, settings,
                              label + " (with its cell)", cell=True)
+
+
+#: the energy backend of a relaxation worker process (:func:`_init_worker`)
+_WORKER_BACKEND: Backend | None = None
+
+
+def _init_worker(calculator: str | Backend, threads: int | None) -> None:
+    """Build this worker process's own backend: by name, or the pickled :class:`Backend`."""
+    global _WORKER_BACKEND
+    if isinstance(calculator, Backend):
+        _WORKER_BACKEND = calculator
+        if threads and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(threads))
+    else:
+        _WORKER_BACKEND = get_calculator(calculator, threads, quiet=True)
+
+
+def _relax_job(atoms, settings: ParametrizeSettings, cache: Path, label: str) -> None:
+    """One configuration's relaxations (fixed cell, then with the cell), into the cache."""
+    r = _relax_cached(atoms, _WORKER_BACKEND, settings, cache, label)
+    if settings.relax_cell:
+        _relax_cell_cached(atoms, r, _WORKER_BACKEND, settings, cache, label)
 
 
 def attempt_frequency_THz(atoms, index: int, direction: np.ndarray, calculator, step_A: float = 0.02) -> float:
@@ -368,7 +392,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 cache_dir: str | Path | None = None, threads: int | None = None,
                 progress: bool = False, log: Callable[[str], None] | None = None,
                 command: str | None = None, include: list[str] = (), quiet: bool = False,
-                name: str | None = None) -> ParametrizedModel:
+                name: str | None = None, workers: int = 1) -> ParametrizedModel:
     """Compute a lattice model of ``structure`` (see the module docstring).
 
     Parameters
@@ -402,6 +426,11 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     name
         The model's name in model.toml (default ``<structure>-computed``); a builtin computed
         model is written under its builtin name.
+    workers
+        Processes relaxing the configurations of a sampling round concurrently, each with its
+        own calculator (``threads`` torch threads each, 1 if not given). Every relaxation is
+        the same computation in whichever process, so the model does not depend on it (with
+        one torch thread: bit for bit); the NEBs run in this process.
 
     Returns
     -------
@@ -414,6 +443,11 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                            exclusion_cutoff_A, list(dopants))
     if out_dir is not None:
         check_out_dir(Path(out_dir))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a whole number of at least 1 (processes relaxing "
+                          f"configurations), got {workers!r}.")
+    if workers > 1 and threads is None:
+        threads = 1  # one torch thread per process: the cores are shared out by processes
     backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
     cache = Path(cache_dir) if cache_dir is not None else (
         Path(str(Path(out_dir).resolve()) + ".cache") if out_dir is not None else None)
@@ -437,8 +471,26 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         f"{problem.cutoff:.2f} Å, {len(problem.network.hop_class_names)} hop classes; {len(configs)} "
         f"configurations to relax with {backend.name} (cache {cache})")
 
+    def relax_in_pool(cfgs: list[Configuration], start: int) -> None:
+        """Relax a round's configurations in ``workers`` processes, each into the cache (a pool
+        per round: seconds of start-up against minutes per relaxation)."""
+        # spawn: a fresh interpreter per worker (torch's threads do not survive a fork)
+        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker,
+                                   (calculator, threads))
+        try:
+            jobs = [pool.submit(_relax_job, problem.atoms(cfg), settings, cache, f"configuration {start + k}")
+                    for k, cfg in enumerate(cfgs)]
+            for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"relaxing ({workers} processes)",
+                            unit="config", file=sys.stderr, disable=not progress):
+                job.result()  # a worker's error (e.g. an unconverged relaxation) is raised here
+        finally:
+            # on an error the queued ones are dropped; running ones finish into the cache
+            pool.shutdown(cancel_futures=True)
+
     def run_all(cfgs: list[Configuration], start: int) -> list[dict]:
         """Relax (or read) every configuration and map it back to the lattice."""
+        if workers > 1:
+            relax_in_pool(cfgs, start)  # then every relaxation below is read from the cache
         res = []
         for k, cfg in enumerate(tqdm(cfgs, desc="relaxing", unit="config", file=sys.stderr,
                                      disable=not progress)):
