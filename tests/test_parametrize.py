@@ -339,6 +339,8 @@ def test_bad_inputs_exit_2_with_one_sentence_and_write_nothing(tmp_path, capsys,
     assert "unknown calculator" in _one_error_line(capsys)
     assert main(["parametrize", str(good), "--out", str(out), "--calculator", "no_such_mod:Calc", "--quiet"]) == 2
     assert "cannot be imported" in _one_error_line(capsys)
+    assert main(["parametrize", str(good), "--out", str(out), "--workers", "0", "--quiet"]) == 2
+    assert "workers must be a whole number of at least 1" in _one_error_line(capsys)
     monkeypatch.setitem(sys.modules, "chgnet", None)  # the [mlip] extra not installed
     assert main(["parametrize", str(good), "--out", str(out), "--quiet"]) == 2
     assert '.[mlip]' in _one_error_line(capsys)
