@@ -5,7 +5,8 @@
 
 Cases: simple cubic 32^3 half-filled and single-vacancy with equal barriers, the same with
 nearest-neighbour pair interactions, a size scan from 10^3 to 10^6 sites (half-filled and single
-vacancy; compare scripts/bench_c_reference.c), and the realistic workload: cubic garnet LLZO
+vacancy, then kmc against scripts/bench_c_reference.c, compiled with gcc -O3 and run on the
+same lattices), and the realistic workload: cubic garnet LLZO
 (2x2x2 and 4x4x4 cells, Li7, 300 K; the lattice gas llzo-cubic-latticegas) with its 2.0 A exclusions, alone and
 with three Li-Li repulsion shells out to 4 A. The shell energies (0.10, 0.05, 0.02 eV) are a
 benchmark workload, not a physical parameter set: they give each site the neighbour lists a
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -129,6 +131,34 @@ def work_text(r: dict) -> str:
             f"{'-':>7s} {'-':>7s} {'-':>7s}")
 
 
+def print_c_reference(sizes: dict) -> None:
+    """Compile and run scripts/bench_c_reference.c (the same sum-tree BKL in plain C, gcc -O3)
+    and print kmc's hop rate as a fraction of the C code's on the size scan's lattices."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_c_reference.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "bkl_ref")
+        try:
+            subprocess.run(["gcc", "-O3", "-o", exe, src, "-lm"], check=True, capture_output=True)
+            out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"(C reference not run: {e})")
+            return
+    print("against the hand-written C reference (ns per hop; kmc's speed as a fraction of C's):")
+    for line in out.splitlines():
+        m = re.match(r"sc\s+(\d+)\^3.*single vacancy\s+([\d.]+) ns/hop, half-filled\s+([\d.]+)", line)
+        if not m:
+            continue
+        L, c_vac, c_half = int(m.group(1)), float(m.group(2)), float(m.group(3))
+        parts = []
+        for kind, c_ns in (("vacancy", c_vac), ("half", c_half)):
+            r = sizes.get((L, kind))
+            if r:
+                k_ns = 1e9 / r["hops_per_s"]
+                parts.append(f"{'single vacancy' if kind == 'vacancy' else 'half-filled'} C {c_ns:6.1f} "
+                             f"kmc {k_ns:6.1f} ({c_ns / k_ns:.2f}x)")
+        print(f"  sc {L}^3: " + ";  ".join(parts), flush=True)
+
+
 def calibration() -> float:
     """Seconds for a fixed pure-Python loop: tells how fast this machine is right now."""
     t0 = time.perf_counter()
@@ -205,7 +235,7 @@ def main() -> None:
               c, "llzo", inter) for c in (2, 4) for inter in (False, True)]
     rows += [(f"c-LLZO {c}x{c}x{c} computed model (llzo-cubic) 300 K", c, "computed", True)
              for c in (2, 4)]
-    scan = []
+    scan, sizes = [], {}
     for name, L, n_ions, inter in rows:
         if n_ions == "computed":
             r = computed_llzo_case(L, hops)
@@ -214,12 +244,15 @@ def main() -> None:
         print(f"{name:48s} {r['sites']:9d} {r['ions']:8d} {r['hops_per_s']:10.3g} "
               f"{r['bytes_per_site']:11.1f} {work_text(r)}",
               flush=True)
+        if name.startswith("size scan"):
+            sizes[(L, n_ions)] = r
         if name.startswith("size scan") and "half" in name:
             scan.append(r)
         if name.startswith("size scan") and "vacancy" in name:
             print(f"{'':48s} {1e9 / r['hops_per_s']:9.0f} ns per hop")
     ratio = (1 / scan[-1]["hops_per_s"]) / (1 / scan[0]["hops_per_s"])
     print(f"cost per hop grows {ratio:.2f}x from {scan[0]['sites']} to {scan[-1]['sites']} sites")
+    print_c_reference(sizes)
     print("hops/s against the number of interaction shells (ratio to no shells):")
     for label, run in (("sc 32^3 half-filled", lambda n: case(32, "half", n > 0, hops, n)),
                        ("c-LLZO 4x4x4 Li7 300 K, exclusions",
