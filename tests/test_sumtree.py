@@ -38,7 +38,7 @@ def test_updates_and_rebuild_are_identical():
 @pytest.mark.parametrize("n", [1, 2, 5, 300, 40000])
 def test_batched_updates_equal_single_updates_bit_for_bit(n):
     """update_many (the engine's one update per hop: few leaves climb their root paths, many
-    update their shared ancestors once, level by level) leaves every node equal to single
+    update their shared ancestors once, in two passes) leaves every node equal to single
     updates and to a full rebuild."""
     rng = np.random.default_rng(n)
     one, many = SumTree(n), SumTree(n)
@@ -54,6 +54,25 @@ def test_batched_updates_equal_single_updates_bit_for_bit(n):
         assert np.array_equal(one.nodes(), many.nodes())
     many.full_rebuild()
     assert np.array_equal(one.nodes(), many.nodes())
+
+
+@pytest.mark.parametrize("k", [12, 13, 64, 301])
+def test_batched_update_of_adjacent_leaves(k):
+    """Runs of neighbouring leaves (sibling leaves both changed, ancestors shared at every
+    level) through the two-pass update: every node, node 0 included, equals single updates."""
+    n = 5000
+    rng = np.random.default_rng(k)
+    one, many = SumTree(n), SumTree(n)
+    for _ in range(20):
+        start = int(rng.integers(n - k))
+        leaves = np.arange(start, start + k)
+        leaves = leaves[rng.random(k) < 0.9]
+        values = rng.random(leaves.size)
+        for i, x in zip(leaves, values):
+            one.update(int(i), float(x))
+        order = rng.permutation(leaves.size)
+        many.update_many(leaves[order], values[order])
+        assert np.array_equal(one.nodes(), many.nodes())
 
 
 def test_never_selects_zero_weight_leaf_at_the_top_edge():

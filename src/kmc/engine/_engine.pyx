@@ -40,6 +40,37 @@ cdef inline int64_t _tab_key(int64_t hq, int tz, uint64_t g_inv) noexcept nogil:
     # part's inverse mod 2^64; keys of differences are differences of keys
     return <int64_t> (<uint64_t> (hq >> tz) * g_inv)
 
+cdef inline Py_ssize_t _csr_lo(const int64_t* uoff, Py_ssize_t n_unit, Py_ssize_t per_cell,
+                               Py_ssize_t s) noexcept nogil:
+    # Engine._lo from locals: the first entry of site s in a cell-tiled CSR array
+    cdef Py_ssize_t c
+    if n_unit == 1:
+        return s * per_cell
+    c = s // n_unit
+    return c * per_cell + uoff[s - c * n_unit]
+
+
+cdef inline Py_ssize_t _csr_hi(const int64_t* uoff, Py_ssize_t n_unit, Py_ssize_t per_cell,
+                               Py_ssize_t s) noexcept nogil:
+    cdef Py_ssize_t c
+    if n_unit == 1:
+        return (s + 1) * per_cell
+    c = s // n_unit
+    return c * per_cell + uoff[s - c * n_unit + 1]
+
+
+cdef inline Py_ssize_t _new_dirty(uint8_t* isd, int32_t* dirty, const double* leaf,
+                                  const int32_t* dst, const int64_t* uoff, Py_ssize_t n_unit,
+                                  Py_ssize_t per_cell, Py_ssize_t nd, Py_ssize_t p) noexcept nogil:
+    # Engine._mark of a site p not yet dirty, from locals: list it and start loading its leaf
+    # and its events (no tree ancestors); returns the new number of dirty sites
+    isd[p] = 1
+    dirty[nd] = <int32_t> p
+    __builtin_prefetch(&leaf[p])
+    __builtin_prefetch(&dst[_csr_lo(uoff, n_unit, per_cell, p)])
+    return nd + 1
+
+
 # 1.0 for an empty site, 0.0 for an ion or a blocker: a table lookup instead of a branch that the
 # CPU would mispredict half the time
 cdef double[3] _EMPTY_WEIGHT = [1.0, 0.0, 0.0]
@@ -108,11 +139,13 @@ cdef class Engine:
     # Rate table of the fields_only models whose fields take few values: in them an event's
     # rate depends only on its template t and its integer field difference
     # q = hq[d] - hq[s] - t_Jq[t]; all of these are multiples of the pair energies' common
-    # divisor g = g_odd * 2^g_tz.  rtab[t_toff[t] + hq[d] / g - hq[s] / g] holds it (-1.0
-    # until first needed; t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
-    # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  NULL
-    # when the table would exceed RATE_TABLE_MAX entries.
+    # divisor g = g_odd * 2^g_tz.  rtab[t_toff[t] + kq[d] - kq[s]] holds it, kq = hq / g being
+    # kept next to hq (t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
+    # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  Every
+    # entry is filled when the engine is built.  NULL when the table would exceed
+    # RATE_TABLE_MAX entries.
     cdef double* rtab
+    cdef int32_t[::1] kq
     cdef int64_t[::1] t_toff
     cdef int g_tz
     cdef uint64_t g_inv
@@ -144,7 +177,7 @@ cdef class Engine:
     cdef RateMemo* memo
     cdef readonly object bit_generator
     cdef readonly dict spec, state
-    cdef object _hq_array, _excnt_array
+    cdef object _hq_array, _excnt_array, _kq_array
 
     def __cinit__(self, *args, **kwargs):
         self.memo = <RateMemo*> malloc(MEMO_SIZE * sizeof(RateMemo))
@@ -240,6 +273,8 @@ cdef class Engine:
         self._hq_array = np.zeros(self.n_sites, dtype=np.int64)
         self.excnt = self._excnt_array
         self.hq = self._hq_array
+        self._kq_array = np.zeros(self.n_sites if self.rtab != NULL else 1, dtype=np.int32)
+        self.kq = self._kq_array
         self.tree = SumTree(max(self.n_sites, 1))
         self.dirty = np.zeros(self._dirty_bound(), dtype=np.int32)
         self.is_dirty = np.zeros(self.n_sites, dtype=np.uint8)
@@ -308,8 +343,12 @@ cdef class Engine:
         if self.rtab == NULL:
             raise MemoryError("no memory for the engine's rate table")
         self.n_rtab = total
-        for i in range(total):
-            self.rtab[i] = -1.0
+        # every entry now, by the computation _rate does (the same dE, through the memo), so
+        # the re-summing loop needs no test for a missing one
+        start = np.cumsum(size) - size
+        for t in range(n_tmpl):
+            for i in range(start[t], start[t] + size[t]):
+                self._tab_fill(t, (i - self.t_toff[t]) * g)
 
     def _dirty_bound(self):
         # Sites whose total can change in one hop: sources of every refreshed event.
@@ -340,6 +379,8 @@ cdef class Engine:
                         if self.occ[self.in_nbr[k]] == 1:
                             acc += self.in_Jq[k]
                 self.hq[s] = acc
+                if self.rtab != NULL:
+                    self.kq[s] = <int32_t> _tab_key(acc, self.g_tz, self.g_inv)
             for s in range(self.n_sites):
                 self.tree.tree[self.tree.cap + s] = self._site_total(s)
             self.tree.rebuild()
@@ -376,20 +417,18 @@ cdef class Engine:
         cdef Py_ssize_t hi = self._hi(self.uoff_out, self.pc_out, s)
         if self.fields_only and hi > lo:
             self.n_evals += hi - lo
-            # one copy of the loop per case, without per-event tests of these flags
-            if self.rtab != NULL:
-                if self.has_ex:
-                    return self._total_fields(s, lo - base, hi - base, base, True, True)
-                return self._total_fields(s, lo - base, hi - base, base, False, True)
+            # one copy of the loop per case, without per-event tests of the flag (the models
+            # with a rate table come here only from rebuild(): _flush re-sums them in
+            # _resum_table, whose table entries are the very doubles computed here)
             if self.has_ex:
-                return self._total_fields(s, lo - base, hi - base, base, True, False)
-            return self._total_fields(s, lo - base, hi - base, base, False, False)
+                return self._total_fields(s, lo - base, hi - base, base, True)
+            return self._total_fields(s, lo - base, hi - base, base, False)
         for e in range(lo, hi):
             tot += self._rate(e, s, e - base)
         return tot
 
     cdef inline double _total_fields(self, Py_ssize_t s, Py_ssize_t t_lo, Py_ssize_t t_hi,
-                                     Py_ssize_t base, bint has_ex, bint table) noexcept nogil:
+                                     Py_ssize_t base, bint has_ex) noexcept nogil:
         # _site_total of the usual interacting model (fields_only): _rate written out with plain
         # pointers, no per-event flag tests and what is the same for all of s's events done once.
         # A closed event adds nothing (its rate is 0.0, and tot + 0.0 == tot); an open one adds
@@ -406,39 +445,27 @@ cdef class Engine:
         cdef RateMemo* memo = self.memo
         cdef int64_t hq_s = hq[s]
         cdef double tot = 0.0
-        cdef double dE, r
+        cdef double dE
         cdef Py_ssize_t t, d
         cdef int64_t q
-        cdef double* rtab = self.rtab
-        cdef const int64_t* toff = &self.t_toff[0]
-        cdef int tz = self.g_tz
-        cdef uint64_t g_inv = self.g_inv
-        cdef int64_t k_s = -_tab_key(hq_s, tz, g_inv)
         for t in range(t_lo, t_hi):
             d = dst[t]
             if occ[d] != 0:
                 continue
             if has_ex and excnt[d] - srcex[t] > 0:
                 continue
-            if table:
-                r = rtab[toff[t] + k_s + _tab_key(hq[d], tz, g_inv)]
-                if r < 0.0:
-                    r = self._tab_fill(t, hq[d] - hq_s)
-                tot += r
-            else:
-                # the same double as _rate's E_site[d] - E_site[s] + t_dE[t] + field term
-                q = hq[d] - hq_s - Jq[t]
-                dE = e0[t] + <double> q * _QUANTUM
-                tot += self._memo_rate(memo, rclass[t], dE, t)
+            # the same double as _rate's E_site[d] - E_site[s] + t_dE[t] + field term
+            q = hq[d] - hq_s - Jq[t]
+            dE = e0[t] + <double> q * _QUANTUM
+            tot += self._memo_rate(memo, rclass[t], dE, t)
         return tot
 
-    cdef double _tab_fill(self, Py_ssize_t t, int64_t dq) noexcept nogil:
-        # first use of the rate table entry of template t at dq = hq[d] - hq[s]: the rate _rate
-        # gives (the same dE, through the memo)
+    cdef void _tab_fill(self, Py_ssize_t t, int64_t dq) noexcept nogil:
+        # the rate table entry of template t at dq = hq[d] - hq[s]: the rate _rate gives (the
+        # same dE, through the memo)
         cdef int64_t q = dq - self.t_Jq[t]
         cdef double r = self._rate_of(t, self.t_e0[t] + <double> q * _QUANTUM)
         self.rtab[self.t_toff[t] + _tab_key(dq, self.g_tz, self.g_inv)] = r
-        return r
 
     cdef inline Py_ssize_t _tmpl_base(self, Py_ssize_t s) noexcept nogil:
         # event index minus template index for every event of site s
@@ -558,6 +585,71 @@ cdef class Engine:
                 elif self.occ[n] == 0 and not (self.has_ex and self.excnt[n] > self.max_srcex):
                     self._mark_sources(n)
 
+    cdef void _touch_fields(self, Py_ssize_t s, Py_ssize_t d) noexcept nogil:
+        # _touch(s) and _touch(d) of the fields_only models (no knock-offs): the same rule, the
+        # same marks in the same order, with every array and size in a local (a store to a
+        # uint8 array may alias anything: fields of self would be reloaded after each) and the
+        # marks counted once.  Only the leaf and the events of a new dirty site are prefetched,
+        # not its tree ancestors: these models mark many neighbouring sites whose ancestors
+        # repeat, and the first pass of SumTree.set_ancestors loads each once.
+        cdef const int8_t* occ = &self.occ[0]
+        cdef const int32_t* dst = &self.ev_dst[0]
+        cdef const int32_t* in_nbr = &self.in_nbr[0]
+        cdef const int32_t* ex_nbr = NULL
+        cdef const int32_t* excnt = &self.excnt[0]
+        cdef const int64_t* uo = &self.uoff_out[0]
+        cdef const int64_t* ui = &self.uoff_in[0]
+        cdef const int64_t* ux = &self.uoff_ex[0]
+        cdef Py_ssize_t nu = self.n_unit, po = self.pc_out, pi = self.pc_in, px = self.pc_ex
+        cdef bint has_ex = self.has_ex
+        cdef uint8_t* isd = &self.is_dirty[0]
+        cdef int32_t* dirty = &self.dirty[0]
+        cdef const double* leaf = &self.tree.tree[self.tree.cap]
+        cdef Py_ssize_t nd = self.n_dirty
+        cdef int64_t marks = 0
+        cdef int32_t max_srcex = self.max_srcex
+        cdef Py_ssize_t i, x, k, e, n, p
+        if has_ex:
+            ex_nbr = &self.ex_nbr[0]
+        for i in range(2):
+            x = s if i == 0 else d
+            # x itself, then the occupied sources of the events into x (every event has its
+            # reverse: the destinations of x's events)
+            marks += 1
+            if not isd[x]:
+                nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, x)
+            for e in range(_csr_lo(uo, nu, po, x), _csr_hi(uo, nu, po, x)):
+                p = dst[e]
+                if occ[p] == 1:
+                    marks += 1
+                    if not isd[p]:
+                        nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, p)
+            if has_ex:
+                for k in range(_csr_lo(ux, nu, px, x), _csr_hi(ux, nu, px, x)):
+                    n = ex_nbr[k]
+                    if occ[n] == 0:
+                        for e in range(_csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n)):
+                            p = dst[e]
+                            if occ[p] == 1:
+                                marks += 1
+                                if not isd[p]:
+                                    nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, p)
+            for k in range(_csr_lo(ui, nu, pi, x), _csr_hi(ui, nu, pi, x)):
+                n = in_nbr[k]
+                if occ[n] == 1:
+                    marks += 1
+                    if not isd[n]:
+                        nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, n)
+                elif occ[n] == 0 and not (has_ex and excnt[n] > max_srcex):
+                    for e in range(_csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n)):
+                        p = dst[e]
+                        if occ[p] == 1:
+                            marks += 1
+                            if not isd[p]:
+                                nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, p)
+        self.n_dirty = nd
+        self.n_marks += marks
+
     cdef void _flush(self) noexcept nogil:
         # site totals are recomputed from scratch (never by deltas): no drift, exact restores.
         # The changed leaves are stored first and their ancestors updated together after.
@@ -566,14 +658,6 @@ cdef class Engine:
         cdef double* leaf = &self.tree.tree[self.tree.cap]
         cdef int32_t* dirty = &self.dirty[0]
         self.n_resums += self.n_dirty
-        if self.rtab != NULL:
-            if self.has_ex:
-                n = self._resum_table(leaf, dirty, True)
-            else:
-                n = self._resum_table(leaf, dirty, False)
-            if n > 0:
-                self.tree.set_ancestors(dirty, n)
-            return
         for i in range(self.n_dirty):
             s = dirty[i]
             self.is_dirty[s] = 0
@@ -586,50 +670,80 @@ cdef class Engine:
         if n > 0:
             self.tree.set_ancestors(dirty, n)
 
-    cdef inline Py_ssize_t _resum_table(self, double* leaf, int32_t* dirty,
-                                        bint has_ex) noexcept nogil:
+    cdef void _flush_table(self) noexcept nogil:
+        # _flush of the models with a rate table (a function of its own, so that neither
+        # loop's registers are spent on the other)
+        cdef Py_ssize_t n
+        cdef double* leaf = &self.tree.tree[self.tree.cap]
+        cdef int32_t* dirty = &self.dirty[0]
+        self.n_resums += self.n_dirty
+        if self.has_ex:
+            n = self._resum_table(leaf, dirty, True, False)
+        elif self.n_unit == 1:
+            n = self._resum_table(leaf, dirty, False, True)
+        else:
+            n = self._resum_table(leaf, dirty, False, False)
+        if n > 0:
+            self.tree.set_ancestors(dirty, n)
+
+    cdef inline Py_ssize_t _resum_table(self, double* leaf, int32_t* dirty, bint has_ex,
+                                        bint one_unit) noexcept nogil:
         # _flush's re-summing loop for the models with a rate table: _site_total and
-        # _total_fields written out once for all dirty sites, with everything in locals.  Stores
-        # the changed totals in their leaves and returns how many changed (listed in dirty[]).
-        cdef const int32_t* dst = &self.ev_dst[0]
+        # _total_fields written out once for all dirty sites, with everything in locals (and,
+        # for one site per unit cell, the same templates for every site).  Stores the changed
+        # totals in their leaves and returns how many changed (listed in dirty[]).
+        cdef const int32_t* dst0 = &self.ev_dst[0]
+        cdef const int32_t* dst
         cdef const int8_t* occ = &self.occ[0]
-        cdef const int64_t* hq = &self.hq[0]
+        cdef const int32_t* kq = &self.kq[0]
         cdef const int32_t* excnt = &self.excnt[0]
         cdef const uint8_t* srcex = &self.t_srcex[0]
         cdef const int64_t* uoff = &self.uoff_out[0]
         cdef const int64_t* toff = &self.t_toff[0]
-        cdef double* rtab = self.rtab
+        cdef const double* rtab = self.rtab
+        cdef const double* rt
         cdef uint8_t* isd = &self.is_dirty[0]
-        cdef int tz = self.g_tz
-        cdef uint64_t g_inv = self.g_inv
         cdef Py_ssize_t n_unit = self.n_unit, n_tmpl = self.n_tmpl
-        cdef Py_ssize_t i, s, c, u, t, d, base, n = 0
-        cdef int64_t k_s, evals = 0
-        cdef double tot, r
+        cdef Py_ssize_t i, s, c, u, t, d, d2, t_lo, t_hi, n = 0
+        cdef int64_t evals = 0
+        cdef double tot
         for i in range(self.n_dirty):
             s = dirty[i]
             isd[s] = 0
             tot = 0.0
             if occ[s] == 1:
-                if n_unit == 1:
-                    c = s
-                    u = 0
+                if one_unit:
+                    c = s          # as in _lo: site s's events are s * n_tmpl + t
+                    t_lo = 0
+                    t_hi = n_tmpl
                 else:
                     c = s // n_unit
                     u = s - c * n_unit
-                base = c * n_tmpl
-                evals += uoff[u + 1] - uoff[u]
-                k_s = -_tab_key(hq[s], tz, g_inv)
-                for t in range(uoff[u], uoff[u + 1]):
-                    d = dst[base + t]
-                    if occ[d] != 0:
-                        continue
-                    if has_ex and excnt[d] - srcex[t] > 0:
-                        continue
-                    r = rtab[toff[t] + k_s + _tab_key(hq[d], tz, g_inv)]
-                    if r < 0.0:
-                        r = self._tab_fill(t, hq[d] - hq[s])
-                    tot += r
+                    t_lo = uoff[u]
+                    t_hi = uoff[u + 1]
+                dst = dst0 + c * n_tmpl
+                rt = rtab - kq[s]      # rt[toff[t] + kq[d]] = rtab[toff[t] + kq[d] - kq[s]]
+                evals += t_hi - t_lo
+                if has_ex:
+                    for t in range(t_lo, t_hi):
+                        d = dst[t]
+                        if occ[d] == 0 and excnt[d] - srcex[t] <= 0:
+                            tot += rt[toff[t] + kq[d]]
+                else:
+                    # two events a turn (half the loop overhead), still added in event order
+                    t = t_lo
+                    while t + 1 < t_hi:
+                        d = dst[t]
+                        d2 = dst[t + 1]
+                        if occ[d] == 0:
+                            tot += rt[toff[t] + kq[d]]
+                        if occ[d2] == 0:
+                            tot += rt[toff[t + 1] + kq[d2]]
+                        t += 2
+                    if t < t_hi:
+                        d = dst[t]
+                        if occ[d] == 0:
+                            tot += rt[toff[t] + kq[d]]
             if tot != leaf[s]:
                 leaf[s] = tot
                 dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
@@ -643,6 +757,40 @@ cdef class Engine:
         self.class_t[c] += <double> self.class_n[c] * (t - self.class_tlast[c])
         self.class_tlast[c] = t
         self.class_n[c] += delta
+
+    cdef void _update_fields(self, Py_ssize_t s, Py_ssize_t d) noexcept nogil:
+        # _execute's update of the fields_only models after the ion left s for d (a function
+        # of its own, which keeps the other models' path as it was): the fields hq of both's
+        # partners (and their table keys kq), the marks, the re-summing
+        if self.rtab != NULL:
+            self._move_fields(s, d, True)
+            self._touch_fields(s, d)
+            self._flush_table()
+        else:
+            self._move_fields(s, d, False)
+            self._touch_fields(s, d)
+            self._flush()
+
+    cdef inline void _move_fields(self, Py_ssize_t s, Py_ssize_t d, bint table) noexcept nogil:
+        # the fields of s's and d's interaction partners, and with a rate table their keys
+        # (one key per changed field, instead of two per re-summed event)
+        cdef int64_t* hq = &self.hq[0]
+        cdef int32_t* kq = &self.kq[0]
+        cdef const int32_t* nbr = &self.in_nbr[0]
+        cdef const int64_t* Jq = &self.in_Jq[0]
+        cdef int tz = self.g_tz
+        cdef uint64_t g_inv = self.g_inv
+        cdef Py_ssize_t k, n
+        for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
+            n = nbr[k]
+            hq[n] -= Jq[k]
+            if table:
+                kq[n] = <int32_t> _tab_key(hq[n], tz, g_inv)
+        for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
+            n = nbr[k]
+            hq[n] += Jq[k]
+            if table:
+                kq[n] = <int32_t> _tab_key(hq[n], tz, g_inv)
 
     cdef void _execute(self, Py_ssize_t e, Py_ssize_t s) noexcept nogil:
         cdef Py_ssize_t d = self.ev_dst[e]
@@ -675,14 +823,17 @@ cdef class Engine:
                 self.excnt[self.ex_nbr[k]] -= 1
             for k in range(self._lo(self.uoff_ex, self.pc_ex, d), self._hi(self.uoff_ex, self.pc_ex, d)):
                 self.excnt[self.ex_nbr[k]] += 1
-        if self.has_int:
-            for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
-                self.hq[self.in_nbr[k]] -= self.in_Jq[k]
-            for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
-                self.hq[self.in_nbr[k]] += self.in_Jq[k]
-        self._touch(s)
-        self._touch(d)
-        self._flush()
+        if self.has_int and self.fields_only:   # (has_int first: one test for the others)
+            self._update_fields(s, d)
+        else:
+            if self.has_int:
+                for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
+                    self.hq[self.in_nbr[k]] -= self.in_Jq[k]
+                for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
+                    self.hq[self.in_nbr[k]] += self.in_Jq[k]
+            self._touch(s)
+            self._touch(d)
+            self._flush()
         if m < 0:
             self.ion_site[ion] = <int32_t> d
         else:
@@ -846,7 +997,7 @@ cdef class Engine:
         """Bytes held by every array the engine uses (static spec, state, derived, sum tree)."""
         total = sum(np.asarray(a).nbytes for a in self.spec.values())
         total += sum(np.asarray(a).nbytes for a in self.state.values())
-        total += self._hq_array.nbytes + self._excnt_array.nbytes
+        total += self._hq_array.nbytes + self._excnt_array.nbytes + self._kq_array.nbytes
         total += np.asarray(self.tree.tree).nbytes + np.asarray(self.dirty).nbytes
         total += np.asarray(self.is_dirty).nbytes + np.asarray(self.t_rclass).nbytes
         total += np.asarray(self.t_e0).nbytes + np.asarray(self.t_toff).nbytes

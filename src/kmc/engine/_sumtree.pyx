@@ -36,23 +36,23 @@ cdef class SumTree:
 
     cdef void set_ancestors(self, int32_t* leaves, Py_ssize_t k) noexcept nogil:
         # Bring every ancestor of the k distinct leaves (site indices, values already stored) up
-        # to date, each once, level by level as left + right: the leaves of one hop share most
-        # of their ancestors, which separate root paths would recompute once per leaf.  The
-        # same nodes as set() gives, bit for bit: each is left + right of its final children.
-        # leaves[] is overwritten (it holds the current level's nodes).  A node waiting to be
-        # recomputed holds -1.0 meanwhile (a sum of rates is never negative), which keeps it
-        # from being queued twice.
+        # to date, each once: the leaves of one hop share most of their ancestors, which
+        # separate root paths would recompute once per leaf.  The same nodes as set() gives,
+        # bit for bit: each is left + right of its final children.  leaves[] is overwritten
+        # (the leaves whose climbs are needed).  A node waiting to be recomputed holds -1.0
+        # meanwhile (a sum of rates is never negative).
         cdef double* t = &self.tree[0]
-        cdef Py_ssize_t i, n = 0, p, q, j
+        cdef Py_ssize_t i, n = 0, j
         cdef Py_ssize_t cap = self.cap
-        cdef double v
+        cdef double v, w, t0
         if cap == 1:
             return            # the leaf is the root
         if k * self.depth < 160:
             # Few leaves on a shallow tree share few ancestors: one root path each (as set()
-            # climbs, 6-7.5 instructions a level) is less work than queueing (about 18 a node;
-            # callgrind, docs/performance.md).  Also exact: a node's last update comes from
-            # the last of its changed leaves, when all its children are final.
+            # climbs, 6-7.5 instructions a level) is less work than the two passes below
+            # (about 14 a node and 20 a leaf; callgrind, docs/performance.md).  Also exact: a
+            # node's last update comes from the last of its changed leaves, when all its
+            # children are final.
             for i in range(k):
                 j = leaves[i] + cap
                 v = t[j]
@@ -68,25 +68,35 @@ cdef class SumTree:
                     j >>= 1
                     t[j] = v
             return
+        # Two passes, without a queue.  The first marks every ancestor as waiting, climbing
+        # from each leaf only up to the first node already marked, and drops a leaf whose
+        # sibling leaf is listed (the sibling's climb will recompute their parent).  The second
+        # climbs from each kept leaf, recomputing nodes as value + sibling (IEEE addition
+        # commutes: the same double as left + right), and stops below a waiting sibling: the
+        # climb that recomputes that sibling goes on to the parent, then with both children
+        # final.  Node 0 (unused) is a waiting sentinel above the root that ends both climbs.
+        t0 = t[0]
+        t[0] = -1.0
         for i in range(k):
-            q = (leaves[i] + cap) >> 1
-            if t[q] >= 0.0:
-                t[q] = -1.0
-                leaves[n] = <int32_t> q
-                n += 1
-        while n > 1 or (n == 1 and leaves[0] > 1):
-            k = n
-            n = 0
-            for i in range(k):
-                p = leaves[i]
-                t[p] = t[2 * p] + t[2 * p + 1]
-                q = p >> 1
-                if t[q] >= 0.0:
-                    t[q] = -1.0
-                    leaves[n] = <int32_t> q
-                    n += 1
-        if n == 1:
-            t[1] = t[2] + t[3]
+            j = (leaves[i] + cap) >> 1
+            if t[j] < 0.0:
+                continue
+            leaves[n] = leaves[i]
+            n += 1
+            while t[j] >= 0.0:
+                t[j] = -1.0
+                j >>= 1
+        for i in range(n):
+            j = leaves[i] + cap
+            v = t[j]
+            while True:
+                w = t[j ^ 1]
+                if w < 0.0:
+                    break
+                v = v + w
+                j >>= 1
+                t[j] = v
+        t[0] = t0
 
     cdef Py_ssize_t find(self, double u, double* rem) noexcept nogil:
         # Leaf whose cumulative interval [S_{i-1}, S_i) holds u; ``rem`` gets u - S_{i-1}.
