@@ -71,6 +71,24 @@ cdef inline Py_ssize_t _new_dirty(uint8_t* isd, int32_t* dirty, const double* le
     return nd + 1
 
 
+cdef inline Py_ssize_t _mark_occupied(const int8_t* occ, const int32_t* dst, Py_ssize_t lo,
+                                      Py_ssize_t hi, uint8_t* isd, int32_t* dirty,
+                                      const double* leaf, const int64_t* uoff, Py_ssize_t n_unit,
+                                      Py_ssize_t per_cell, Py_ssize_t nd,
+                                      int64_t* marks) noexcept nogil:
+    # mark the occupied sites among dst[lo:hi]: for the events of a site x, the occupied
+    # sources of the events into x (every event has its reverse); returns the new number of
+    # dirty sites and counts the marks
+    cdef Py_ssize_t e, p
+    for e in range(lo, hi):
+        p = dst[e]
+        if occ[p] == 1:
+            marks[0] += 1
+            if not isd[p]:
+                nd = _new_dirty(isd, dirty, leaf, dst, uoff, n_unit, per_cell, nd, p)
+    return nd
+
+
 # 1.0 for an empty site, 0.0 for an ion or a blocker: a table lookup instead of a branch that the
 # CPU would mispredict half the time
 cdef double[3] _EMPTY_WEIGHT = [1.0, 0.0, 0.0]
@@ -608,7 +626,7 @@ cdef class Engine:
         cdef Py_ssize_t nd = self.n_dirty
         cdef int64_t marks = 0
         cdef int32_t max_srcex = self.max_srcex
-        cdef Py_ssize_t i, x, k, e, n, p
+        cdef Py_ssize_t i, x, k, n
         if has_ex:
             ex_nbr = &self.ex_nbr[0]
         for i in range(2):
@@ -618,22 +636,14 @@ cdef class Engine:
             marks += 1
             if not isd[x]:
                 nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, x)
-            for e in range(_csr_lo(uo, nu, po, x), _csr_hi(uo, nu, po, x)):
-                p = dst[e]
-                if occ[p] == 1:
-                    marks += 1
-                    if not isd[p]:
-                        nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, p)
+            nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, x), _csr_hi(uo, nu, po, x), isd,
+                                dirty, leaf, uo, nu, po, nd, &marks)
             if has_ex:
                 for k in range(_csr_lo(ux, nu, px, x), _csr_hi(ux, nu, px, x)):
                     n = ex_nbr[k]
                     if occ[n] == 0:
-                        for e in range(_csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n)):
-                            p = dst[e]
-                            if occ[p] == 1:
-                                marks += 1
-                                if not isd[p]:
-                                    nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, p)
+                        nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n),
+                                            isd, dirty, leaf, uo, nu, po, nd, &marks)
             for k in range(_csr_lo(ui, nu, pi, x), _csr_hi(ui, nu, pi, x)):
                 n = in_nbr[k]
                 if occ[n] == 1:
@@ -641,12 +651,8 @@ cdef class Engine:
                     if not isd[n]:
                         nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, n)
                 elif occ[n] == 0 and not (has_ex and excnt[n] > max_srcex):
-                    for e in range(_csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n)):
-                        p = dst[e]
-                        if occ[p] == 1:
-                            marks += 1
-                            if not isd[p]:
-                                nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, p)
+                    nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n),
+                                        isd, dirty, leaf, uo, nu, po, nd, &marks)
         self.n_dirty = nd
         self.n_marks += marks
 
