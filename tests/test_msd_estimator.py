@@ -53,9 +53,10 @@ def test_fft_msd_equals_the_direct_average_over_all_origins():
 def test_full_buffer_keeps_every_other_frame_and_doubles_the_spacing():
     fb = FrameBuffer.empty(4, 1, 0.5)
     for j in range(5):
-        assert fb.next_mark_s() == pytest.approx(0.5 * j)
+        assert fb.marks_until(np.inf)[0] == pytest.approx(0.5 * j)
         fb.append(np.full((1, 3), float(j)), 0.0, j)
-    assert fb.next_mark_s() == pytest.approx(3.0)  # full: decimated to 0, 2, 4; spacing 1.0
+    marks = fb.marks_until(np.inf)  # full: decimated to 0, 2, 4; spacing 1.0
+    assert marks == pytest.approx([3.0, 4.0])  # the two frames that fit before the next decimation
     assert fb.n_frames == 3 and fb.spacing_s == 1.0
     np.testing.assert_array_equal(fb.frames[:, 0, 0], [0.0, 2.0, 4.0])
 

@@ -270,13 +270,8 @@ class FrameBuffer:
             self.n_frames = half + 1
             self.spacing_s *= 2.0
 
-    def next_mark_s(self) -> float:
-        """Time (since the start) of the next frame, after making room for it."""
-        self.make_room()
-        return self.n_frames * self.spacing_s
-
     def append(self, disp: np.ndarray, hop_len2_A2: float, ion_moves: int) -> None:
-        """Record the frame at :meth:`next_mark_s`."""
+        """Record the frame at the next mark (the first of :meth:`marks_until`)."""
         self.make_room()
         self.disp[self.n_frames] = disp
         self.n_frames += 1
@@ -287,7 +282,7 @@ class FrameBuffer:
         """Times (since the start, s) of the next frames, up to the first one at
         ``t_target_s`` (to 1e-12 relative) and at most as many as fit before the buffer must be
         decimated (after making room): the marks one engine call can record
-        (:meth:`slots`, :meth:`commit`).  Each is the time :meth:`next_mark_s` would give."""
+        (:meth:`slots`, :meth:`commit`)."""
         self.make_room()
         j = np.arange(self.n_frames, self.capacity + 1)
         t = j * self.spacing_s
