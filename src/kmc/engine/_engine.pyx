@@ -203,6 +203,7 @@ cdef class Engine:
     cdef SumTree tree
     cdef int32_t[::1] dirty
     cdef uint8_t[::1] is_dirty
+    cdef int32_t[::1] open_nbr       # _touch_fields' list of one site's empty, open interaction partners
     cdef Py_ssize_t n_dirty
     # parameters
     cdef readonly double beta
@@ -318,6 +319,8 @@ cdef class Engine:
         self.dirty = np.zeros(self._dirty_bound(), dtype=np.int32)
         self.is_dirty = np.zeros(self.n_sites, dtype=np.uint8)
         self.n_dirty = 0
+        self.open_nbr = np.zeros(int(np.diff(np.asarray(self.uoff_in)).max()) + 1 if self.has_int else 1,
+                                 dtype=np.int32)
 
         self.bit_generator = bit_generator
         capsule = bit_generator.capsule
@@ -626,12 +629,15 @@ cdef class Engine:
                     self._mark_sources(n)
 
     cdef void _touch_fields(self, Py_ssize_t s, Py_ssize_t d) noexcept nogil:
-        # _touch(s) and _touch(d) of the fields_only models (no knock-offs): the same rule, the
-        # same marks in the same order, with every array and size in a local (a store to a
-        # uint8 array may alias anything: fields of self would be reloaded after each) and the
-        # marks counted once.  Only the leaf and the events of a new dirty site are prefetched,
-        # not its tree ancestors: these models mark many neighbouring sites whose ancestors
-        # repeat, and the first pass of SumTree.set_ancestors loads each once.
+        # _touch(s) and _touch(d) of the fields_only models (no knock-offs): the same rule and
+        # the same marks (an interaction partner's own mark before the sources of the open empty
+        # ones, which changes only the order of dirty[], and no result depends on that order:
+        # each total is re-summed on its own, SumTree.set_ancestors gives the same nodes for any
+        # order), with every array and size in a local (a store to a uint8 array may alias
+        # anything: fields of self would be reloaded after each) and the marks counted once.
+        # Only the leaves (and the events of a new dirty site reached by a branch) are
+        # prefetched, not tree ancestors: these models mark many neighbouring sites whose
+        # ancestors repeat, and the first pass of SumTree.set_ancestors loads each once.
         cdef const int8_t* occ = &self.occ[0]
         cdef const int32_t* dst = &self.ev_dst[0]
         cdef const int32_t* in_nbr = &self.in_nbr[0]
@@ -648,7 +654,10 @@ cdef class Engine:
         cdef Py_ssize_t nd = self.n_dirty
         cdef int64_t marks = 0
         cdef int32_t max_srcex = self.max_srcex
-        cdef Py_ssize_t i, x, k, n
+        cdef int32_t* open_nbr = &self.open_nbr[0]
+        cdef Py_ssize_t i, x, k, n, no
+        cdef int8_t o
+        cdef uint8_t ion, new
         if has_ex:
             ex_nbr = &self.ex_nbr[0]
         for i in range(2):
@@ -666,15 +675,27 @@ cdef class Engine:
                     if occ[n] == 0:
                         nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n),
                                             isd, dirty, leaf, uo, nu, po, nd, &marks, False)
+            # x's interaction partners, without a branch on their coin-toss occupancy: an
+            # occupied one is marked (written to the next free slot, counted if new), an empty
+            # one that is open (excnt <= max_srcex; excnt is 0 without exclusions) is listed,
+            # and the occupied sources of the events into the listed ones are marked after
+            no = 0
             for k in range(_csr_lo(ui, nu, pi, x), _csr_hi(ui, nu, pi, x)):
                 n = in_nbr[k]
-                if occ[n] == 1:
-                    marks += 1
-                    if not isd[n]:
-                        nd = _new_dirty(isd, dirty, leaf, dst, uo, nu, po, nd, n)
-                elif occ[n] == 0 and not (has_ex and excnt[n] > max_srcex):
-                    nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n),
-                                        isd, dirty, leaf, uo, nu, po, nd, &marks, not has_ex)
+                o = occ[n]
+                ion = o == 1
+                marks += ion
+                new = ion & (isd[n] ^ 1)
+                __builtin_prefetch(&leaf[n])
+                dirty[nd] = <int32_t> n
+                isd[n] |= new
+                nd += new
+                open_nbr[no] = <int32_t> n
+                no += (o == 0) & (excnt[n] <= max_srcex)
+            for k in range(no):
+                n = open_nbr[k]
+                nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n),
+                                    isd, dirty, leaf, uo, nu, po, nd, &marks, not has_ex)
         self.n_dirty = nd
         self.n_marks += marks
 
@@ -1028,6 +1049,7 @@ cdef class Engine:
         total += self._hq_array.nbytes + self._excnt_array.nbytes + self._kq_array.nbytes
         total += np.asarray(self.tree.tree).nbytes + np.asarray(self.dirty).nbytes
         total += np.asarray(self.is_dirty).nbytes + np.asarray(self.t_rclass).nbytes
+        total += np.asarray(self.open_nbr).nbytes
         total += np.asarray(self.t_e0).nbytes + np.asarray(self.t_toff).nbytes
         total += self.n_rtab * sizeof(double)
         total += MEMO_SIZE * sizeof(RateMemo)
