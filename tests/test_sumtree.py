@@ -35,11 +35,12 @@ def test_updates_and_rebuild_are_identical():
     assert np.array_equal(before, tree.nodes())  # no drift: every node is exactly left + right
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 300, 40000])
+# 200000 leaves: a tree of 2^18, where update_many takes the two passes (smaller trees climb)
+@pytest.mark.parametrize("n", [1, 2, 5, 300, 40000, 200000])
 def test_batched_updates_equal_single_updates_bit_for_bit(n):
-    """update_many (the engine's one update per hop: few leaves climb their root paths, many
-    update their shared ancestors once, in two passes) leaves every node equal to single
-    updates and to a full rebuild."""
+    """update_many (the engine's one update per hop: each leaf climbs its root path, or on trees
+    of more than 2^17 leaves many leaves update their shared ancestors once, in two passes)
+    leaves every node equal to single updates and to a full rebuild."""
     rng = np.random.default_rng(n)
     one, many = SumTree(n), SumTree(n)
     for _ in range(60):
@@ -56,11 +57,12 @@ def test_batched_updates_equal_single_updates_bit_for_bit(n):
     assert np.array_equal(one.nodes(), many.nodes())
 
 
+@pytest.mark.parametrize("n", [5000, 200000])
 @pytest.mark.parametrize("k", [12, 13, 64, 301])
-def test_batched_update_of_adjacent_leaves(k):
+def test_batched_update_of_adjacent_leaves(k, n):
     """Runs of neighbouring leaves (sibling leaves both changed, ancestors shared at every
-    level) through the two-pass update: every node, node 0 included, equals single updates."""
-    n = 5000
+    level) through the climbs (5000 leaves) and the two-pass update (200000): every node, node 0
+    included, equals single updates."""
     rng = np.random.default_rng(k)
     one, many = SumTree(n), SumTree(n)
     for _ in range(20):

@@ -47,12 +47,16 @@ cdef class SumTree:
         cdef double v, w, t0
         if cap == 1:
             return            # the leaf is the root
-        if k * self.depth < 160:
-            # Few leaves on a shallow tree share few ancestors: one root path each (as set()
-            # climbs, 6-7.5 instructions a level) is less work than the two passes below
-            # (about 14 a node and 20 a leaf; callgrind, docs/performance.md).  Also exact: a
-            # node's last update comes from the last of its changed leaves, when all its
-            # children are final.
+        if self.depth <= 17 or k * self.depth < 160:
+            # One root path per leaf (as set() climbs, 6-7.5 instructions a level): also exact,
+            # since a node's last update comes from the last of its changed leaves, when all its
+            # children are final.  It computes shared ancestors again and again, but its loops
+            # have fixed lengths, where the two passes below stop at data-dependent nodes that
+            # the CPU mispredicts (callgrind --branch-sim, sc 32^3 nn: 39 a hop).  Measured on
+            # the sc nn models (docs/performance.md): the climbs are faster up to 2^17 leaves
+            # (32^3 nn 1.3x, three shells 1.3x, 48^3 1.15x), the two passes at 2^18 (64^3 nn,
+            # 1.04x), where the fewer nodes they load matter more; with few leaves the climbs are
+            # also fewer instructions (below about 160 leaf-levels).
             for i in range(k):
                 j = leaves[i] + cap
                 v = t[j]
