@@ -751,6 +751,7 @@ cdef class Engine:
         cdef const int64_t* toff = &self.t_toff[0]
         cdef const double* rtab = self.rtab
         cdef const double* rt
+        cdef const double* ew = _EMPTY_WEIGHT
         cdef uint8_t* isd = &self.is_dirty[0]
         cdef Py_ssize_t n_unit = self.n_unit, n_tmpl = self.n_tmpl
         cdef Py_ssize_t i, s, c, u, t, d, d2, t_lo, t_hi, n = 0
@@ -779,20 +780,21 @@ cdef class Engine:
                         if occ[d] == 0 and excnt[d] - srcex[t] <= 0:
                             tot += rt[toff[t] + kq[d]]
                 else:
-                    # two events a turn (half the loop overhead), still added in event order
+                    # two events a turn (half the loop overhead), still added in event order,
+                    # without a branch: a closed event (occupied destination; its table entry
+                    # exists all the same) adds rate x 0.0, and tot + 0.0 == tot, so the very
+                    # doubles of the branch.  The occupancy test was a coin toss: 38 of the
+                    # sc 32^3 nn hop's 46 mispredictions (callgrind), ~1.2x hops/s without it.
                     t = t_lo
                     while t + 1 < t_hi:
                         d = dst[t]
                         d2 = dst[t + 1]
-                        if occ[d] == 0:
-                            tot += rt[toff[t] + kq[d]]
-                        if occ[d2] == 0:
-                            tot += rt[toff[t + 1] + kq[d2]]
+                        tot += rt[toff[t] + kq[d]] * ew[occ[d]]
+                        tot += rt[toff[t + 1] + kq[d2]] * ew[occ[d2]]
                         t += 2
                     if t < t_hi:
                         d = dst[t]
-                        if occ[d] == 0:
-                            tot += rt[toff[t] + kq[d]]
+                        tot += rt[toff[t] + kq[d]] * ew[occ[d]]
             if tot != leaf[s]:
                 leaf[s] = tot
                 dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
