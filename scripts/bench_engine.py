@@ -12,8 +12,10 @@ with three Li-Li repulsion shells out to 4 A. The shell energies (0.10, 0.05, 0.
 benchmark workload, not a physical parameter set: they give each site the neighbour lists a
 screened-Coulomb lattice model would have. Then hops/s against the number of interaction shells
 (sc 32^3 half-filled with 0-3 shells of 0.05, 0.03, 0.02 eV; c-LLZO 4x4x4 with 0-3 of the shells
-above), each with the engine's deterministic work per hop: sites marked, site totals re-summed,
-rates evaluated (these counts do not depend on the machine's load).
+above; the four cases of a lattice are timed in turn, best of 10 rounds, so that a drift of the
+machine's speed does not enter their ratios), each with the engine's deterministic work per hop:
+sites marked, site totals re-summed, rates evaluated (these counts do not depend on the machine's
+load).
 Timing covers engine hops only (one call into the Cython loop), after a warm-up.
 
     python scripts/bench_engine.py --sweep    # time to answer (issue 18), about a minute
@@ -82,21 +84,46 @@ def sc_model(L: int, barrier_eV: float, J_eV: float = 0.0, shells: int | None = 
     return RateModel(net, 1e13, barrier_eV, mobile_mobile=table)
 
 
-def case(L: int, n_ions: str, interactions: bool, hops: int, shells: int | None = None) -> dict:
+def sc_sim(L: int, n_ions: str, interactions: bool, shells: int | None = None) -> Simulation:
     model = sc_model(L, 0.25, 0.05 if interactions else 0.0, shells)
     n_sites = model.network.n_sites
     n = n_sites - 1 if n_ions == "vacancy" else n_sites // 2
-    return timed(Simulation(model, 600.0, n_ions=n, seed=1), hops)
+    return Simulation(model, 600.0, n_ions=n, seed=1)
 
 
-def llzo_case(cells: int, interactions: bool, hops: int, n_shells: int = 3) -> dict:
+def case(L: int, n_ions: str, interactions: bool, hops: int, shells: int | None = None) -> dict:
+    return timed(sc_sim(L, n_ions, interactions, shells), hops)
+
+
+def llzo_sim(cells: int, interactions: bool, n_shells: int = 3) -> Simulation:
     """c-LLZO with the data-file model (exclusions), optionally with the first ``n_shells``
     benchmark shells."""
     table = str(LLZO_TABLE[:n_shells]).replace("(", "[").replace(")", "]")
     shells = f"[model.interactions_eV]\nmobile_mobile = {table}\n" if interactions else ""
     system = build_system(Config.from_toml(
         f"[lattice]\nbuiltin = \"llzo-cubic-latticegas\"\nsupercell = [{cells}, {cells}, {cells}]\n{shells}"))
-    return timed(Simulation(system.model, 300.0, n_ions=system.n_ions, seed=1), hops)
+    return Simulation(system.model, 300.0, n_ions=system.n_ions, seed=1)
+
+
+def llzo_case(cells: int, interactions: bool, hops: int, n_shells: int = 3) -> dict:
+    return timed(llzo_sim(cells, interactions, n_shells), hops)
+
+
+def interleaved(sims: list[Simulation], hops: int, rounds: int = 10) -> list[dict]:
+    """Best hop rate of each simulation over ``rounds`` rounds that run each of them in turn for
+    ``hops`` hops, after a warm-up: a drift of the machine's speed (other guests on the host can
+    change it by 10-30 % within a minute) then hits every case alike, so their ratios hold."""
+    for sim in sims:
+        sim.run(min(10 * hops, 2_000_000))  # warm-up, and past the start's transient
+    best = [0.0] * len(sims)
+    for _ in range(rounds):
+        for i, sim in enumerate(sims):
+            t0 = time.perf_counter()
+            sim.run(hops)
+            best[i] = max(best[i], hops / (time.perf_counter() - t0))
+    return [{"sites": s.engine.n_sites, "ions": s.n_ions, "hops_per_s": b,
+             "bytes_per_site": s.engine.nbytes / s.engine.n_sites, "work": work_per_hop(s)}
+            for s, b in zip(sims, best)]
 
 
 def computed_llzo_case(cells: int, hops: int) -> dict:
@@ -116,13 +143,17 @@ def timed(sim: Simulation, hops: int) -> dict:
         sim.run(hops)
         best = max(best, hops / (time.perf_counter() - t0))
     n_sites = sim.engine.n_sites
-    work = {}
-    if hasattr(sim.engine, "work"):  # (absent in builds before the counters)
-        sim.engine.reset_work()
-        done = sim.run(100_000)
-        work = {k: v / done for k, v in sim.engine.work.items()}
     return {"sites": n_sites, "ions": sim.n_ions, "hops_per_s": best,
-            "bytes_per_site": sim.engine.nbytes / n_sites, "work": work}
+            "bytes_per_site": sim.engine.nbytes / n_sites, "work": work_per_hop(sim)}
+
+
+def work_per_hop(sim: Simulation) -> dict:
+    """The engine's deterministic work counters per hop over the next 1e5 hops."""
+    if not hasattr(sim.engine, "work"):  # (absent in builds before the counters)
+        return {}
+    sim.engine.reset_work()
+    done = sim.run(100_000)
+    return {k: v / done for k, v in sim.engine.work.items()}
 
 
 def work_text(r: dict) -> str:
@@ -253,14 +284,13 @@ def main() -> None:
     ratio = (1 / scan[-1]["hops_per_s"]) / (1 / scan[0]["hops_per_s"])
     print(f"cost per hop grows {ratio:.2f}x from {scan[0]['sites']} to {scan[-1]['sites']} sites")
     print_c_reference(sizes)
-    print("hops/s against the number of interaction shells (ratio to no shells):")
-    for label, run in (("sc 32^3 half-filled", lambda n: case(32, "half", n > 0, hops, n)),
-                       ("c-LLZO 4x4x4 Li7 300 K, exclusions",
-                        lambda n: llzo_case(4, n > 0, hops, n))):
-        base = None
-        for n in range(4):
-            r = run(n)
-            base = base or r["hops_per_s"]
+    print("hops/s against the number of interaction shells (ratio to no shells; the four cases of "
+          "a lattice timed in turn, best of 10 rounds):")
+    for label, build in (("sc 32^3 half-filled", lambda n: sc_sim(32, "half", n > 0, n)),
+                         ("c-LLZO 4x4x4 Li7 300 K, exclusions", lambda n: llzo_sim(4, n > 0, n))):
+        res = interleaved([build(n) for n in range(4)], hops // 10)
+        base = res[0]["hops_per_s"]
+        for n, r in enumerate(res):
             print(f"{label + f', {n} shells':48s} {r['sites']:9d} {r['ions']:8d} "
                   f"{r['hops_per_s']:10.3g} {r['bytes_per_site']:11.1f} {work_text(r)}  "
                   f"{r['hops_per_s'] / base:.2f}x", flush=True)
