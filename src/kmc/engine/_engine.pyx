@@ -71,6 +71,21 @@ cdef inline Py_ssize_t _new_dirty(uint8_t* isd, int32_t* dirty, const double* le
     return nd + 1
 
 
+cdef inline Py_ssize_t _mark_if_ion(const int8_t* occ, uint8_t* isd, int32_t* dirty,
+                                     const double* leaf, Py_ssize_t nd, Py_ssize_t p,
+                                     int64_t* marks) noexcept nogil:
+    # mark p if it holds an ion, without a branch on that coin toss: p is written to the next
+    # free slot of dirty[] (which has one spare) in any case, and the count advances only for a
+    # new dirty site; returns the new number of dirty sites and counts the mark
+    cdef uint8_t ion = occ[p] == 1
+    cdef uint8_t new = ion & (isd[p] ^ 1)
+    marks[0] += ion
+    __builtin_prefetch(&leaf[p])
+    dirty[nd] = <int32_t> p
+    isd[p] |= new
+    return nd + new
+
+
 cdef inline Py_ssize_t _mark_occupied(const int8_t* occ, const int32_t* dst, Py_ssize_t lo,
                                       Py_ssize_t hi, uint8_t* isd, int32_t* dirty,
                                       const double* leaf, const int64_t* uoff, Py_ssize_t n_unit,
@@ -79,27 +94,16 @@ cdef inline Py_ssize_t _mark_occupied(const int8_t* occ, const int32_t* dst, Py_
     # mark the occupied sites among dst[lo:hi]: for the events of a site x, the occupied
     # sources of the events into x (every event has its reverse); returns the new number of
     # dirty sites and counts the marks.  The same sites in the same order either way.
-    # branch_free (the models without exclusions): whether a neighbour holds an ion is a coin
-    # toss the CPU mispredicts often (callgrind --branch-sim, sc 32^3 nn: 31 of 132
-    # mispredictions per hop were these two tests), so p is written to the next free slot in
-    # any case (dirty[] has one spare slot) and the count advances only for a new dirty site:
-    # sc 32^3 nn 10-15 % more hops/s.  With exclusions the tests are better predicted and the
-    # unconditional stores cost more than they save (c-LLZO 4x4x4, 3 shells: 10 % fewer hops/s;
-    # both interleaved best-of-25 pairs, docs/performance.md).
+    # branch_free (the models without exclusions): _mark_if_ion, since whether a neighbour
+    # holds an ion is a coin toss the CPU mispredicts often (callgrind --branch-sim, sc 32^3
+    # nn: 31 of 132 mispredictions per hop were these two tests; sc 32^3 nn 10-15 % more
+    # hops/s).  With exclusions the tests are better predicted and the unconditional stores
+    # cost more than they save (c-LLZO 4x4x4, 3 shells: 10 % fewer hops/s; interleaved
+    # best-of-25 pairs, docs/performance.md).
     cdef Py_ssize_t e, p
-    cdef int64_t m = 0
-    cdef uint8_t ion, new
     if branch_free:
         for e in range(lo, hi):
-            p = dst[e]
-            ion = occ[p] == 1
-            m += ion
-            new = ion & (isd[p] ^ 1)
-            __builtin_prefetch(&leaf[p])
-            dirty[nd] = <int32_t> p
-            isd[p] |= new
-            nd += new
-        marks[0] += m
+            nd = _mark_if_ion(occ, isd, dirty, leaf, nd, dst[e], marks)
         return nd
     for e in range(lo, hi):
         p = dst[e]
@@ -637,7 +641,7 @@ cdef class Engine:
         # anything: fields of self would be reloaded after each) and the marks counted once.
         # Only the leaves (and the events of a new dirty site reached by a branch) are
         # prefetched, not tree ancestors: these models mark many neighbouring sites whose
-        # ancestors repeat, and the first pass of SumTree.set_ancestors loads each once.
+        # ancestors repeat.
         cdef const int8_t* occ = &self.occ[0]
         cdef const int32_t* dst = &self.ev_dst[0]
         cdef const int32_t* in_nbr = &self.in_nbr[0]
@@ -656,8 +660,6 @@ cdef class Engine:
         cdef int32_t max_srcex = self.max_srcex
         cdef int32_t* open_nbr = &self.open_nbr[0]
         cdef Py_ssize_t i, x, k, n, no
-        cdef int8_t o
-        cdef uint8_t ion, new
         if has_ex:
             ex_nbr = &self.ex_nbr[0]
         for i in range(2):
@@ -682,16 +684,9 @@ cdef class Engine:
             no = 0
             for k in range(_csr_lo(ui, nu, pi, x), _csr_hi(ui, nu, pi, x)):
                 n = in_nbr[k]
-                o = occ[n]
-                ion = o == 1
-                marks += ion
-                new = ion & (isd[n] ^ 1)
-                __builtin_prefetch(&leaf[n])
-                dirty[nd] = <int32_t> n
-                isd[n] |= new
-                nd += new
+                nd = _mark_if_ion(occ, isd, dirty, leaf, nd, n, &marks)
                 open_nbr[no] = <int32_t> n
-                no += (o == 0) & (excnt[n] <= max_srcex)
+                no += (occ[n] == 0) & (excnt[n] <= max_srcex)
             for k in range(no):
                 n = open_nbr[k]
                 nd = _mark_occupied(occ, dst, _csr_lo(uo, nu, po, n), _csr_hi(uo, nu, po, n),
