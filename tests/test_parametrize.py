@@ -247,6 +247,33 @@ def test_relaxations_in_worker_processes_give_the_same_model(toy_run, tmp_path, 
         parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, calculator="chgnet", workers=0)
 
 
+def test_nebs_in_worker_processes_give_the_same_model(toy_run, tmp_path, monkeypatch):
+    """``workers=2`` with an empty NEB cache: the bands run in the two spawned processes too
+    (this process's calculator only gives the attempt frequencies' two force calls per hop
+    class), and the model is the sequential run's line for line."""
+    d, model = toy_run
+    monkeypatch.setattr(pipeline, "relax", lambda *a, **kw: pytest.fail("a relaxation ran here"))
+    backend = toy_backend(d / "toy.cif")
+    calls = []
+    cls = type(backend.calculator)
+    orig = cls.calculate
+
+    def counting(self, *a, **kw):
+        calls.append(1)
+        return orig(self, *a, **kw)
+
+    # patched on the class of this process: the workers import it afresh, uncounted
+    monkeypatch.setattr(cls, "calculate", counting)
+    par = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                      exclusion_cutoff_A=0.0, calculator=backend, settings=SETTINGS,
+                      cache_dir=tmp_path / "cache", log=lambda m: None, name="toy-model", workers=2)
+    assert len(calls) == 2 * len(model.data["neb"])
+    bands = sorted(p.name for p in (tmp_path / "cache" / "neb").glob("*"))
+    assert bands and bands == sorted(p.name for p in (d / "cache" / "neb").glob("*"))
+    strip = lambda t: [x for x in t.splitlines() if not x.startswith(("# Computed", "date", "wall_s"))]
+    assert strip(par.model_toml) == strip(model.model_toml)
+
+
 def test_rerun_takes_the_recorded_arrangements_not_a_new_draw(toy_run, tmp_path, monkeypatch):
     """The cache records each round's arrangements (plan_<key>.json) with the random state after it:
     a rerun whose random draws would differ (another numpy, another neighbour order) relaxes

@@ -186,8 +186,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--cache", metavar="DIR", help="relaxation/NEB cache (default DIR.cache); a rerun resumes")
     p.add_argument("--threads", type=int, help="torch threads of the MLIP (per process)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="processes relaxing configurations at once, e.g. one per core (default 1; "
-                        "the model does not depend on it)")
+                   help="processes relaxing configurations and running NEB bands at once, e.g. "
+                        "one per core (default 1; the model does not depend on it)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_parametrize)

@@ -179,6 +179,11 @@ def _relax_job(atoms, settings: ParametrizeSettings, cache: Path, label: str) ->
         _relax_cell_cached(atoms, r, _WORKER_BACKEND, settings, cache, label)
 
 
+def _neb_job(initial, final, settings: NEBSettings, cache_dir: Path) -> None:
+    """One NEB band, into the cache (its result is read back by the main process)."""
+    neb_path(initial, final, _WORKER_BACKEND, settings, cache_dir=cache_dir, log=lambda m: None)
+
+
 def attempt_frequency_THz(atoms, index: int, direction: np.ndarray, calculator, step_A: float = 0.02) -> float:
     """Harmonic frequency of atom ``index`` along ``direction``: ``sqrt(k / m) / 2 pi`` with ``k`` the
     central finite difference of its force (the one-dimensional Vineyard prefactor along the hop)."""
@@ -428,9 +433,11 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         model is written under its builtin name.
     workers
         Processes relaxing the configurations of a sampling round concurrently, each with its
-        own calculator (``threads`` torch threads each, 1 if not given). Every relaxation is
-        the same computation in whichever process, so the model does not depend on it (with
-        one torch thread: bit for bit); the NEBs run in this process.
+        own calculator (``threads`` torch threads each, 1 if not given), and then running the
+        first ``settings.n_environments`` NEB bands of every hop class. Every relaxation and
+        band is the same computation in whichever process, so the model does not depend on it
+        (with one torch thread: bit for bit); the fits, and any further band (after a flat one),
+        run in this process.
 
     Returns
     -------
@@ -445,7 +452,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         check_out_dir(Path(out_dir))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a whole number of at least 1 (processes relaxing "
-                          f"configurations), got {workers!r}.")
+                          f"configurations and running NEBs), got {workers!r}.")
     if workers > 1 and threads is None:
         threads = 1  # one torch thread per process: the cores are shared out by processes
     backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
@@ -471,26 +478,26 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         f"{problem.cutoff:.2f} Å, {len(problem.network.hop_class_names)} hop classes; {len(configs)} "
         f"configurations to relax with {backend.name} (cache {cache})")
 
-    def relax_in_pool(cfgs: list[Configuration], start: int) -> None:
-        """Relax a round's configurations in ``workers`` processes, each into the cache (a pool
-        per round: seconds of start-up against minutes per relaxation)."""
+    def in_pool(job, args: list[tuple], what: str, unit: str) -> None:
+        """Run ``job(*a)`` for every ``a`` in ``workers`` processes, each writing into the cache
+        (a pool per batch: seconds of start-up against minutes per relaxation or band)."""
         # spawn: a fresh interpreter per worker (torch's threads do not survive a fork)
         pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker,
                                    (calculator, threads))
         try:
-            jobs = [pool.submit(_relax_job, problem.atoms(cfg), settings, cache, f"configuration {start + k}")
-                    for k, cfg in enumerate(cfgs)]
-            for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"relaxing ({workers} processes)",
-                            unit="config", file=sys.stderr, disable=not progress):
-                job.result()  # a worker's error (e.g. an unconverged relaxation) is raised here
+            jobs = [pool.submit(job, *a) for a in args]
+            for done in tqdm(as_completed(jobs), total=len(jobs), desc=f"{what} ({workers} processes)",
+                             unit=unit, file=sys.stderr, disable=not progress):
+                done.result()  # a worker's error (e.g. an unconverged relaxation) is raised here
         finally:
             # on an error the queued ones are dropped; running ones finish into the cache
             pool.shutdown(cancel_futures=True)
 
     def run_all(cfgs: list[Configuration], start: int) -> list[dict]:
         """Relax (or read) every configuration and map it back to the lattice."""
-        if workers > 1:
-            relax_in_pool(cfgs, start)  # then every relaxation below is read from the cache
+        if workers > 1:  # then every relaxation below is read from the cache
+            in_pool(_relax_job, [(problem.atoms(cfg), settings, cache, f"configuration {start + k}")
+                                 for k, cfg in enumerate(cfgs)], "relaxing", "config")
         res = []
         for k, cfg in enumerate(tqdm(cfgs, desc="relaxing", unit="config", file=sys.stderr,
                                      disable=not progress)):
@@ -593,20 +600,29 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     neb_out: dict[str, dict] = {}
     nu: dict[str, float] = {}
     hop_orbits = [o for o in range(len(problem.orbits)) if problem.orbit_is_hop[o]]
+    # more candidates than needed: an environment whose band is flat is skipped (below)
+    candidates = {o: _environments(problem, fitted, list(E), o, excluded,
+                                   FLAT_BAND_CANDIDATES * settings.n_environments) for o in hop_orbits}
+
+    def endpoints(c: int, s: int, d: int):
+        """Configuration index and the two endpoints of the hop s -> d in fitted arrangement c."""
+        k = usable[c]
+        init = problem.atoms(configs[k])
+        init.positions = np.array(results[k]["positions_A"])
+        fin = init.copy()
+        fin.positions[_atom_on(init, configs[k], results[k], s)] = problem.pos[d]
+        return k, init, fin
+
+    if workers > 1:  # the first n_environments bands of each class are always needed
+        in_pool(_neb_job, [(*endpoints(*env)[1:], settings.neb, cache / "neb") for o in hop_orbits
+                           for env in candidates[o][:settings.n_environments]], "NEB", "band")
     for o in hop_orbits:
         hop = problem.orbit_name(o)
-        # more candidates than needed: an environment whose band is flat is skipped (below)
-        envs = _environments(problem, fitted, list(E), o, excluded, FLAT_BAND_CANDIDATES * settings.n_environments)
         bands, flat, used = [], [], []
-        for c, s, d in envs:
+        for c, s, d in candidates[o]:
             if len(bands) == settings.n_environments:
                 break
-            k = usable[c]
-            init = problem.atoms(configs[k])
-            init.positions = np.array(results[k]["positions_A"])
-            fin = init.copy()
-            moving = _atom_on(init, configs[k], results[k], s)
-            fin.positions[moving] = problem.pos[d]
+            k, init, fin = endpoints(c, s, d)
             res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
                                              log=lambda m: None))
             if (max(res.barrier_forward_eV, res.barrier_backward_eV) < FLAT_BAND_EV
