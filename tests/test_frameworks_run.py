@@ -177,6 +177,33 @@ def test_energy_shift_near_dopants_and_rates_stay_exact():
         sim.check_rates()
 
 
+def test_a_models_computed_dopant_term_applies_unless_the_config_gives_its_own(tmp_path):
+    """``[dopant_terms]`` of a model file (what ``kmc parametrize --dopant Ta:Zr`` writes) is the
+    energy shift of a ``[dopants]`` entry of that element on that host without its own; an
+    explicit shift wins, and another host or element gets none."""
+    from importlib.resources import files
+
+    text = (files("kmc.system.structures") / "llzo_cubic.toml").read_text()
+    model = tmp_path / "model.toml"
+    model.write_text(text + '\n[dopant_terms]\nTa = { site = "Zr", energy_shift_eV = 0.07, '
+                     'shift_radius_A = 3.6 }\n')
+
+    def plan(dopants):
+        c = cfg({"framework_file": str(model), "supercell": [1, 1, 1]}, dopants=dopants)
+        return {d.element: (d.energy_shift_eV, d.shift_radius_A) for d in build_system(c).dopants}
+
+    assert plan({"Ta": {"site": "Zr", "per_formula_unit": 0.25}}) == {"Ta": (0.07, 3.6)}
+    assert plan({"Ta": {"site": "Zr1", "per_formula_unit": 0.25}}) == {"Ta": (0.07, 3.6)}
+    assert plan({"Ta": {"site": "Zr", "per_formula_unit": 0.25, "energy_shift_eV": 0.1,
+                        "shift_radius_A": 3.0}}) == {"Ta": (0.1, 3.0)}
+    assert plan({"Nb": {"site": "Zr", "per_formula_unit": 0.25}}) == {"Nb": (None, None)}
+    assert plan({"Ta": {"site": "La", "per_formula_unit": 0.25, "charge": 5}}) == {"Ta": (None, None)}
+    # without the table (the builtin as shipped): no shift
+    c = cfg({"builtin": "llzo-cubic", "supercell": [1, 1, 1]},
+            dopants={"Ta": {"site": "Zr", "per_formula_unit": 0.25}})
+    assert build_system(c).dopants[0].energy_shift_eV is None
+
+
 # ------------------------------------------------------------------ percolation
 def test_percolation_square_lattice_by_hand():
     """8x8 square lattice: block columns x=0 and x=2 and the site (1, 0). Column x=1 is then a

@@ -13,8 +13,9 @@ file's ``[hamiltonian]`` table):
 * dopants on mobile sites: their dopant-mobile terms per distance become ``mobile_blocker`` shells
   (one dopant species on mobile sites; with several, the first, in ``[hamiltonian]`` all);
   dopants on framework sites: ``[dopant_terms]`` gives the ``energy_shift_eV`` /
-  ``shift_radius_A`` to put in a config's ``[dopants]`` entry (the multiplicity-weighted mean of
-  its dopant-mobile terms and their longest distance).
+  ``shift_radius_A`` that a config's ``[dopants]`` entry of that element and host takes unless it
+  gives its own (the multiplicity-weighted mean of its dopant-mobile terms and their longest
+  distance).
 """
 from __future__ import annotations
 
@@ -203,7 +204,8 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
             w(f"{el} = {_q(list(labs))}")
     if shifts:
         w("")
-        w("[dopant_terms]  # copy into a config's [dopants] entry with its per_formula_unit")
+        w("[dopant_terms]  # the shift of a config's [dopants] entry of this element on this host "
+          "that gives none of its own")
         for el, v in shifts.items():
             w(f"{el} = {_q(v)}")
     w("")

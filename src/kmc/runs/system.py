@@ -227,10 +227,27 @@ def _framework_dopants(config: Config, src):
         else:
             cand = {lab: np.flatnonzero(host_lab == lab) for lab in p.counts}
         shift, radius = spec.get("energy_shift_eV"), spec.get("shift_radius_A")
+        term = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts))
+        if shift is None and term is not None and not p.on_mobile_sites:
+            shift, radius = term   # the model's computed dopant-Li term (kmc parametrize)
         if shift is not None:
             _check_radius(net, radius, p.element)
         plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius))
     return cell, plan, host_pos
+
+
+def _computed_dopant_term(fw, element: str, site: str, labels: set[str]) -> tuple[float, float] | None:
+    """``(energy_shift_eV, shift_radius_A)`` of the framework's ``[dopant_terms]`` (written by
+    ``kmc parametrize --dopant EL:HOST``) for ``element`` on the host ``site`` (its name there, or
+    host labels ``labels`` all among that host's), or None: a config's ``[dopants]`` entry without
+    its own ``energy_shift_eV`` takes it."""
+    term = (fw.data.get("dopant_terms") or {}).get(element) if fw is not None else None
+    if not term:
+        return None
+    host = term.get("site")
+    if site != host and not labels <= set(fw.dopant_sites.get(host, [host])):
+        return None
+    return float(term["energy_shift_eV"]), float(term["shift_radius_A"])
 
 
 def _host_sites(src, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
