@@ -198,6 +198,11 @@ def test_a_models_computed_dopant_term_applies_unless_the_config_gives_its_own(t
                         "shift_radius_A": 3.0}}) == {"Ta": (0.1, 3.0)}
     assert plan({"Nb": {"site": "Zr", "per_formula_unit": 0.25}}) == {"Nb": (None, None)}
     assert plan({"Ta": {"site": "La", "per_formula_unit": 0.25, "charge": 5}}) == {"Ta": (None, None)}
+    # a model radius too long for the cell: the one-sentence error says where it came from
+    model.write_text(text + '\n[dopant_terms]\nTa = { site = "Zr", energy_shift_eV = 0.07, '
+                     'shift_radius_A = 7.0 }\n')
+    with pytest.raises(ConfigError, match=r"7 Å \(the model's \[dopant_terms\]\) reaches half"):
+        plan({"Ta": {"site": "Zr", "per_formula_unit": 0.25}})
     # without the table (the builtin as shipped): no shift
     c = cfg({"builtin": "llzo-cubic", "supercell": [1, 1, 1]},
             dopants={"Ta": {"site": "Zr", "per_formula_unit": 0.25}})

@@ -228,10 +228,11 @@ def _framework_dopants(config: Config, src):
             cand = {lab: np.flatnonzero(host_lab == lab) for lab in p.counts}
         shift, radius = spec.get("energy_shift_eV"), spec.get("shift_radius_A")
         term = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts))
-        if shift is None and term is not None and not p.on_mobile_sites:
-            shift, radius = term   # the model's computed dopant-Li term (kmc parametrize)
+        from_model = shift is None and term is not None and not p.on_mobile_sites
+        if from_model:
+            shift, radius = term   # the model's computed dopant-mobile term (kmc parametrize)
         if shift is not None:
-            _check_radius(net, radius, p.element)
+            _check_radius(net, radius, p.element, " (the model's [dopant_terms])" if from_model else "")
         plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius))
     return cell, plan, host_pos
 
@@ -263,13 +264,13 @@ def _host_sites(src, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return pos, np.tile(lab[keep], len(cells))
 
 
-def _check_radius(net: SiteNetwork, radius: float, element: str) -> None:
+def _check_radius(net: SiteNetwork, radius: float, element: str, origin: str = "") -> None:
     L = net.lattice
     vol = abs(np.linalg.det(L))
     widths = [vol / np.linalg.norm(np.cross(L[i], L[j])) for i, j in ((1, 2), (2, 0), (0, 1))]
     if radius >= 0.5 * min(widths):
-        raise ConfigError(f"[dopants] {element} shift_radius_A = {radius:g} Å reaches half the "
-                          f"supercell width ({0.5 * min(widths):.2f} Å); use a larger supercell or "
+        raise ConfigError(f"[dopants] {element} shift_radius_A = {radius:g} Å{origin} reaches half "
+                          f"the supercell width ({0.5 * min(widths):.2f} Å); use a larger supercell or "
                           f"a smaller radius.")
 
 
