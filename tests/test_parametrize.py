@@ -158,6 +158,89 @@ def test_fit_recovers_the_known_hamiltonian(toy_run):
     assert model.data["computed_exclusions"] == []
 
 
+#: dopant-Li terms of the toy (eV) by (dopant, class of the Li site, distance): Ga and Al on A sites
+DOPANT = {("Ga", "Li2_1b", 1.5): 0.10, ("Ga", "Li1_1a", 3.0): -0.04, ("Ga", "Li1_1a", 4.0): 0.02,
+          ("Al", "Li2_1b", 1.5): -0.06, ("Al", "Li1_1a", 3.0): 0.03, ("Al", "Li1_1a", 4.0): -0.01}
+
+
+def test_dopants_on_mobile_sites_get_their_own_fitted_terms(tmp_path, capsys):
+    """Two dopant species on the mobile A sites with different known dopant-Li terms: the fit
+    recovers each, the model file gives each species its own shells in ``[dopant_terms]`` (the
+    engine's single ``mobile_blocker`` table would give one species' terms to both), and a run of
+    the model places them with exactly those terms (hand count of the energy each Li site takes);
+    a third species without computed terms only blocks, with a warning."""
+    from kmc.config import Config
+    from kmc.exceptions import StructureWarning
+    from kmc.parametrize.lattice import parse_dopant
+    from kmc.runs.system import build_system, disorder_seed
+
+    cif = toy_cif(tmp_path / "toy.cif")
+    model = parametrize(str(cif), "Li", tmp_path / "model", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=toy_backend(cif, dopant_eV=DOPANT),
+                        dopants=[parse_dopant("Ga:Li1_1a:2"), parse_dopant("Al:Li1_1a:2")],
+                        settings=SETTINGS, cache_dir=tmp_path / "cache", log=lambda m: None, name="toy-doped")
+    terms = model.data["fit"]["terms"]
+    for (el, c, d), true in DOPANT.items():
+        t = terms[f"dopant:{el}(Li1_1a)-{c}@{d:.2f}"]
+        assert 0 < t["error_eV"] < 0.01 and abs(t["value_eV"] - true) < 3 * t["error_eV"], (el, c, d, t, true)
+    data = tomllib.loads((tmp_path / "model" / "model.toml").read_text())
+    assert data["model"]["interactions_eV"]["mobile_blocker"] == []
+    shells = {}
+    for el in ("Ga", "Al"):
+        entry = data["dopant_terms"][el]
+        assert entry["site"] == "Li" and "energy_shift_eV" not in entry
+        shells[el] = {round(r, 2): j for r, j in entry["blocker_shells"]}
+        fitted = {d: terms[f"dopant:{el}(Li1_1a)-{c}@{d:.2f}"]["value_eV"] for e, c, d in DOPANT if e == el}
+        assert shells[el] == pytest.approx(fitted, abs=1e-6)
+
+    def system(dopants):
+        return build_system(Config.from_dict({"lattice": {"framework_file": str(tmp_path / "model" / "model.toml"),
+                                                           "supercell": [4, 4, 4]}, "dopants": dopants}))
+
+    sysm = system({"Ga": {"site": "Li1_1a", "per_formula_unit": 0.125},
+                   "Al": {"site": "Li1_1a", "per_formula_unit": 0.0625}})
+    assert {d.element: d.blocker_shells for d in sysm.dopants} == {
+        el: data["dopant_terms"][el]["blocker_shells"] for el in ("Ga", "Al")}
+    blocked, offset = sysm.disorder(7)
+    net = sysm.network
+    lat, inv = net.lattice, np.linalg.inv(net.lattice)
+    # which blocked site holds which element: the replica's own draw, repeated here
+    rng = np.random.default_rng(disorder_seed(7))
+    taken = np.zeros(net.n_sites, bool)
+    expected = np.zeros(net.n_sites)
+    placed = {}
+    for d in sysm.dopants:
+        for lab, k in d.counts.items():
+            cand = d.candidates[lab][~taken[d.candidates[lab]]]
+            pick = rng.choice(cand, size=k, replace=False)
+            taken[pick] = True
+            placed[d.element] = placed.get(d.element, 0) + k
+            for g in pick:
+                f = (net.positions - net.positions[g]) @ inv
+                dist = np.round(np.linalg.norm((f - np.rint(f)) @ lat, axis=1), 2)
+                expected += [shells[d.element].get(x, 0.0) for x in dist]
+    assert np.array_equal(taken, blocked) and placed == {"Ga": 8, "Al": 4}
+    assert np.allclose(offset, expected) and np.any(expected > 0) and np.any(expected < 0)
+    # an explicit shift wins; a species the model has no terms for only blocks, and says so
+    explicit = system({"Ga": {"site": "Li1_1a", "per_formula_unit": 0.125, "energy_shift_eV": 0.05,
+                              "shift_radius_A": 1.6}})
+    assert explicit.dopants[0].blocker_shells is None and explicit.dopants[0].energy_shift_eV == 0.05
+    with pytest.warns(StructureWarning, match="terms for Al, Ga on Li sites .* but none for Mg"):
+        mg = system({"Mg": {"site": "Li1_1a", "per_formula_unit": 0.125}})
+    assert mg.dopants[0].blocker_shells is None and mg.disorder(7)[1] is None
+    # what kmc info and kmc run meet
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[lattice]\nframework_file = "model/model.toml"\nsupercell = [4, 4, 4]\n'
+                   '[dopants]\nGa = { site = "Li1_1a", per_formula_unit = 0.125 }\n'
+                   '[run]\ntemperatures_K = [600.0]\nhops_per_ion = 20\nequilibration_hops_per_ion = 5\n'
+                   'replicas = 2\nseed = 1\n')
+    assert main(["info", str(cfg)]) == 0
+    ga = ", ".join(f"{j:+.3f} eV at {r:g} Å" for r, j in data["dopant_terms"]["Ga"]["blocker_shells"])
+    assert f"dopant-ion energy terms: Ga {ga}" in capsys.readouterr().out
+    assert main(["run", str(cfg), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["D_tracer_cm2_s"] > 0
+
+
 def test_attempt_frequency_is_the_tether_frequency(toy_run):
     from ase.data import atomic_masses, atomic_numbers
     from scipy.constants import atomic_mass, electron_volt

@@ -173,6 +173,7 @@ def system_info(config: Config, from_config: bool = True) -> dict:
             "energy_shifts": {d.element: {"energy_shift_eV": d.energy_shift_eV,
                                           "shift_radius_A": d.shift_radius_A}
                               for d in system.dopants if d.energy_shift_eV is not None},
+            "blocker_shells": {d.element: d.blocker_shells for d in system.dopants if d.blocker_shells},
         }
         info["percolation"] = dict(system.percolation(blocked), seed=config.run.seed)
     else:
@@ -241,6 +242,12 @@ def info_text(info: dict) -> str:
         parts += [f"{k} {el} on framework sites" for el, k in d["framework_dopants"].items()]
         lines.append("")
         lines.append("  dopants per supercell: " + (", ".join(parts) or "none"))
+        terms = [f"{el} {v['energy_shift_eV']:+g} eV within {v['shift_radius_A']:g} Å"
+                 for el, v in d["energy_shifts"].items()]
+        terms += [f"{el} " + ", ".join(f"{j:+.3f} eV at {r:g} Å" for r, j in shells if j)
+                  for el, shells in d.get("blocker_shells", {}).items()]
+        if terms:
+            lines.append("  dopant-ion energy terms: " + "; ".join(terms))
     if info.get("provenance"):
         lines.append("")
         lines.append("  " + provenance_line(info["provenance"]))

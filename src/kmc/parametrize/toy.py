@@ -90,7 +90,9 @@ class LatticeToy(Calculator):
     per-class model can fit: the fit's noise), and a repulsion ``B (r_core - r)^2`` between atoms
     closer than ``r_core``. On the sites, the energy is exactly the lattice Hamiltonian plus the
     noise; between them it is smooth, so NEB converges. Forces are analytic (tested against finite
-    differences in the tests). Other atoms feel nothing.
+    differences in the tests). Other atoms feel nothing, except that an atom of an element in
+    ``dopant_eV`` adds its term to every state of a mobile atom at that distance from it (a
+    dopant-mobile pair term; the dopants themselves feel no force).
 
     Parameters
     ----------
@@ -100,6 +102,9 @@ class LatticeToy(Calculator):
         Class name -> site energy.
     pair_eV
         ``(class_a, class_b, distance_A)`` -> pair term (either class order).
+    dopant_eV
+        ``(element, class, distance_A)`` -> term between an atom of ``element`` and a mobile atom
+        on a site of ``class`` at that distance (0.01 Å).
     """
 
     implemented_properties = ["energy", "forces"]
@@ -107,7 +112,7 @@ class LatticeToy(Calculator):
     def __init__(self, unit_lattice, unit_frac, unit_class, site_energy_eV: dict,
                  pair_eV: dict, species: str = "Li", k_eV_A2: float = 0.4, tau_eV: float = 0.02,
                  r_core_A: float = 0.0, core_eV_A2: float = 5.0, noise_eV: float = 0.0,
-                 **kw) -> None:
+                 dopant_eV: dict | None = None, **kw) -> None:
         super().__init__(**kw)
         self.L = np.asarray(unit_lattice, float)
         self.frac = np.mod(np.asarray(unit_frac, float), 1.0)
@@ -118,6 +123,7 @@ class LatticeToy(Calculator):
             self.pair[(a, b, round(float(d), 2))] = float(j)
             self.pair[(b, a, round(float(d), 2))] = float(j)
         self.species = species
+        self.dopant = {(e, c, round(float(d), 2)): float(j) for (e, c, d), j in (dopant_eV or {}).items()}
         self.k, self.tau = float(k_eV_A2), float(tau_eV)
         self.r_core, self.core, self.noise = float(r_core_A), float(core_eV_A2), float(noise_eV)
 
@@ -129,8 +135,10 @@ class LatticeToy(Calculator):
             memo[key] = float(np.random.default_rng(seed).standard_normal())
         return memo[key]
 
-    def _smooth_energy(self, pos: np.ndarray, cell: np.ndarray) -> tuple[float, np.ndarray]:
-        """Energy and its gradient with respect to the positions of the mobile atoms."""
+    def _smooth_energy(self, pos: np.ndarray, cell: np.ndarray,
+                       dopants: list[tuple[str, np.ndarray]] = ()) -> tuple[float, np.ndarray]:
+        """Energy and its gradient with respect to the positions of the mobile atoms
+        (``dopants``: element and position of each atom with dopant terms)."""
         f = pos @ np.linalg.inv(self.L)
         d = f[:, None, :] - self.frac[None, :, :]
         d -= np.rint(d)
@@ -148,6 +156,12 @@ class LatticeToy(Calculator):
         if self.noise:
             fr = np.mod(np.rint(R @ inv * 1000), 1000).astype(np.int64).reshape(-1, 3)
             g += self.noise * np.array([self._eta(tuple(row)) for row in fr]).reshape(w.shape)
+        for el, p in dopants:   # a fixed term per state: enters like the site energy
+            fr = (R - p) @ inv
+            dint = np.rint(np.linalg.norm((fr - np.rint(fr)) @ cell, axis=-1) * 100).astype(np.int64)
+            for a in range(w.shape[1]):
+                for i in range(w.shape[0]):
+                    g[i, a] += self.dopant.get((el, self.cls[a], round(dint[i, a] / 100, 2)), 0.0)
         e += float((w * g).sum())
         n, u = w.shape
         if n > 1 and self.pair:
@@ -179,7 +193,9 @@ class LatticeToy(Calculator):
         cell = np.asarray(a.cell)
         idx = np.array([i for i, s in enumerate(a.get_chemical_symbols()) if s == self.species], int)
         pos = a.positions[idx].copy()
-        e, grad = self._smooth_energy(pos, cell)
+        els = {e for e, _, _ in self.dopant}
+        dop = [(sym, a.positions[i]) for i, sym in enumerate(a.get_chemical_symbols()) if sym in els]
+        e, grad = self._smooth_energy(pos, cell, dop)
         f = np.zeros((len(a), 3))
         f[idx] = -grad
         if self.r_core > 0 and len(idx) > 1:

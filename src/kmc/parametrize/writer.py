@@ -10,12 +10,12 @@ file's ``[hamiltonian]`` table):
 * computed hard exclusions: the model takes one exclusion distance, set half-way between the
   longest excluded orbit and the next orbit; an allowed orbit shorter than an excluded one cannot
   be represented and is listed in ``exclusion_mapping_note``;
-* dopants on mobile sites: their dopant-mobile terms per distance become ``mobile_blocker`` shells
-  (one dopant species on mobile sites; with several, the first, in ``[hamiltonian]`` all);
-  dopants on framework sites: ``[dopant_terms]`` gives the ``energy_shift_eV`` /
-  ``shift_radius_A`` that a config's ``[dopants]`` entry of that element and host takes unless it
-  gives its own (the multiplicity-weighted mean of its dopant-mobile terms and their longest
-  distance).
+* dopants, per species in ``[dopant_terms]``, taken by a config's ``[dopants]`` entry of that
+  element and host unless it gives its own ``energy_shift_eV``: on mobile sites, their
+  dopant-mobile terms per distance shell (``blocker_shells``; ``mobile_blocker`` stays empty,
+  since the engine's one table would give one species' terms to every blocker); on framework
+  sites, the ``energy_shift_eV`` / ``shift_radius_A`` (the mean of its dopant-mobile terms and
+  their longest distance).
 """
 from __future__ import annotations
 
@@ -108,8 +108,11 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
         rows = [(problem.dopant_orbits[o][3], float(terms.get(f"dopant:{problem.dopant_orbit_name(o)}", 0.0)), 1)
                 for o in range(len(problem.dopant_orbits)) if problem.dopant_orbits[o][0] == spec.element]
         which = problem.dopant_candidates[spec.element][0]
-        if which == "mobile" and not blockers and rows:
-            blockers, _ = _shells(rows)
+        if which == "mobile" and rows:
+            # per species: the engine's mobile_blocker table would give one species' terms to all
+            shells, _ = _shells(rows)
+            shifts[spec.element] = {"site": problem.mobile, "blocker_shells": shells}
+            blockers = blockers + shells
         elif which == "host" and rows:
             js = np.array([j for _, j, _ in rows])
             shifts[spec.element] = {"site": spec.host, "energy_shift_eV": round(float(js.mean()), 6),
@@ -174,7 +177,7 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w("")
     w("[model.interactions_eV]  # per distance shell: [r_max_A, J_eV] (see [hamiltonian] for the per-orbit fit)")
     w(f"mobile_mobile = {_q(mm)}")
-    w(f"mobile_blocker = {_q(blockers)}")
+    w("mobile_blocker = []  # dopants on mobile sites: per species in [dopant_terms]")
     parent = _parent_framework(problem)
     if parent is not None and parent.experiment:
         # facts of the material, not of the model: carried over so the model file stands alone
@@ -204,8 +207,8 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
             w(f"{el} = {_q(list(labs))}")
     if shifts:
         w("")
-        w("[dopant_terms]  # the shift of a config's [dopants] entry of this element on this host "
-          "that gives none of its own")
+        w("[dopant_terms]  # computed dopant-mobile terms, taken by a config's [dopants] entry of this "
+          "element on this host that gives no energy_shift_eV of its own")
         for el, v in shifts.items():
             w(f"{el} = {_q(v)}")
     w("")

@@ -7,6 +7,7 @@ replicas sample different dopant arrangements and the same seed always gives the
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kmc.config import Config
-from kmc.engine.model import RateModel
-from kmc.exceptions import ConfigError
+from kmc.engine.model import RateModel, shell_energies
+from kmc.exceptions import ConfigError, StructureWarning
 from kmc.runs.sources import TEACHING_ATTEMPT_THZ, TEACHING_BARRIER_EV, source_for
 from kmc.system.arrangement import site_occupancy
 from kmc.system.dopants import Dopant, apply_dopants
@@ -42,7 +43,9 @@ def disorder_seed(seed: np.random.SeedSequence | int) -> np.random.SeedSequence:
 class DopantSites:
     """Where the atoms of one dopant go in each replica: ``counts`` per host label, drawn from
     ``candidates`` (supercell mobile-site indices if ``on_mobile_sites``, else indices into
-    :attr:`System.host_positions`), and the optional energy shift of nearby mobile sites."""
+    :attr:`System.host_positions`), and the optional energy shift of nearby mobile sites: a flat
+    ``energy_shift_eV`` within ``shift_radius_A``, or, for a dopant on mobile sites, the model's
+    computed ``blocker_shells`` (``[[r_max_A, J_eV], ...]`` per interaction shell)."""
 
     element: str
     on_mobile_sites: bool
@@ -50,6 +53,7 @@ class DopantSites:
     candidates: dict[str, np.ndarray]
     energy_shift_eV: float | None = None
     shift_radius_A: float | None = None
+    blocker_shells: list | None = None
 
 
 @dataclass
@@ -102,6 +106,9 @@ class System:
                 near = _within(net, pos, d.shift_radius_A)
                 offset = np.zeros(net.n_sites) if offset is None else offset
                 offset += d.energy_shift_eV * near
+            elif d.blocker_shells:
+                offset = np.zeros(net.n_sites) if offset is None else offset
+                offset += _blocker_field(net, np.concatenate(chosen), d.blocker_shells)
         return blocked, offset
 
     def percolation(self, blocked: np.ndarray) -> dict:
@@ -131,6 +138,20 @@ def _within(net: SiteNetwork, points: np.ndarray, radius: float) -> np.ndarray:
         d = np.linalg.norm(f @ L, axis=1)
         count += (d <= radius + 1e-9) & (d > 1e-6)
     return count
+
+
+def _blocker_field(net: SiteNetwork, sites: np.ndarray, shells: list) -> np.ndarray:
+    """Energy each mobile site takes from blockers on ``sites`` through the interaction shells
+    ``[[r_max_A, J_eV], ...]`` (every periodic image within the interaction cutoff counts, as for
+    ion-ion terms)."""
+    off, nbr, tmpl = net.csr(net.interactions)
+    J = shell_energies(net.shell_lengths, [tuple(x) for x in shells])[net.interaction_shell[tmpl]]
+    at = np.zeros(net.n_sites, dtype=bool)
+    at[sites] = True
+    src = np.repeat(np.arange(net.n_sites), np.diff(off))
+    out = np.zeros(net.n_sites)
+    np.add.at(out, src, J * at[nbr])
+    return out
 
 
 def _per_class(where: str, values: dict, names: list[str], default: float,
@@ -227,28 +248,45 @@ def _framework_dopants(config: Config, src):
         else:
             cand = {lab: np.flatnonzero(host_lab == lab) for lab in p.counts}
         shift, radius = spec.get("energy_shift_eV"), spec.get("shift_radius_A")
-        term = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts))
-        from_model = shift is None and term is not None and not p.on_mobile_sites
-        if from_model:
-            shift, radius = term   # the model's computed dopant-mobile term (kmc parametrize)
+        term = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts)) if shift is None else None
+        shells = None
+        if term is not None and p.on_mobile_sites:
+            shells = term.get("blocker_shells")   # the model's computed dopant-mobile terms
+        elif term is not None and "energy_shift_eV" in term:
+            shift, radius = float(term["energy_shift_eV"]), float(term["shift_radius_A"])
+        elif shift is None and p.on_mobile_sites:
+            _warn_no_blocker_terms(fw, p.element)
         if shift is not None:
-            _check_radius(net, radius, p.element, " (the model's [dopant_terms])" if from_model else "")
-        plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius))
+            _check_radius(net, radius, p.element, " (the model's [dopant_terms])" if term else "")
+        plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius, shells))
     return cell, plan, host_pos
 
 
-def _computed_dopant_term(fw, element: str, site: str, labels: set[str]) -> tuple[float, float] | None:
-    """``(energy_shift_eV, shift_radius_A)`` of the framework's ``[dopant_terms]`` (written by
-    ``kmc parametrize --dopant EL:HOST``) for ``element`` on the host ``site`` (its name there, or
-    host labels ``labels`` all among that host's), or None: a config's ``[dopants]`` entry without
-    its own ``energy_shift_eV`` takes it."""
+def _computed_dopant_term(fw, element: str, site: str, labels: set[str]) -> dict | None:
+    """The framework's ``[dopant_terms]`` entry (written by ``kmc parametrize --dopant EL:HOST``)
+    for ``element`` on the host ``site`` (its name there, or host labels ``labels`` all among that
+    host's), or None. A config's ``[dopants]`` entry without its own ``energy_shift_eV`` takes it:
+    ``energy_shift_eV`` / ``shift_radius_A`` for a dopant on framework sites, ``blocker_shells``
+    (its interaction with the mobile ions per distance shell) for one on mobile sites."""
     term = (fw.data.get("dopant_terms") or {}).get(element) if fw is not None else None
     if not term:
         return None
     host = term.get("site")
     if site != host and not labels <= set(fw.dopant_sites.get(host, [host])):
         return None
-    return float(term["energy_shift_eV"]), float(term["shift_radius_A"])
+    return term
+
+
+def _warn_no_blocker_terms(fw, element: str) -> None:
+    """A model with computed terms for some dopants on mobile sites, but not for ``element``:
+    say that this one only blocks its sites (its interaction with the ions is not known)."""
+    known = sorted(el for el, t in ((fw.data.get("dopant_terms") or {}) if fw is not None else {}).items()
+                   if t.get("blocker_shells"))
+    if known:
+        warnings.warn(f"{fw.name} has computed {fw.mobile} terms for {', '.join(known)} on {fw.mobile} sites "
+                      f"([dopant_terms]) but none for {element}, so {element} only blocks its sites here; "
+                      f"compute them with `kmc parametrize --dopant {element}:SITE` or give [dopants] "
+                      f"{element} an energy_shift_eV and shift_radius_A.", StructureWarning, stacklevel=4)
 
 
 def _host_sites(src, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
