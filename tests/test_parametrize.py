@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -183,6 +184,7 @@ def test_dopants_on_mobile_sites_get_their_own_fitted_terms(tmp_path, capsys):
     for (el, c, d), true in DOPANT.items():
         t = terms[f"dopant:{el}(Li1_1a)-{c}@{d:.2f}"]
         assert 0 < t["error_eV"] < 0.01 and abs(t["value_eV"] - true) < 3 * t["error_eV"], (el, c, d, t, true)
+    assert model.data["computed_dopant_exclusions"] == []   # ions next to a dopant stay here
     data = tomllib.loads((tmp_path / "model" / "model.toml").read_text())
     assert data["model"]["interactions_eV"]["mobile_blocker"] == []
     shells = {}
@@ -239,6 +241,46 @@ def test_dopants_on_mobile_sites_get_their_own_fitted_terms(tmp_path, capsys):
     assert f"dopant-ion energy terms: Ga {ga}" in capsys.readouterr().out
     assert main(["run", str(cfg), "--json", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["D_tracer_cm2_s"] > 0
+
+
+def test_sites_every_ion_leaves_next_to_a_dopant_are_blocked_by_it(tmp_path):
+    """A dopant-Li repulsive core pushes every ion placed 1.5 Å from a Ga off that site during the
+    relaxation (the other orbits stay): that orbit's term cannot be fitted and is a computed
+    exclusion, like a short Li-Li orbit that relaxes away. The model blocks the sites within
+    half-way to the next orbit (2.25 Å) around each placed Ga, and nowhere else."""
+    from kmc.config import Config
+    from kmc.parametrize.lattice import parse_dopant
+    from kmc.runs.system import build_system
+
+    cif = toy_cif(tmp_path / "toy.cif")
+    ga = {k: v for k, v in DOPANT.items() if k[0] == "Ga"}
+    model = parametrize(str(cif), "Li", tmp_path / "model", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=toy_backend(cif, dopant_eV=ga, dopant_core_A=2.6),
+                        dopants=[parse_dopant("Ga:Li1_1a:1")], settings=SETTINGS, cache_dir=tmp_path / "cache",
+                        log=lambda m: None, name="toy-doped")
+    ev = model.data["dopant_exclusions"]
+    assert ev["Ga(Li1_1a)-Li2_1b@1.50"]["configurations"] >= 2 and ev["Ga(Li1_1a)-Li2_1b@1.50"]["ions_stayed"] == 0
+    assert all(v["ions_stayed"] == v["ions_placed"] > 0 for k, v in ev.items() if not k.endswith("@1.50"))
+    assert model.data["computed_dopant_exclusions"] == ["Ga(Li1_1a)-Li2_1b@1.50"]
+    entry = tomllib.loads((tmp_path / "model" / "model.toml").read_text())["dopant_terms"]["Ga"]
+    assert entry["exclusion_radius_A"] == 2.25 and [r for r, _ in entry["blocker_shells"]] == [3.0, 4.0]
+    sysm = build_system(Config.from_dict({"lattice": {"framework_file": str(tmp_path / "model" / "model.toml"),
+                                                      "supercell": [4, 4, 4]},
+                                          "dopants": {"Ga": {"site": "Li1_1a", "per_formula_unit": 0.125}}}))
+    assert sysm.dopants[0].exclusion_radius_A == 2.25
+    blocked, _ = sysm.disorder(3)
+    net = sysm.network
+    plain = replace(sysm.dopants[0], exclusion_radius_A=None)
+    ga_sites = np.flatnonzero(replace(sysm, dopants=[plain]).disorder(3)[0])
+    assert len(ga_sites) == 8
+    lat, inv = net.lattice, np.linalg.inv(net.lattice)
+    near = np.zeros(net.n_sites, bool)
+    for g in ga_sites:
+        f = (net.positions - net.positions[g]) @ inv
+        near |= np.linalg.norm((f - np.rint(f)) @ lat, axis=1) < 1.51   # the two B sites along c
+    expected = near.copy()
+    expected[ga_sites] = True
+    assert np.array_equal(blocked, expected) and expected.sum() > len(ga_sites)
 
 
 def test_attempt_frequency_is_the_tether_frequency(toy_run):
@@ -502,19 +544,25 @@ def test_a_real_process_exits_2_without_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_toy_forces_are_the_gradient_of_its_energy(tmp_path):
-    from kmc.parametrize.lattice import load_problem
+@pytest.mark.parametrize("doped", [False, True])
+def test_toy_forces_are_the_gradient_of_its_energy(tmp_path, doped):
+    """On the mobile atoms (the dopants feel no force by design)."""
+    from kmc.parametrize.lattice import load_problem, parse_dopant
 
     cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
-    calc = toy_backend(cif, r_core_A=2.7).calculator
-    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0)
+    kw = dict(dopant_eV=DOPANT, dopant_core_A=2.0) if doped else {}
+    calc = toy_backend(cif, r_core_A=2.7, **kw).calculator
+    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0, [parse_dopant("Ga:Li1_1a:2")] if doped else [])
     rng = np.random.default_rng(1)
-    a = p.atoms(p.random_configuration(rng))
+    a = p.atoms(p.random_configuration(rng, {"Ga": 2} if doped else None))
     a.positions += rng.normal(0, 0.3, a.positions.shape)
     a.calc = calc
     f = a.get_forces()
     fd = np.zeros_like(f)
-    for i in range(len(a)):
+    mobile = [i for i, s in enumerate(a.get_chemical_symbols()) if s == "Li"]
+    assert not doped or len(mobile) < len(a) - 27   # Cl host atoms and the Ga are there too
+    f = f[mobile]
+    for i in mobile:
         for k in range(3):
             e = []
             for h in (1e-5, -1e-5):
@@ -523,6 +571,7 @@ def test_toy_forces_are_the_gradient_of_its_energy(tmp_path):
                 b.positions[i, k] += h
                 e.append(b.get_potential_energy())
             fd[i, k] = -(e[0] - e[1]) / 2e-5
+    fd = fd[mobile]
     assert np.abs(f - fd).max() < 1e-6 * max(1.0, np.abs(f).max())
 
 

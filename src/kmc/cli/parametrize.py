@@ -121,6 +121,8 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
     print(f"CV RMSE {s['cv_rmse_meV_per_cell']:.2f} meV per cell ({s['cv_rmse_meV_per_mobile_ion']:.3f} meV "
           f"per mobile ion), {s['n_configurations']} configurations")
     print(f"relaxed away (computed hard exclusions): {', '.join(s['computed_exclusions']) or 'none'}")
+    if s.get("computed_dopant_exclusions"):
+        print(f"relaxed away next to a dopant (sites it blocks): {', '.join(s['computed_dopant_exclusions'])}")
     for name, b in s["barriers_eV"].items():
         print(f"E_KRA {name:<30} {b['mean']:.4f} ± {b['std']:.4f} eV ({b['n']} environments)")
     print(f"attempt frequency {s['attempt_frequency_THz']:.2f} THz; {s['wall_s']:.0f} s")

@@ -309,6 +309,33 @@ def _fitted(problem: LatticeProblem, cfg: Configuration, mapping: dict, excluded
     return Configuration(sites, list(cfg.dopants), cfg.kind)
 
 
+#: a dopant orbit is a computed exclusion when ions placed on it relaxed away in at least this many
+#: fitted configurations and no fitted configuration holds one there (its term is then undetermined)
+DOPANT_EXCLUSION_MIN_CONFIGS = 2
+
+
+def _dopant_exclusion_evidence(problem: LatticeProblem, configs: list[Configuration],
+                               fitted_of: dict[int, Configuration]) -> dict[str, dict]:
+    """Per dopant orbit: in how many fitted configurations (and for how many ions) an ion was
+    placed on a site of that orbit around a dopant, and how many of those ions stayed there after
+    the relaxation (an orbit every placed ion leaves is a computed exclusion of that dopant, as
+    for the short mobile-mobile orbits)."""
+    out: dict[str, dict] = {}
+    for k, fitted in fitted_of.items():
+        placed, kept = set(configs[k].occupied), set(fitted.occupied)
+        per_orbit: dict[int, list[int]] = {}
+        for el, _which, idx in configs[k].dopants:
+            for site, o in problem.dopant_pairs.get((el, str(idx)), []):
+                if site in placed:
+                    per_orbit.setdefault(o, []).append(site)
+        for o, sites in per_orbit.items():
+            e = out.setdefault(problem.dopant_orbit_name(o), {"configurations": 0, "ions_placed": 0, "ions_stayed": 0})
+            e["configurations"] += 1
+            e["ions_placed"] += len(sites)
+            e["ions_stayed"] += sum(1 for x in sites if x in kept)
+    return dict(sorted(out.items()))
+
+
 def _design(problem: LatticeProblem, configs: list[Configuration], exclude: set[int]):
     """Composition matrix C, model matrix X and the column names."""
     names = [f"site:{c}" for c in problem.class_names[1:]] + \
@@ -591,6 +618,12 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         C, X, names = _design(problem, fitted, excluded)
         E = np.array([results[k]["energy_eV"] for k in usable])
         fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+    dopant_evidence = _dopant_exclusion_evidence(problem, configs, fitted_of)
+    dopant_excluded = sorted(n for n in (x[len("dopant:"):] for x in fit.undetermined if x.startswith("dopant:"))
+                             if dopant_evidence.get(n, {}).get("configurations", 0) >= DOPANT_EXCLUSION_MIN_CONFIGS
+                             and dopant_evidence[n]["ions_stayed"] == 0)
+    if dopant_excluded:
+        log(f"relaxed away next to a dopant (computed exclusions): {', '.join(dopant_excluded)}")
     n_sites_mobile = float(np.mean(C[:, 1]))
     log(f"fit: {len(fit.names)} terms on {fit.n_configurations} configurations, CV RMSE "
         f"{1000 * fit.cv_rmse_eV:.2f} meV per cell ({1000 * fit.cv_rmse_eV / n_sites_mobile:.3f} meV per "
@@ -683,6 +716,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
                        for o in problem.short_orbits},
         "computed_exclusions": [problem.orbit_name(o) for o in sorted(excluded)],
+        "dopant_exclusions": dopant_evidence,
+        "computed_dopant_exclusions": dopant_excluded,
         "included": included,
         "fit": {"terms": {n: {"value_eV": float(v), "error_eV": float(e)}
                           for n, v, e in zip(fit.names, fit.values_eV, fit.errors_eV)},
@@ -706,6 +741,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "terms": data["fit"]["terms"], "undetermined": fit.undetermined,
         "cv_rmse_meV_per_cell": 1000 * fit.cv_rmse_eV, "cv_rmse_meV_per_mobile_ion": data["fit"]["cv_rmse_meV_per_mobile_ion"],
         "computed_exclusions": data["computed_exclusions"],
+        "computed_dopant_exclusions": dopant_excluded,
         "barriers_eV": {k: {"mean": v["E_KRA_mean_eV"], "std": v["E_KRA_std_eV"], "n": v["n_environments"]}
                         for k, v in neb_out.items()},
         "attempt_frequency_THz": data["attempt_frequency_THz"], "n_configurations": len(configs),

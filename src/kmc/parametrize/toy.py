@@ -105,6 +105,9 @@ class LatticeToy(Calculator):
     dopant_eV
         ``(element, class, distance_A)`` -> term between an atom of ``element`` and a mobile atom
         on a site of ``class`` at that distance (0.01 Å).
+    dopant_core_A
+        The repulsion ``B (r_core - r)^2`` also between a mobile atom and an atom of an element of
+        ``dopant_eV`` closer than this (pushes ions off the sites next to a dopant).
     """
 
     implemented_properties = ["energy", "forces"]
@@ -112,7 +115,7 @@ class LatticeToy(Calculator):
     def __init__(self, unit_lattice, unit_frac, unit_class, site_energy_eV: dict,
                  pair_eV: dict, species: str = "Li", k_eV_A2: float = 0.4, tau_eV: float = 0.02,
                  r_core_A: float = 0.0, core_eV_A2: float = 5.0, noise_eV: float = 0.0,
-                 dopant_eV: dict | None = None, **kw) -> None:
+                 dopant_eV: dict | None = None, dopant_core_A: float = 0.0, **kw) -> None:
         super().__init__(**kw)
         self.L = np.asarray(unit_lattice, float)
         self.frac = np.mod(np.asarray(unit_frac, float), 1.0)
@@ -124,6 +127,7 @@ class LatticeToy(Calculator):
             self.pair[(b, a, round(float(d), 2))] = float(j)
         self.species = species
         self.dopant = {(e, c, round(float(d), 2)): float(j) for (e, c, d), j in (dopant_eV or {}).items()}
+        self.dopant_core = float(dopant_core_A)
         self.k, self.tau = float(k_eV_A2), float(tau_eV)
         self.r_core, self.core, self.noise = float(r_core_A), float(core_eV_A2), float(noise_eV)
 
@@ -207,4 +211,13 @@ class LatticeToy(Calculator):
                         g = -2 * self.core * (self.r_core - d[i, j]) * dv[i, j] / d[i, j]  # dE/dr_j
                         f[idx[j]] -= g
                         f[idx[i]] += g
+        if self.dopant_core > 0 and dop:
+            core_idx = [i for i, sym in enumerate(a.get_chemical_symbols()) if sym in els]
+            for j in core_idx:
+                dv, d = get_distances(pos, a.positions[j], cell=a.cell, pbc=a.pbc)
+                for i in range(len(idx)):
+                    r = d[i, 0]
+                    if r < self.dopant_core:
+                        e += self.core * (self.dopant_core - r) ** 2
+                        f[idx[i]] -= 2 * self.core * (self.dopant_core - r) * dv[i, 0] / r  # away from it
         self.results = {"energy": float(e), "forces": f}

@@ -104,19 +104,28 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     inter_cut = max([r for r, _ in mm], default=0.0)
     # dopants
     blockers, shifts = [], {}
+    dop_excluded = set(data.get("computed_dopant_exclusions", []))
     for spec in problem.dopants:
+        orbs = [o for o in range(len(problem.dopant_orbits)) if problem.dopant_orbits[o][0] == spec.element]
+        gone = sorted(problem.dopant_orbits[o][3] for o in orbs if problem.dopant_orbit_name(o) in dop_excluded)
         rows = [(problem.dopant_orbits[o][3], float(terms.get(f"dopant:{problem.dopant_orbit_name(o)}", 0.0)), 1)
-                for o in range(len(problem.dopant_orbits)) if problem.dopant_orbits[o][0] == spec.element]
+                for o in orbs if problem.dopant_orbit_name(o) not in dop_excluded]
+        entry: dict[str, Any] = {}
+        if gone:   # the mobile sites within the radius are blocked next to this dopant
+            nxt = [d for d, _, _ in rows if d > gone[-1]]
+            entry["exclusion_radius_A"] = round((gone[-1] + min(nxt)) / 2, 3) if nxt else round(gone[-1] + 0.05, 3)
         which = problem.dopant_candidates[spec.element][0]
         if which == "mobile" and rows:
             # per species: the engine's mobile_blocker table would give one species' terms to all
             shells, _ = _shells(rows)
-            shifts[spec.element] = {"site": problem.mobile, "blocker_shells": shells}
+            entry["blocker_shells"] = shells
             blockers = blockers + shells
         elif which == "host" and rows:
             js = np.array([j for _, j, _ in rows])
-            shifts[spec.element] = {"site": spec.host, "energy_shift_eV": round(float(js.mean()), 6),
-                                    "shift_radius_A": round(max(d for d, _, _ in rows) + 0.01, 3)}
+            entry.update(energy_shift_eV=round(float(js.mean()), 6),
+                         shift_radius_A=round(max(d for d, _, _ in rows) + 0.01, 3))
+        if entry:
+            shifts[spec.element] = {"site": problem.mobile if which == "mobile" else spec.host, **entry}
     if blockers:
         inter_cut = max(inter_cut, max(r for r, _ in blockers))
     L = []
@@ -216,6 +225,7 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w(f"terms = {_q({n: [round(float(terms[n]), 6), round(float(errs[n]), 6)] for n in fit.names})}  # [value, bootstrap error]")
     w(f"undetermined = {_q(fit.undetermined)}")
     w(f"computed_exclusions = {_q(data['computed_exclusions'])}")
+    w(f"computed_dopant_exclusions = {_q(data.get('computed_dopant_exclusions', []))}")
     w(f"shell_merge_max_diff_eV = {round(spread, 6)}")
     w(f"exclusion_mapping_note = {_q(note)}")
     w("")

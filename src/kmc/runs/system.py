@@ -45,7 +45,9 @@ class DopantSites:
     ``candidates`` (supercell mobile-site indices if ``on_mobile_sites``, else indices into
     :attr:`System.host_positions`), and the optional energy shift of nearby mobile sites: a flat
     ``energy_shift_eV`` within ``shift_radius_A``, or, for a dopant on mobile sites, the model's
-    computed ``blocker_shells`` (``[[r_max_A, J_eV], ...]`` per interaction shell)."""
+    computed ``blocker_shells`` (``[[r_max_A, J_eV], ...]`` per interaction shell); and the
+    model's computed ``exclusion_radius_A``, within which no mobile ion stays next to it (those
+    sites are blocked)."""
 
     element: str
     on_mobile_sites: bool
@@ -54,6 +56,7 @@ class DopantSites:
     energy_shift_eV: float | None = None
     shift_radius_A: float | None = None
     blocker_shells: list | None = None
+    exclusion_radius_A: float | None = None
 
 
 @dataclass
@@ -92,6 +95,7 @@ class System:
         rng = np.random.default_rng(disorder_seed(seed))
         taken = np.zeros(len(self.host_positions), dtype=bool)
         offset = None
+        excluded = []
         for d in self.dopants:
             chosen = []
             for lab, k in d.counts.items():
@@ -100,15 +104,19 @@ class System:
                 pick = rng.choice(cand, size=k, replace=False)
                 (blocked if d.on_mobile_sites else taken)[pick] = True
                 chosen.append(pick)
+            idx = np.concatenate(chosen)
+            pos = net.positions[idx] if d.on_mobile_sites else self.host_positions[idx]
+            if d.exclusion_radius_A:
+                excluded.append((pos, d.exclusion_radius_A))
             if d.energy_shift_eV:
-                idx = np.concatenate(chosen)
-                pos = net.positions[idx] if d.on_mobile_sites else self.host_positions[idx]
                 near = _within(net, pos, d.shift_radius_A)
                 offset = np.zeros(net.n_sites) if offset is None else offset
                 offset += d.energy_shift_eV * near
             elif d.blocker_shells:
                 offset = np.zeros(net.n_sites) if offset is None else offset
-                offset += _blocker_field(net, np.concatenate(chosen), d.blocker_shells)
+                offset += _blocker_field(net, idx, d.blocker_shells)
+        for pos, radius in excluded:   # after every placement, which they do not change
+            blocked |= _within(net, pos, radius) > 0
         return blocked, offset
 
     def percolation(self, blocked: np.ndarray) -> dict:
@@ -248,7 +256,8 @@ def _framework_dopants(config: Config, src):
         else:
             cand = {lab: np.flatnonzero(host_lab == lab) for lab in p.counts}
         shift, radius = spec.get("energy_shift_eV"), spec.get("shift_radius_A")
-        term = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts)) if shift is None else None
+        found = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts))
+        term = found if shift is None else None   # an explicit shift replaces the model's energy terms
         shells = None
         if term is not None and p.on_mobile_sites:
             shells = term.get("blocker_shells")   # the model's computed dopant-mobile terms
@@ -258,7 +267,11 @@ def _framework_dopants(config: Config, src):
             _warn_no_blocker_terms(fw, p.element)
         if shift is not None:
             _check_radius(net, radius, p.element, " (the model's [dopant_terms])" if term else "")
-        plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius, shells))
+        excl = found.get("exclusion_radius_A") if found else None   # a computed fact: always applies
+        if excl:
+            _check_radius(net, float(excl), p.element, " (the model's [dopant_terms] exclusion_radius_A)")
+        plan.append(DopantSites(p.element, p.on_mobile_sites, dict(p.counts), cand, shift, radius, shells,
+                                float(excl) if excl else None))
     return cell, plan, host_pos
 
 
