@@ -39,4 +39,4 @@ def test_validate_frameworks_quick(tmp_path):
     assert rows["LGPS"]["formula"] == rows["LGPS computed"]["formula"] == "Li10GeP2S12"
     li = [p["li_pfu"] for p in data["scan"]["points"]]
     assert li == sorted(li, reverse=True) and li[0] == 7.0 and li[-1] == 6.0
-    assert [c["composition"].split()[0] for c in data["ordering"]] == ["Li7", "Li7", "Li6.375"]
+    assert [c["composition"].split()[0] for c in data["ordering"]] == ["Li7", "Li7", "Li6.375", "Li6.25"]

@@ -173,7 +173,9 @@ def system_info(config: Config, from_config: bool = True) -> dict:
             "energy_shifts": {d.element: {"energy_shift_eV": d.energy_shift_eV,
                                           "shift_radius_A": d.shift_radius_A}
                               for d in system.dopants if d.energy_shift_eV is not None},
-            "blocker_shells": {d.element: d.blocker_shells for d in system.dopants if d.blocker_shells},
+            "shells": {d.element: d.shells for d in system.dopants if d.shells},
+            "exclusion_radius_A": {d.element: d.exclusion_radius_A for d in system.dopants
+                                   if d.exclusion_radius_A},
         }
         info["percolation"] = dict(system.percolation(blocked), seed=config.run.seed)
     else:
@@ -245,7 +247,9 @@ def info_text(info: dict) -> str:
         terms = [f"{el} {v['energy_shift_eV']:+g} eV within {v['shift_radius_A']:g} Å"
                  for el, v in d["energy_shifts"].items()]
         terms += [f"{el} " + ", ".join(f"{j:+.3f} eV at {r:g} Å" for r, j in shells if j)
-                  for el, shells in d.get("blocker_shells", {}).items()]
+                  for el, shells in d.get("shells", {}).items()]
+        terms += [f"{el} blocks the {info['mobile']} sites within {r:g} Å"
+                  for el, r in d.get("exclusion_radius_A", {}).items()]
         if terms:
             lines.append("  dopant-ion energy terms: " + "; ".join(terms))
     if info.get("provenance"):

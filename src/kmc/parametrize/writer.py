@@ -11,11 +11,10 @@ file's ``[hamiltonian]`` table):
   longest excluded orbit and the next orbit; an allowed orbit shorter than an excluded one cannot
   be represented and is listed in ``exclusion_mapping_note``;
 * dopants, per species in ``[dopant_terms]``, taken by a config's ``[dopants]`` entry of that
-  element and host unless it gives its own ``energy_shift_eV``: on mobile sites, their
-  dopant-mobile terms per distance shell (``blocker_shells``; ``mobile_blocker`` stays empty,
-  since the engine's one table would give one species' terms to every blocker); on framework
-  sites, the ``energy_shift_eV`` / ``shift_radius_A`` (the mean of its dopant-mobile terms and
-  their longest distance).
+  element and host unless it gives its own ``energy_shift_eV``: their dopant-mobile terms per
+  distance (``shells``, orbits of equal length merged as above; ``mobile_blocker`` stays empty,
+  since the engine's one table would give one species' terms to every blocker), and, when ions
+  placed next to it all relaxed away, the ``exclusion_radius_A`` within which it blocks sites.
 """
 from __future__ import annotations
 
@@ -103,7 +102,7 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
                     f"orbit; the single exclusion distance {excl} Å excludes them too")
     inter_cut = max([r for r, _ in mm], default=0.0)
     # dopants
-    blockers, shifts = [], {}
+    shifts: dict[str, dict] = {}
     dop_excluded = set(data.get("computed_dopant_exclusions", []))
     for spec in problem.dopants:
         orbs = [o for o in range(len(problem.dopant_orbits)) if problem.dopant_orbits[o][0] == spec.element]
@@ -115,19 +114,12 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
             nxt = [d for d, _, _ in rows if d > gone[-1]]
             entry["exclusion_radius_A"] = round((gone[-1] + min(nxt)) / 2, 3) if nxt else round(gone[-1] + 0.05, 3)
         which = problem.dopant_candidates[spec.element][0]
-        if which == "mobile" and rows:
-            # per species: the engine's mobile_blocker table would give one species' terms to all
-            shells, _ = _shells(rows)
-            entry["blocker_shells"] = shells
-            blockers = blockers + shells
-        elif which == "host" and rows:
-            js = np.array([j for _, j, _ in rows])
-            entry.update(energy_shift_eV=round(float(js.mean()), 6),
-                         shift_radius_A=round(max(d for d, _, _ in rows) + 0.01, 3))
+        if rows:
+            # per species and per distance (the engine's mobile_blocker table would give one
+            # species' terms to every blocker; a flat shift would average the distances away)
+            entry["shells"], _ = _shells(rows)
         if entry:
             shifts[spec.element] = {"site": problem.mobile if which == "mobile" else spec.host, **entry}
-    if blockers:
-        inter_cut = max(inter_cut, max(r for r, _ in blockers))
     L = []
     w = L.append
     name = data.get("name") or f"{Path(problem.source).stem}-computed"
@@ -196,8 +188,11 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
             w(f"{k} = {_q(v)}")
     if problem.dopants:
         w("")
-        w("[dopant_sites]")
-        hosts: dict[str, list[str]] = {}
+        w("[dopant_sites]" + (f"  # as in {problem.framework_name!r}, plus the hosts of the fitted dopants"
+                              if parent is not None and parent.dopant_sites else ""))
+        # the parent's hosts stay (a config may dope La without fitted terms), the fitted ones join
+        hosts: dict[str, list[str]] = {el: list(labs) for el, labs in
+                                       (parent.dopant_sites if parent is not None else {}).items()}
         for spec in problem.dopants:
             which = problem.dopant_candidates[spec.element][0]
             if which == "mobile":

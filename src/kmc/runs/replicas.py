@@ -92,8 +92,13 @@ class ReplicaMeasurement:
     """
 
     def __init__(self, system: System, temperature_K: float, seed: np.random.SeedSequence,
-                 run: "Config.run", *, equilibrate: bool = True) -> None:
-        self.blocked, offset = system.disorder(seed)
+                 run: "Config.run", *, equilibrate: bool = True,
+                 disorder_of: np.random.SeedSequence | None = None) -> None:
+        # disorder_of: the dopant placement of that replica seed instead of this one's (a twin)
+        placed_by = seed if disorder_of is None else disorder_of
+        self.blocked, offset = system.disorder(placed_by)
+        #: the blocked sites a dopant atom sits on (the others are empty sites next to one)
+        self.held = system.held_sites(placed_by) if system.dopants else self.blocked
         model = system.model if offset is None else replace(system.model,
                                                             site_energy_offset_eV=offset)
         if system.initial_occupancy is not None:  # [occupancy] start_structure

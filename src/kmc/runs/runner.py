@@ -444,7 +444,7 @@ def run_config(config: Config, progress: bool = False, *,
         state.engine_hops[ti] = int(sum(r.sim.total_hops for r in st.reps + (st.fresh or [])))
         rec = getattr(st, "recorder", None)
         if rec is not None:
-            state.trajectory = trajectory_from_recorder(system, rec, st.reps[0].blocked, T)
+            state.trajectory = trajectory_from_recorder(system, rec, st.reps[0].held, T)
         state.temps[ti] = None
         state.t_index += 1
 

@@ -44,8 +44,8 @@ class DopantSites:
     """Where the atoms of one dopant go in each replica: ``counts`` per host label, drawn from
     ``candidates`` (supercell mobile-site indices if ``on_mobile_sites``, else indices into
     :attr:`System.host_positions`), and the optional energy shift of nearby mobile sites: a flat
-    ``energy_shift_eV`` within ``shift_radius_A``, or, for a dopant on mobile sites, the model's
-    computed ``blocker_shells`` (``[[r_max_A, J_eV], ...]`` per interaction shell); and the
+    ``energy_shift_eV`` within ``shift_radius_A``, or the model's computed ``shells``
+    (``[[r_max_A, J_eV], ...]``, see :func:`dopant_field`); and the
     model's computed ``exclusion_radius_A``, within which no mobile ion stays next to it (those
     sites are blocked)."""
 
@@ -55,7 +55,7 @@ class DopantSites:
     candidates: dict[str, np.ndarray]
     energy_shift_eV: float | None = None
     shift_radius_A: float | None = None
-    blocker_shells: list | None = None
+    shells: list | None = None
     exclusion_radius_A: float | None = None
 
 
@@ -86,12 +86,22 @@ class System:
         return out
 
     def disorder(self, seed: np.random.SeedSequence | int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Blocked sites and per-site energy offsets (None without shifts) of one replica, drawn
-        from :func:`disorder_seed` of its seed: the same seed gives the same placement."""
+        """Blocked sites (held by a dopant or excluded next to one) and per-site energy offsets
+        (None without shifts) of one replica, drawn from :func:`disorder_seed` of its seed: the
+        same seed gives the same placement."""
+        _, blocked, offset = self._draw(seed, True)
+        return blocked, offset
+
+    def held_sites(self, seed: np.random.SeedSequence | int) -> np.ndarray:
+        """The mobile sites the dopants of one replica hold (of :meth:`disorder`'s blocked sites,
+        those with an atom on them: what a picture of the replica draws)."""
+        return self._draw(seed, False)[0]
+
+    def _draw(self, seed, energies: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         net = self.network
-        blocked = np.zeros(net.n_sites, dtype=bool)
+        held = np.zeros(net.n_sites, dtype=bool)
         if not self.dopants:
-            return blocked, None
+            return held, held, None
         rng = np.random.default_rng(disorder_seed(seed))
         taken = np.zeros(len(self.host_positions), dtype=bool)
         offset = None
@@ -100,10 +110,12 @@ class System:
             chosen = []
             for lab, k in d.counts.items():
                 cand = d.candidates[lab]
-                cand = cand[~(blocked if d.on_mobile_sites else taken)[cand]]
+                cand = cand[~(held if d.on_mobile_sites else taken)[cand]]
                 pick = rng.choice(cand, size=k, replace=False)
-                (blocked if d.on_mobile_sites else taken)[pick] = True
+                (held if d.on_mobile_sites else taken)[pick] = True
                 chosen.append(pick)
+            if not energies:
+                continue
             idx = np.concatenate(chosen)
             pos = net.positions[idx] if d.on_mobile_sites else self.host_positions[idx]
             if d.exclusion_radius_A:
@@ -112,12 +124,13 @@ class System:
                 near = _within(net, pos, d.shift_radius_A)
                 offset = np.zeros(net.n_sites) if offset is None else offset
                 offset += d.energy_shift_eV * near
-            elif d.blocker_shells:
+            elif d.shells:
                 offset = np.zeros(net.n_sites) if offset is None else offset
-                offset += _blocker_field(net, idx, d.blocker_shells)
+                offset += dopant_field(net, pos, d.shells)
+        blocked = held.copy()
         for pos, radius in excluded:   # after every placement, which they do not change
             blocked |= _within(net, pos, radius) > 0
-        return blocked, offset
+        return held, blocked, offset
 
     def percolation(self, blocked: np.ndarray) -> dict:
         """Fraction of the free mobile sites that belong to a spanning cluster (periodic
@@ -148,17 +161,20 @@ def _within(net: SiteNetwork, points: np.ndarray, radius: float) -> np.ndarray:
     return count
 
 
-def _blocker_field(net: SiteNetwork, sites: np.ndarray, shells: list) -> np.ndarray:
-    """Energy each mobile site takes from blockers on ``sites`` through the interaction shells
-    ``[[r_max_A, J_eV], ...]`` (every periodic image within the interaction cutoff counts, as for
-    ion-ion terms)."""
-    off, nbr, tmpl = net.csr(net.interactions)
-    J = shell_energies(net.shell_lengths, [tuple(x) for x in shells])[net.interaction_shell[tmpl]]
-    at = np.zeros(net.n_sites, dtype=bool)
-    at[sites] = True
-    src = np.repeat(np.arange(net.n_sites), np.diff(off))
+def dopant_field(net: SiteNetwork, points: np.ndarray, shells: list) -> np.ndarray:
+    """Energy every mobile site takes from dopants at ``points`` (Cartesian, Å) through their
+    computed terms ``[[r_max_A, J_eV], ...]`` (J for distances in (previous r_max, r_max], like the
+    mobile-mobile shells; distances by minimum image in the supercell, rounded to 0.01 Å as the
+    fitted orbits are; a dopant's own site is left out)."""
+    L = net.lattice
+    inv = np.linalg.inv(L)
     out = np.zeros(net.n_sites)
-    np.add.at(out, src, J * at[nbr])
+    for p in points:
+        f = (net.positions - p) @ inv
+        f -= np.round(f)
+        d = np.round(np.linalg.norm(f @ L, axis=1), 2)
+        J = shell_energies(d, [tuple(x) for x in shells])
+        out += np.where(d > 1e-6, J, 0.0)
     return out
 
 
@@ -259,12 +275,13 @@ def _framework_dopants(config: Config, src):
         found = _computed_dopant_term(fw, p.element, spec["site"], set(p.counts))
         term = found if shift is None else None   # an explicit shift replaces the model's energy terms
         shells = None
-        if term is not None and p.on_mobile_sites:
-            shells = term.get("blocker_shells")   # the model's computed dopant-mobile terms
+        if term is not None and term.get("shells"):
+            shells = term["shells"]   # the model's computed dopant-mobile terms
+            _check_radius(net, max(r for r, _ in shells), p.element, " (the model's [dopant_terms] shells)")
         elif term is not None and "energy_shift_eV" in term:
             shift, radius = float(term["energy_shift_eV"]), float(term["shift_radius_A"])
-        elif shift is None and p.on_mobile_sites:
-            _warn_no_blocker_terms(fw, p.element)
+        elif shift is None:
+            _warn_no_dopant_terms(fw, p.element, spec["site"], set(p.counts))
         if shift is not None:
             _check_radius(net, radius, p.element, " (the model's [dopant_terms])" if term else "")
         excl = found.get("exclusion_radius_A") if found else None   # a computed fact: always applies
@@ -279,8 +296,8 @@ def _computed_dopant_term(fw, element: str, site: str, labels: set[str]) -> dict
     """The framework's ``[dopant_terms]`` entry (written by ``kmc parametrize --dopant EL:HOST``)
     for ``element`` on the host ``site`` (its name there, or host labels ``labels`` all among that
     host's), or None. A config's ``[dopants]`` entry without its own ``energy_shift_eV`` takes it:
-    ``energy_shift_eV`` / ``shift_radius_A`` for a dopant on framework sites, ``blocker_shells``
-    (its interaction with the mobile ions per distance shell) for one on mobile sites."""
+    ``shells`` (its computed interaction with the mobile ions per distance, written by ``kmc
+    parametrize``) or a flat ``energy_shift_eV`` / ``shift_radius_A`` (a hand-written table)."""
     term = (fw.data.get("dopant_terms") or {}).get(element) if fw is not None else None
     if not term:
         return None
@@ -290,16 +307,17 @@ def _computed_dopant_term(fw, element: str, site: str, labels: set[str]) -> dict
     return term
 
 
-def _warn_no_blocker_terms(fw, element: str) -> None:
-    """A model with computed terms for some dopants on mobile sites, but not for ``element``:
-    say that this one only blocks its sites (its interaction with the ions is not known)."""
-    known = sorted(el for el, t in ((fw.data.get("dopant_terms") or {}) if fw is not None else {}).items()
-                   if t.get("blocker_shells"))
+def _warn_no_dopant_terms(fw, element: str, site: str, labels: set[str]) -> None:
+    """A model with computed terms for other dopants on the same host, but not for ``element``:
+    say that this one only counts (and blocks, on mobile sites), its interaction with the ions
+    not being known."""
+    table = (fw.data.get("dopant_terms") or {}) if fw is not None else {}
+    known = sorted(el for el in table if el != element and _computed_dopant_term(fw, el, site, labels))
     if known:
-        warnings.warn(f"{fw.name} has computed {fw.mobile} terms for {', '.join(known)} on {fw.mobile} sites "
-                      f"([dopant_terms]) but none for {element}, so {element} only blocks its sites here; "
-                      f"compute them with `kmc parametrize --dopant {element}:SITE` or give [dopants] "
-                      f"{element} an energy_shift_eV and shift_radius_A.", StructureWarning, stacklevel=4)
+        warnings.warn(f"{fw.name} has computed {fw.mobile} terms for {', '.join(known)} on {site} ([dopant_terms]) "
+                      f"but none for {element}, so {element} only changes the {fw.mobile} count and blocks the "
+                      f"sites it takes; compute them with `kmc parametrize --dopant {element}:{site}` or give "
+                      f"[dopants] {element} an energy_shift_eV and shift_radius_A.", StructureWarning, stacklevel=4)
 
 
 def _host_sites(src, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
