@@ -478,3 +478,15 @@ def test_framework_configs_round_trip_and_teaching_defaults_are_explicit():
     from kmc.config import auto_supercell
     assert auto_supercell(L.hexagonal(3.0, 10.0).matrix) == (8, 8, 2)   # widths 2.60, 2.60, 10
     assert auto_supercell(L.cubic(12.98).matrix) == (2, 2, 2)
+
+
+def test_cli_shows_a_dopant_without_computed_terms_as_one_kmc_warning_line(capsys):
+    """Al on 24d of the shipped llzo-cubic (which has computed Ga terms there, none for Al): the
+    CLI says so once, as a `kmc: warning:` line, not in Python's file-and-line form."""
+    assert main(["info", "llzo-cubic", "--supercell", "1", "1", "1", "--dopant", "Al:Li1:0.25"]) == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert lines == ["kmc: warning: llzo-cubic has computed Li terms for Ga on Li1 ([dopant_terms]) but none "
+                     "for Al, so Al only changes the Li count and blocks the Li1 sites it takes; compute them "
+                     "with `kmc parametrize --dopant Al:Li1` or give [dopants] Al an energy_shift_eV and "
+                     "shift_radius_A."]

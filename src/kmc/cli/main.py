@@ -350,8 +350,42 @@ def _stdout_gone() -> int:
     return EXIT_BROKEN_PIPE
 
 
+@contextlib.contextmanager
+def kmc_warnings():
+    """Show kmc's own warnings (about the input: :class:`~kmc.exceptions.StructureWarning`) as
+    one ``kmc: warning:`` line each, once per message, instead of Python's file-and-line form;
+    other warnings as Python shows them."""
+    import warnings
+
+    from kmc.exceptions import StructureWarning
+
+    seen: set[str] = set()
+    python_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, StructureWarning):
+            return python_show(message, category, filename, lineno, file, line)
+        if str(message) not in seen:
+            seen.add(str(message))
+            print(f"kmc: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = python_show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a bad input, with one sentence on stderr)."""
+    try:
+        with kmc_warnings():
+            return _main(argv)
+    except BrokenPipeError:
+        return _stdout_gone()
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):

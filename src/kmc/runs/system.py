@@ -281,7 +281,7 @@ def _framework_dopants(config: Config, src):
         elif term is not None and "energy_shift_eV" in term:
             shift, radius = float(term["energy_shift_eV"]), float(term["shift_radius_A"])
         elif shift is None:
-            _warn_no_dopant_terms(fw, p.element, spec["site"], set(p.counts))
+            _warn_no_dopant_terms(fw, p.element, spec["site"], set(p.counts), p.on_mobile_sites)
         if shift is not None:
             _check_radius(net, radius, p.element, " (the model's [dopant_terms])" if term else "")
         excl = found.get("exclusion_radius_A") if found else None   # a computed fact: always applies
@@ -307,17 +307,18 @@ def _computed_dopant_term(fw, element: str, site: str, labels: set[str]) -> dict
     return term
 
 
-def _warn_no_dopant_terms(fw, element: str, site: str, labels: set[str]) -> None:
+def _warn_no_dopant_terms(fw, element: str, site: str, labels: set[str], on_mobile_sites: bool) -> None:
     """A model with computed terms for other dopants on the same host, but not for ``element``:
     say that this one only counts (and blocks, on mobile sites), its interaction with the ions
     not being known."""
     table = (fw.data.get("dopant_terms") or {}) if fw is not None else {}
     known = sorted(el for el in table if el != element and _computed_dopant_term(fw, el, site, labels))
     if known:
+        blocks = f" and blocks the {site} sites it takes" if on_mobile_sites else ""
         warnings.warn(f"{fw.name} has computed {fw.mobile} terms for {', '.join(known)} on {site} ([dopant_terms]) "
-                      f"but none for {element}, so {element} only changes the {fw.mobile} count and blocks the "
-                      f"sites it takes; compute them with `kmc parametrize --dopant {element}:{site}` or give "
-                      f"[dopants] {element} an energy_shift_eV and shift_radius_A.", StructureWarning, stacklevel=4)
+                      f"but none for {element}, so {element} only changes the {fw.mobile} count{blocks}; compute "
+                      f"them with `kmc parametrize --dopant {element}:{site}` or give [dopants] {element} an "
+                      f"energy_shift_eV and shift_radius_A.", StructureWarning, stacklevel=4)
 
 
 def _host_sites(src, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
