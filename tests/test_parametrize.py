@@ -283,6 +283,31 @@ def test_sites_every_ion_leaves_next_to_a_dopant_are_blocked_by_it(tmp_path):
     assert np.array_equal(blocked, expected) and expected.sum() > len(ga_sites)
 
 
+def test_a_model_is_rewritten_from_its_data_and_its_bootstrap_fits(toy_run):
+    """``rewrite_model(data.json)`` gives the written model.toml byte for byte; with one of the
+    stored bootstrap fits it gives a model with those term values (what
+    scripts/hamiltonian_uncertainty.py runs), everything else the same."""
+    from kmc.parametrize.pipeline import rewrite_model
+    from kmc.system.frameworks import framework_from_dict
+
+    d, _ = toy_run
+    data = json.loads((d / "model" / "data.json").read_text())
+    assert rewrite_model(data) == (d / "model" / "model.toml").read_text()
+    boots = np.array(data["fit"]["bootstrap_values_eV"])
+    names = list(data["fit"]["terms"])
+    assert boots.shape == (data["fit"]["n_bootstrap"], len(names))
+    # the bootstrap errors are the spread of the stored fits
+    sd = boots.std(axis=0, ddof=1)
+    assert np.allclose(sd, [data["fit"]["terms"][n]["error_eV"] for n in names], atol=2e-6)
+    variant = tomllib.loads(rewrite_model(data, boots[3]))
+    original = tomllib.loads(rewrite_model(data))
+    k = names.index("site:Li2_1b")
+    assert variant["model"]["site_energies_eV"]["Li2_1b"] == pytest.approx(boots[3, k], abs=1e-6)
+    assert variant["model"]["barriers_eV"] == original["model"]["barriers_eV"]
+    assert variant["model"]["interactions_eV"] != original["model"]["interactions_eV"]
+    framework_from_dict(variant)   # a valid model file
+
+
 def test_attempt_frequency_is_the_tether_frequency(toy_run):
     from ase.data import atomic_masses, atomic_numbers
     from scipy.constants import atomic_mass, electron_volt

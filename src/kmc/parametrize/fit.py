@@ -122,4 +122,7 @@ def fit_hamiltonian(C: np.ndarray, X: np.ndarray, E: np.ndarray, names: list[str
         alpha=alpha, cv_rmse_eV=float(np.sqrt(np.mean((cv_pred - E) ** 2))),
         train_rmse_eV=float(np.sqrt(np.mean((pred - E) ** 2))), n_configurations=n, n_folds=folds,
         predictions_eV=pred, chemical_potentials_eV=mu,
-        details={"cv_predictions_eV": cv_pred.tolist(), "n_bootstrap": n_bootstrap, "seed": seed})
+        details={"cv_predictions_eV": cv_pred.tolist(), "n_bootstrap": n_bootstrap, "seed": seed,
+                 # the resampled fits themselves: what propagates the terms' uncertainty into a
+                 # run (scripts/hamiltonian_uncertainty.py), rounded like the written terms
+                 "bootstrap_values_eV": np.round(np.array(boots).reshape(len(boots), len(keep)), 6).tolist()})

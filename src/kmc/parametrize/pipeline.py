@@ -37,6 +37,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -58,7 +59,7 @@ from kmc.parametrize.lattice import (
 from kmc.parametrize.neb import NEBSettings, neb_path, relax, require_converged
 from kmc.parametrize.writer import check_out_dir, model_toml, write_model_dir
 
-__all__ = ["ParametrizeSettings", "ParametrizedModel", "parametrize", "attempt_frequency_THz"]
+__all__ = ["ParametrizeSettings", "ParametrizedModel", "parametrize", "attempt_frequency_THz", "rewrite_model"]
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,30 @@ class _Plan:
                              "rng_state_after": self.rng.bit_generator.state}
         atomic_write_text(self.path, json.dumps({"key": self.key, "rounds": self.rounds}))
         return cfgs
+
+
+def rewrite_model(data: dict, values_eV=None) -> str:
+    """The model.toml text of a finished run from its ``data`` (data.json), optionally with other
+    values of its fitted terms (``values_eV``: same order as ``data["fit"]["terms"]``, e.g. one of
+    ``data["fit"]["bootstrap_values_eV"]``): the same lattice, mapping, exclusions and NEB barriers.
+    What ``kmc parametrize`` wrote is ``rewrite_model(data)``, up to the run's own date."""
+    args = data.get("problem_args")
+    if args is None:
+        raise ConfigError("this data.json predates problem_args (2026-12-07); rerun its command (from "
+                          "the cache it recomputes nothing) to rewrite the model.")
+    problem = load_problem(args["structure"], args["mobile"],
+                           tuple(args["supercell"]) if args["supercell"] else None, args["hop_cutoff_A"],
+                           args["interaction_cutoff_A"], args["exclusion_cutoff_A"],
+                           [DopantSpec(**d) for d in args["dopants"]])
+    terms = data["fit"]["terms"]
+    names = list(terms)
+    values = np.array([terms[n]["value_eV"] for n in names] if values_eV is None else values_eV, float)
+    if values.shape != (len(names),):
+        raise ConfigError(f"values_eV needs one value per fitted term ({len(names)}), got {values.shape}.")
+    fit = SimpleNamespace(names=names, values_eV=values, errors_eV=np.array([terms[n]["error_eV"] for n in names]),
+                          undetermined=list(data["fit"]["undetermined"]))
+    excluded = {o for o in range(len(problem.orbits)) if problem.orbit_name(o) in data["computed_exclusions"]}
+    return model_toml(problem, data, fit, excluded)
 
 
 def plan_key(problem: LatticeProblem, settings: ParametrizeSettings, vacancies: int,
@@ -701,6 +726,11 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     wall = time.perf_counter() - t_start
     data = {
         "structure": problem.source, "mobile": mobile, "supercell": list(problem.network.supercell),
+        # what rebuilds the lattice problem (rewrite_model): load_problem's arguments
+        "problem_args": {"structure": structure, "mobile": mobile,
+                         "supercell": list(supercell) if supercell else None, "hop_cutoff_A": hop_cutoff_A,
+                         "interaction_cutoff_A": interaction_cutoff_A, "exclusion_cutoff_A": exclusion_cutoff_A,
+                         "dopants": [asdict(d) for d in dopants]},
         "space_group": problem.space_group, "site_classes": problem.class_names,
         "orbits": [{"name": problem.orbit_name(o), "distance_A": problem.orbits[o][2],
                     "pairs_in_supercell": int((problem.pair_orbit == o).sum()), "hop": bool(problem.orbit_is_hop[o]),
