@@ -126,8 +126,9 @@ def run(outdir: Path, quick: bool = False) -> dict:
     (standard deviation) among the arrangements once their composition is accounted for: the fit
     gets the broad trends (how many Li sit on which site class, which sites a dopant empties),
     not the finer energies that decide which arrangement of a given composition wins, i.e.
-    ordering. Within these errors a refit on other arrangements can move the conductivity several
-    times over (docs/frameworks_section.md).
+    ordering. Within these errors the conductivity is not pinned down: refits on resampled
+    arrangements move Li7's sigma(300 K) over more than a decade (scripts/hamiltonian_uncertainty.py,
+    docs/frameworks_section.md).
     """)
     temps = [600.0] if quick else [300.0, 400.0, 600.0]
     cfg = Config.from_dict({
