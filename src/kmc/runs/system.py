@@ -148,15 +148,18 @@ class System:
         return out
 
 
+def _distances(net: SiteNetwork, p: np.ndarray) -> np.ndarray:
+    """Distance (Å, minimum image in the supercell) from the point ``p`` to every site."""
+    f = (net.positions - p) @ np.linalg.inv(net.lattice)
+    f -= np.round(f)
+    return np.linalg.norm(f @ net.lattice, axis=1)
+
+
 def _within(net: SiteNetwork, points: np.ndarray, radius: float) -> np.ndarray:
     """Number of ``points`` within ``radius`` (minimum image in the supercell) of every site."""
-    L = net.lattice
-    inv = np.linalg.inv(L)
     count = np.zeros(net.n_sites)
     for p in points:
-        f = (net.positions - p) @ inv
-        f -= np.round(f)
-        d = np.linalg.norm(f @ L, axis=1)
+        d = _distances(net, p)
         count += (d <= radius + 1e-9) & (d > 1e-6)
     return count
 
@@ -166,15 +169,11 @@ def dopant_field(net: SiteNetwork, points: np.ndarray, shells: list) -> np.ndarr
     computed terms ``[[r_max_A, J_eV], ...]`` (J for distances in (previous r_max, r_max], like the
     mobile-mobile shells; distances by minimum image in the supercell, rounded to 0.01 Å as the
     fitted orbits are; a dopant's own site is left out)."""
-    L = net.lattice
-    inv = np.linalg.inv(L)
     out = np.zeros(net.n_sites)
+    table = [tuple(x) for x in shells]
     for p in points:
-        f = (net.positions - p) @ inv
-        f -= np.round(f)
-        d = np.round(np.linalg.norm(f @ L, axis=1), 2)
-        J = shell_energies(d, [tuple(x) for x in shells])
-        out += np.where(d > 1e-6, J, 0.0)
+        d = np.round(_distances(net, p), 2)
+        out += np.where(d > 1e-6, shell_energies(d, table), 0.0)
     return out
 
 
