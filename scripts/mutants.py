@@ -219,6 +219,27 @@ MUTANTS = [
            ("tests/test_transport_analysis.py::"
             "test_fresh_final_round_reports_replicas_that_took_no_part_in_the_decision",),
            "fresh_final_round reports the replicas that decided the stop"),
+    # ---------------------------------------------------------------- computed dopant terms (issue 17)
+    Mutant("dopant_shells_flattened", "runs/system.py",
+           "out += np.where(d > 1e-6, shell_energies(d, table), 0.0)",
+           "out += np.where(d > 1e-6, np.mean([j for _, j in table]) * (d <= table[-1][0] + 1e-9), 0.0)",
+           ("tests/test_parametrize.py::test_shipped_llzo_model_reproduces_its_training_energies",),
+           "a dopant's computed terms applied as one mean shift instead of per distance"),
+    Mutant("dopant_exclusion_not_blocked", "runs/system.py",
+           "blocked |= _within(net, pos, radius) > 0",
+           "blocked |= _within(net, pos, radius) > 99",
+           ("tests/test_parametrize.py::test_sites_every_ion_leaves_next_to_a_dopant_are_blocked_by_it",),
+           "the sites every ion relaxed away from next to a dopant stay open"),
+    Mutant("dopant_stays_counted_as_left", "parametrize/pipeline.py",
+           'e["ions_stayed"] += sum(1 for x in sites if x in kept)',
+           'e["ions_stayed"] += 0',
+           ("tests/test_parametrize.py::test_sites_every_ion_leaves_next_to_a_dopant_are_blocked_by_it",),
+           "an ion that stayed next to a dopant is counted as one that left"),
+    Mutant("ordering_twin_own_placement", "runs/ordering.py",
+           "rep = ReplicaMeasurement(system, T, s, run, disorder_of=placed_by)",
+           "rep = ReplicaMeasurement(system, T, s, run, disorder_of=None)",
+           ("tests/test_ordering.py::test_computed_garnet_li7_freezes_at_low_t_and_doped_garnet_does_not",),
+           "the ordering twin draws its own dopant placement (imposed order counted as chosen)"),
 ]
 
 
