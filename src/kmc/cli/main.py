@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from kmc import __version__
@@ -23,7 +24,7 @@ from kmc.cli.campaign import add_parsers as add_campaign
 from kmc.cli.parametrize import add_parsers as add_parametrize
 from kmc.cli.teaching import add_parsers as add_teaching
 from kmc.config import Config, config_file
-from kmc.exceptions import ConfigError, KMCError
+from kmc.exceptions import ConfigError, KMCError, StructureWarning
 from kmc.files import clean_stale_temps, jsonable
 from kmc.runs.checkpoint import (
     DEFAULT_CHECKPOINT_EVERY_S,
@@ -355,10 +356,6 @@ def kmc_warnings():
     """Show kmc's own warnings (about the input: :class:`~kmc.exceptions.StructureWarning`) as
     one ``kmc: warning:`` line each, once per message, instead of Python's file-and-line form;
     other warnings as Python shows them."""
-    import warnings
-
-    from kmc.exceptions import StructureWarning
-
     seen: set[str] = set()
     python_show = warnings.showwarning
 
