@@ -490,3 +490,18 @@ def test_cli_shows_a_dopant_without_computed_terms_as_one_kmc_warning_line(capsy
                      "for Al, so Al only changes the Li count and blocks the Li1 sites it takes; compute them "
                      "with `kmc parametrize --dopant Al:Li1` or give [dopants] Al an energy_shift_eV and "
                      "shift_radius_A."]
+
+
+def test_campaign_warns_once_about_a_dopant_without_terms_even_with_worker_processes(tmp_path, capfd):
+    """The campaign process checks every point before the runs and says it there; its worker
+    processes (spawned: Python's warning display) stay quiet about the input."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[campaign]\nname = "tiny"\nseed = 1\n[base.lattice]\nbuiltin = "llzo-cubic"\n'
+                   'supercell = [1, 1, 1]\n[base.run]\ntemperatures_K = [600]\nhops_per_ion = 20\n'
+                   'equilibration_hops_per_ion = 5\nreplicas = 2\n[zip]\n"dopants" = [\n'
+                   '    { Al = { site = "Li1", per_formula_unit = 0.25 } },\n'
+                   '    { Nb = { site = "Zr", per_formula_unit = 0.25 } },\n]\n')
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
+    err = capfd.readouterr().err
+    assert "StructureWarning" not in err
+    assert err.count("but none for Al") == 1 and err.count("but none for Nb") == 1

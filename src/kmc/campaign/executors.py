@@ -25,7 +25,7 @@ from kmc.campaign.store import (
     dumps,
 )
 from kmc.config import Config
-from kmc.exceptions import ConfigError, KMCError
+from kmc.exceptions import ConfigError, KMCError, StructureWarning
 from kmc.runs.checkpoint import (
     CheckpointDir,
     RunCheckpointFile,
@@ -324,8 +324,10 @@ def rerun_by_worker() -> bool:
 
 def _worker_init(pid: int) -> None:
     """Initializer of local worker processes: stop cleanly on SIGINT/SIGTERM (a run saves a
-    last checkpoint), and exit when the parent is gone."""
+    last checkpoint), exit when the parent is gone, and stay quiet about the input: the campaign
+    process already warned about each point when it checked them all before the runs."""
     install_stop_handlers()
+    warnings.simplefilter("ignore", StructureWarning)
     _watch_parent(pid)
 
 
