@@ -69,6 +69,13 @@ def _shells(items: list[tuple[float, float, int]]) -> tuple[list[list[float]], f
     return out, spread
 
 
+def _exclusion_distance(longest_excluded: float, others: list[float]) -> float:
+    """Half-way between the longest excluded distance and the next longer one (0.05 Å beyond it
+    when there is none): the one distance the model excludes within."""
+    nxt = [d for d in others if d > longest_excluded]
+    return round((longest_excluded + min(nxt)) / 2, 3) if nxt else round(longest_excluded + 0.05, 3)
+
+
 def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     """The text of model.toml (see the module docstring for the mapping)."""
     net = problem.network
@@ -93,8 +100,7 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     excl = 0.0
     if ex_d:
         longer = sorted({problem.orbits[o][2] for o in range(len(problem.orbits))} - set(ex_d))
-        nxt = [d for d in longer if d > ex_d[-1]]
-        excl = round((ex_d[-1] + nxt[0]) / 2, 3) if nxt else round(ex_d[-1] + 0.05, 3)
+        excl = _exclusion_distance(ex_d[-1], longer)
         allowed_shorter = [problem.orbit_name(o) for o in range(len(problem.orbits))
                            if o not in excluded and problem.orbits[o][2] < ex_d[-1]]
         if allowed_shorter:
@@ -111,8 +117,7 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
                 for o in orbs if problem.dopant_orbit_name(o) not in dop_excluded]
         entry: dict[str, Any] = {}
         if gone:   # the mobile sites within the radius are blocked next to this dopant
-            nxt = [d for d, _, _ in rows if d > gone[-1]]
-            entry["exclusion_radius_A"] = round((gone[-1] + min(nxt)) / 2, 3) if nxt else round(gone[-1] + 0.05, 3)
+            entry["exclusion_radius_A"] = _exclusion_distance(gone[-1], [d for d, _, _ in rows])
         which = problem.dopant_candidates[spec.element][0]
         if rows:
             # per species and per distance (the engine's mobile_blocker table would give one
