@@ -243,6 +243,77 @@ def test_dopants_on_mobile_sites_get_their_own_fitted_terms(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["results"][0]["D_tracer_cm2_s"] > 0
 
 
+def test_runs_with_different_dopants_are_fitted_as_one_hamiltonian(tmp_path, capsys):
+    """``join``: a run with Ga and another with Al (their own plans, caches and NEBs) fitted
+    together recover the toy's known terms of both species and of the lattice in one model;
+    configurations both runs hold count once (a run joined with itself changes nothing); the
+    joint model is rewritten from its data.json byte for byte; runs of another lattice,
+    calculator or settings, or a dopant on another host, are refused with one sentence."""
+    from kmc.parametrize.lattice import parse_dopant
+    from kmc.parametrize.pipeline import rewrite_model
+    from kmc.system.frameworks import computed_data
+
+    cif = toy_cif(tmp_path / "toy.cif")
+    backend = toy_backend(cif, dopant_eV=DOPANT)
+    kw = dict(hop_cutoff_A=3.1, interaction_cutoff_A=4.1, exclusion_cutoff_A=0.0, calculator=backend,
+              log=lambda m: None, name="toy-joint")
+
+    def run(out, dopant, **more):
+        return parametrize(str(cif), "Li", tmp_path / out, dopants=[parse_dopant(f"{dopant}:Li1_1a:2")],
+                           settings=more.pop("settings", SETTINGS), cache_dir=tmp_path / f"cache-{dopant}",
+                           **{**kw, **more})
+
+    ga, al = run("ga", "Ga"), run("al", "Al")
+    assert "dopant:Al(Li1_1a)-Li2_1b@1.50" not in ga.data["fit"]["terms"]
+    joint = run("joint", "Ga", join=[tmp_path / "al" / "data.json"])
+    d = joint.data
+    n_ga, n_al = (sum(c["used_in_fit"] for c in m.data["configurations"]) for m in (ga, al))
+    (j,) = d["joined"]
+    assert j["already_here"] + j["configurations"] == len(al.data["configurations"])
+    assert d["fit"]["n_configurations"] == n_ga + j["fitted"] and j["fitted"] >= n_al - j["already_here"]
+    assert [c.get("source") for c in d["configurations"]].count(str(tmp_path / "al" / "data.json")) == \
+        j["configurations"]
+    assert [x["element"] for x in d["problem_args"]["dopants"]] == ["Ga", "Al"]
+    terms = d["fit"]["terms"]
+    for (el, c, dist), true in DOPANT.items():
+        t = terms[f"dopant:{el}(Li1_1a)-{c}@{dist:.2f}"]
+        assert 0 < t["error_eV"] < 0.01 and abs(t["value_eV"] - true) < 3 * t["error_eV"], (el, c, dist, t, true)
+    assert abs(terms["site:Li2_1b"]["value_eV"] - SITE_B) < 3 * terms["site:Li2_1b"]["error_eV"]
+    model = tomllib.loads((tmp_path / "joint" / "model.toml").read_text())
+    assert set(model["dopant_terms"]) == {"Ga", "Al"}
+    assert len(model["provenance"]["joined"]) == 1
+    # E_KRA over both runs' bands: a band both computed (same endpoints) counts once
+    for hop, v in d["neb"].items():
+        files = [b["band_file"] for b in v["bands"]]
+        assert len(files) == len(set(files)) == len(set(files) | {b["band_file"] for b in al.data["neb"].get(hop, {}).get("bands", [])}
+                                                    | {b["band_file"] for b in ga.data["neb"][hop]["bands"]})
+        assert v["E_KRA_mean_eV"] == pytest.approx(np.mean([b["E_KRA_eV"] for b in v["bands"]]))
+    assert rewrite_model(d) == (tmp_path / "joint" / "model.toml").read_text()
+    # joined with itself: every configuration is already here, the fit is the run's own
+    same = run("same", "Ga", join=[tmp_path / "ga"])
+    assert same.data["joined"][0]["configurations"] == 0
+    assert same.data["fit"]["terms"] == ga.data["fit"]["terms"]
+    assert same.data["neb"] == ga.data["neb"]
+    # what cannot be fitted together
+    bad = {"lattice": dict(interaction_cutoff_A=3.5), "settings": dict(settings=replace(SETTINGS, relax_fmax_eV_A=0.04)),
+           "calculator": dict(calculator=Backend("toy", backend.calculator, {"calculator": "other"}))}
+    for what, more in bad.items():
+        with pytest.raises(ConfigError, match="cannot be fitted with this run's") as err:
+            run(f"bad-{what}", "Ga", join=[tmp_path / "al" / "data.json"], **more)
+        assert "\n" not in str(err.value) and not (tmp_path / f"bad-{what}").exists()
+    with pytest.raises(ConfigError, match="one host per dopant"):
+        parametrize(str(cif), "Li", tmp_path / "bad-host", dopants=[parse_dopant("Al:Li2_1b:2")],
+                    settings=SETTINGS, cache_dir=tmp_path / "cache-host", join=[tmp_path / "al"], **kw)
+    # a builtin computed model is joined by name; a builtin without computed data is refused
+    assert pipeline._read_joined("llzo-cubic").data["fit"] == computed_data("llzo-cubic")["fit"]
+    with pytest.raises(ConfigError, match="nor a builtin computed model"):
+        pipeline._read_joined("llzo-cubic-latticegas")
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    assert main(["parametrize", str(cif), "--out", str(tmp_path / "bad-junk"), "--join",
+                 str(tmp_path / "junk.json"), "--quick"]) == 2
+    assert "is not a data.json of `kmc parametrize`" in _one_error_line(capsys)
+
+
 def test_sites_every_ion_leaves_next_to_a_dopant_are_blocked_by_it(tmp_path):
     """A dopant-Li repulsive core pushes every ion placed 1.5 Å from a Ga off that site during the
     relaxation (the other orbits stay): that orbit's term cannot be fitted and is a computed

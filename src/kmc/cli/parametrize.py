@@ -104,7 +104,7 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
                         hop_cutoff_A=args.hop_cutoff, interaction_cutoff_A=args.interaction_cutoff,
                         exclusion_cutoff_A=args.exclusion_cutoff, calculator=args.calculator,
                         dopants=[parse_dopant(d) for d in args.dopant or ()], settings=settings,
-                        cache_dir=args.cache, threads=args.threads, include=args.include or (),
+                        cache_dir=args.cache, threads=args.threads, include=args.include or (), join=args.join or (),
                         progress=not args.json and not args.quiet and sys.stderr.isatty(),
                         log=(lambda m: None) if args.json or args.quiet else None, command=command,
                         quiet=args.quiet or args.json, name=args.name, workers=args.workers)
@@ -183,6 +183,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--include", action="append", metavar="FILE",
                    help="also compute the mobile-ion arrangement of this structure of the same framework "
                         "(e.g. a known ordered phase; repeatable)")
+    p.add_argument("--join", action="append", metavar="DATA",
+                   help="fit together with another finished run of the same lattice, calculator and "
+                        "settings (its data.json, its directory, or a builtin computed model), e.g. an "
+                        "undoped run or one with other dopants (repeatable)")
     p.add_argument("--quick", action="store_true",
                    help="few configurations, 3-image bands, loose tolerances: minutes, for tests and tutorials")
     p.add_argument("--cache", metavar="DIR", help="relaxation/NEB cache (default DIR.cache); a rerun resumes")

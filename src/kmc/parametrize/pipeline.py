@@ -58,6 +58,7 @@ from kmc.parametrize.lattice import (
 )
 from kmc.parametrize.neb import NEBSettings, neb_path, relax, require_converged
 from kmc.parametrize.writer import check_out_dir, model_toml, write_model_dir
+from kmc.system.frameworks import computed_data, framework_names
 
 __all__ = ["ParametrizeSettings", "ParametrizedModel", "parametrize", "attempt_frequency_THz", "rewrite_model"]
 
@@ -441,6 +442,111 @@ def _environments(problem: LatticeProblem, configs: list[Configuration], energie
     return out
 
 
+#: calculator provenance that may differ between joined runs: the energies do not depend on it
+JOIN_ENVIRONMENT_KEYS = frozenset({"python", "ase_version", "torch_version", "device", "platform"})
+#: settings two runs must share for their energies and bands to be fitted together
+JOIN_SETTINGS = ("relax_fmax_eV_A", "relax_max_steps", "relax_cell", "site_tolerance_A", "neb")
+
+
+@dataclass
+class _Joined:
+    """Another finished run's configurations, energies and NEB bands (its data.json), to be fitted
+    together with this run's."""
+
+    label: str
+    sha256: str
+    data: dict
+    dopants: list[DopantSpec]
+    configs: list[Configuration] = field(default_factory=list)
+    entries: list[dict] = field(default_factory=list)   #: data.json entry of each kept configuration
+    index: list[int] = field(default_factory=list)      #: its index in the joined run
+    duplicates: int = 0                                 #: configurations this run (or an earlier join) has
+    n_fitted: int = 0                                   #: kept configurations that enter the fit
+
+
+def _read_joined(source: str | Path) -> _Joined:
+    """Read one ``join`` source: a data.json, a model directory holding one, or a builtin computed
+    model's name."""
+    p = Path(source)
+    if p.is_dir():
+        p = p / "data.json"
+    if p.is_file():
+        raw = p.read_bytes()
+        label = str(source)
+    else:
+        if str(source) not in framework_names() or computed_data(str(source)) is None:
+            raise ConfigError(f"--join {source!r} is neither a data.json (or a directory holding one) nor a "
+                              f"builtin computed model; give the data.json another `kmc parametrize` wrote.")
+        raw = json.dumps(computed_data(str(source)), sort_keys=True).encode()
+        label = f"builtin:{source}"
+    try:
+        data = json.loads(raw)
+        need = ("structure", "mobile", "supercell", "orbits", "calculator", "settings", "configurations",
+                "computed_exclusions", "neb")
+        missing = [k for k in need if k not in data]
+    except (ValueError, TypeError):
+        data, missing = None, ["(not JSON)"]
+    if data is None or missing:
+        raise ConfigError(f"--join {source!r} is not a data.json of `kmc parametrize` (missing "
+                          f"{', '.join(missing)}); give the data.json a finished run wrote.")
+    specs = [DopantSpec(**d) for d in data.get("problem_args", {}).get("dopants", [])]
+    if not specs and any(c["dopants"] for c in data["configurations"]):
+        raise ConfigError(f"--join {source!r} has doped configurations but predates problem_args "
+                          f"(2026-12-07); rerun its command (from its cache it recomputes nothing).")
+    return _Joined(label, hashlib.sha256(raw).hexdigest(), data, specs)
+
+
+def _check_joined(j: _Joined, problem: LatticeProblem, settings: ParametrizeSettings, backend: Backend) -> None:
+    """A joined run must describe the same lattice (structure, supercell, mobile species, pair
+    orbits), computed with the same calculator and relaxation/NEB settings."""
+    data, source = j.data, j.label
+    orbits = [problem.orbit_name(o) for o in range(len(problem.orbits))]
+    what = None
+    if (data["structure"], data["mobile"], list(data["supercell"])) != \
+            (problem.source, problem.mobile, list(problem.network.supercell)):
+        what = (f"another lattice ({data['structure']}, {data['mobile']}, supercell {data['supercell']}) than "
+                f"this run ({problem.source}, {problem.mobile}, supercell {list(problem.network.supercell)})")
+    elif [o["name"] for o in data["orbits"]] != orbits:
+        what = "other pair orbits (another interaction or hop cutoff)"
+    else:
+        mine = {k: v for k, v in backend.provenance.items() if k not in JOIN_ENVIRONMENT_KEYS}
+        theirs = {k: v for k, v in data["calculator"].items() if k not in JOIN_ENVIRONMENT_KEYS}
+        own, their_settings = jsonable(asdict(settings)), data["settings"]
+        diff = [k for k in JOIN_SETTINGS if their_settings.get(k) != own[k]]
+        if mine != theirs:
+            what = f"another calculator ({theirs}, this run: {mine})"
+        elif diff:
+            what = f"other settings ({', '.join(f'{k}={their_settings.get(k)!r}' for k in diff)})"
+    if what:
+        raise ConfigError(f"--join {source!r} was computed on {what}, so its energies cannot be fitted with "
+                          f"this run's; join only runs of the same lattice, calculator and settings.")
+
+
+def _joint_dopants(own: list[DopantSpec], joined: list[_Joined]) -> list[DopantSpec]:
+    """This run's dopants, then those only the joined runs have (one spec per element)."""
+    out = list(own)
+    for j in joined:
+        for spec in j.dopants:
+            same = next((s for s in out if s.element == spec.element), None)
+            if same is None:
+                out.append(spec)
+            elif (same.host, same.charge) != (spec.host, spec.charge):
+                raise ConfigError(f"--join {j.label!r} places {spec.element} on {spec.host} (charge "
+                                  f"{spec.charge}), this run on {same.host} (charge {same.charge}); one "
+                                  f"Hamiltonian needs one host per dopant.")
+    return out
+
+
+def _hop_barriers(bands: list[dict], nu_THz: float, flat_skipped: list[dict]) -> dict:
+    """One hop class's entry of data.json's ``neb``: E_KRA statistics over its bands."""
+    kra = np.array([b["E_KRA_eV"] for b in bands])
+    return {"E_KRA_mean_eV": float(kra.mean()),
+            "E_KRA_std_eV": float(kra.std(ddof=1)) if len(kra) > 1 else float("nan"),
+            "E_KRA_min_eV": float(kra.min()), "E_KRA_max_eV": float(kra.max()),
+            "n_environments": len(bands), "attempt_frequency_THz": nu_THz, "bands": bands,
+            "flat_bands_skipped": flat_skipped}
+
+
 def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None = None, *,
                 supercell: tuple[int, int, int] | None = None, hop_cutoff_A: float | None = None,
                 interaction_cutoff_A: float | None = None, exclusion_cutoff_A: float | None = None,
@@ -449,7 +555,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 cache_dir: str | Path | None = None, threads: int | None = None,
                 progress: bool = False, log: Callable[[str], None] | None = None,
                 command: str | None = None, include: list[str] = (), quiet: bool = False,
-                name: str | None = None, workers: int = 1) -> ParametrizedModel:
+                name: str | None = None, workers: int = 1,
+                join: list[str | Path] = ()) -> ParametrizedModel:
     """Compute a lattice model of ``structure`` (see the module docstring).
 
     Parameters
@@ -490,6 +597,13 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         band is the same computation in whichever process, so the model does not depend on it
         (with one torch thread: bit for bit); the fits, and any further band (after a flat one),
         run in this process.
+    join
+        Other finished runs of the same lattice, calculator and settings (their data.json, a
+        directory holding it, or a builtin computed model's name), e.g. an undoped run and runs
+        with other dopants: the final Hamiltonian is fitted to their configurations and this
+        run's together (a configuration met twice counts once), dopants of every run get their
+        terms, and each hop class's E_KRA is the mean over the bands of all runs. Sampling, the
+        NEB environments and the attempt frequency stay this run's own.
 
     Returns
     -------
@@ -507,7 +621,15 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                           f"configurations and running NEBs), got {workers!r}.")
     if workers > 1 and threads is None:
         threads = 1  # one torch thread per process: the cores are shared out by processes
+    joined = [_read_joined(j) for j in join]
     backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
+    for j in joined:
+        _check_joined(j, problem, settings, backend)
+    joint_dopants = _joint_dopants(list(dopants), joined)
+    # the problem the final Hamiltonian is fitted and written on: this run's lattice with the dopants
+    # of every joined run (the same sites and indices; only the dopant orbits are added)
+    fit_problem = problem if len(joint_dopants) == len(problem.dopants) else load_problem(
+        structure, mobile, supercell, hop_cutoff_A, interaction_cutoff_A, exclusion_cutoff_A, joint_dopants)
     cache = Path(cache_dir) if cache_dir is not None else (
         Path(str(Path(out_dir).resolve()) + ".cache") if out_dir is not None else None)
     if cache is None:
@@ -643,7 +765,36 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         C, X, names = _design(problem, fitted, excluded)
         E = np.array([results[k]["energy_eV"] for k in usable])
         fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
-    dopant_evidence = _dopant_exclusion_evidence(problem, configs, fitted_of)
+    # the final fit: this run's configurations and the joined runs' (NEBs below: this run's own)
+    all_configs, all_fitted_of = list(configs), dict(fitted_of)
+    all_E = {k: results[k]["energy_eV"] for k in fitted_of}
+    if joined:
+        mine = [problem.orbit_name(o) for o in sorted(excluded)]
+        seen = {(tuple(c.occupied), tuple(map(tuple, c.dopants))) for c in configs}
+        for j in joined:
+            if list(j.data["computed_exclusions"]) != mine:
+                raise ConfigError(f"--join {j.label!r} found the exclusions {j.data['computed_exclusions']}, "
+                                  f"this run {mine}; runs that disagree on which pairs relax away cannot "
+                                  f"be fitted as one Hamiltonian (compare their exclusion tests).")
+            for i, e in enumerate(j.data["configurations"]):
+                cfg = Configuration.from_dict(e)
+                key = (tuple(cfg.occupied), tuple(map(tuple, cfg.dopants)))
+                if key in seen:  # the same arrangement is the same cached relaxation
+                    j.duplicates += 1
+                    continue
+                seen.add(key)
+                k = len(all_configs)
+                all_configs.append(cfg)
+                j.configs.append(cfg), j.entries.append(e), j.index.append(i)
+                f = _fitted(fit_problem, cfg, e["mapping"], excluded)
+                if f is not None:
+                    all_fitted_of[k], all_E[k] = f, float(e["energy_eV"])
+                    j.n_fitted += 1
+        C, X, names = _design(fit_problem, list(all_fitted_of.values()), excluded)
+        fit = fit_hamiltonian(C, X, np.array(list(all_E.values())), names, seed=settings.seed)
+        log(f"joint fit: {len(all_fitted_of)} configurations, {len(fitted_of)} of this run and "
+            + ", ".join(f"{j.n_fitted} of {j.label} ({j.duplicates} already here)" for j in joined))
+    dopant_evidence = _dopant_exclusion_evidence(fit_problem, all_configs, all_fitted_of)
     dopant_excluded = sorted(n for n in (x[len("dopant:"):] for x in fit.undetermined if x.startswith("dopant:"))
                              if dopant_evidence.get(n, {}).get("configurations", 0) >= DOPANT_EXCLUSION_MIN_CONFIGS
                              and dopant_evidence[n]["ions_stayed"] == 0)
@@ -702,7 +853,6 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         if not bands:
             log(f"{hop}: no configuration holds an ion next to a free site of this hop; no barrier")
             continue
-        kra = np.array([b["E_KRA_eV"] for b in bands])
         c0, s0, d0 = used[0]
         a0 = problem.atoms(configs[usable[c0]])
         a0.positions = np.array(results[usable[c0]]["positions_A"])
@@ -710,12 +860,15 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
 
         direction = find_mic(problem.pos[d0] - problem.pos[s0], problem.cell, pbc=True)[0]
         nu[hop] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)
-        neb_out[hop] = {"E_KRA_mean_eV": float(kra.mean()),
-                         "E_KRA_std_eV": float(kra.std(ddof=1)) if len(kra) > 1 else float("nan"),
-                         "E_KRA_min_eV": float(kra.min()), "E_KRA_max_eV": float(kra.max()),
-                         "n_environments": len(bands), "attempt_frequency_THz": nu[hop], "bands": bands,
-                         "flat_bands_skipped": [{k: b[k] for k in ("configuration", "from_site", "to_site")}
-                                                for b in flat]}
+        neb_out[hop] = _hop_barriers(bands, nu[hop], [{k: b[k] for k in ("configuration", "from_site", "to_site")}
+                                                      for b in flat])
+    for j in joined:  # the joined runs' bands of each class (a band both runs computed counts once)
+        for hop, v in j.data["neb"].items():
+            mine = neb_out.get(hop, {"bands": [], "flat_bands_skipped": []})
+            have = {b.get("band_file") for b in mine["bands"]}
+            theirs = [{**b, "source": j.label} for b in v["bands"] if b.get("band_file") not in have]
+            nu.setdefault(hop, v["attempt_frequency_THz"])
+            neb_out[hop] = _hop_barriers(mine["bands"] + theirs, nu[hop], mine["flat_bands_skipped"])
     if not neb_out:
         raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
                              "a free site); allow vacancies or lower the occupancy.")
@@ -730,25 +883,32 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "problem_args": {"structure": structure, "mobile": mobile,
                          "supercell": list(supercell) if supercell else None, "hop_cutoff_A": hop_cutoff_A,
                          "interaction_cutoff_A": interaction_cutoff_A, "exclusion_cutoff_A": exclusion_cutoff_A,
-                         "dopants": [asdict(d) for d in dopants]},
+                         "dopants": [asdict(d) for d in joint_dopants]},
         "space_group": problem.space_group, "site_classes": problem.class_names,
         "orbits": [{"name": problem.orbit_name(o), "distance_A": problem.orbits[o][2],
                     "pairs_in_supercell": int((problem.pair_orbit == o).sum()), "hop": bool(problem.orbit_is_hop[o]),
                     "excluded": o in excluded} for o in range(len(problem.orbits))],
-        "dopant_orbits": [problem.dopant_orbit_name(o) for o in range(len(problem.dopant_orbits))],
+        "dopant_orbits": [fit_problem.dopant_orbit_name(o) for o in range(len(fit_problem.dopant_orbits))],
         "calculator": backend.provenance, "settings": jsonable(asdict(settings)),
         "configurations": [{**cfg.to_dict(), "energy_eV": r["energy_eV"], "relax_steps": r["steps"],
                             "n_mobile": len(cfg.occupied), "mapping": r["mapping"], "used_in_fit": k in fitted_of,
                             **{x: r[x] for x in ("fixed_cell_energy_eV", "cell_A", "cell_steps") if x in r},
                             "fitted_occupied": fitted_of[k].occupied if k in fitted_of else None,
                             "positions_A": r["positions_A"]}
-                           for k, (cfg, r) in enumerate(zip(configs, results))],
+                           for k, (cfg, r) in enumerate(zip(configs, results))]
+                          + [{**e, "used_in_fit": k in all_fitted_of, "source": j.label, "source_index": i,
+                              "fitted_occupied": all_fitted_of[k].occupied if k in all_fitted_of else None}
+                             for j, start in zip(joined, np.cumsum([len(configs)] + [len(x.configs) for x in joined]))
+                             for k, i, e in zip(range(int(start), int(start) + len(j.configs)), j.index, j.entries)],
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
                        for o in problem.short_orbits},
         "computed_exclusions": [problem.orbit_name(o) for o in sorted(excluded)],
         "dopant_exclusions": dopant_evidence,
         "computed_dopant_exclusions": dopant_excluded,
         "included": included,
+        "joined": [{"source": j.label, "sha256": j.sha256, "command": j.data.get("command"),
+                    "date": j.data.get("date"), "configurations": len(j.configs), "fitted": j.n_fitted,
+                    "already_here": j.duplicates} for j in joined],
         "fit": {"terms": {n: {"value_eV": float(v), "error_eV": float(e)}
                           for n, v, e in zip(fit.names, fit.values_eV, fit.errors_eV)},
                 "undetermined": fit.undetermined, "alpha": fit.alpha, "cv_rmse_eV_per_cell": fit.cv_rmse_eV,
@@ -763,7 +923,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     }
     if name:
         data["name"] = name
-    text = model_toml(problem, data, fit, excluded)
+    text = model_toml(fit_problem, data, fit, excluded)
     model = ParametrizedModel(text, data)
     model.summary = {
         "structure": problem.source, "site_energies_eV": {problem.class_names[0]: 0.0, **{
@@ -774,7 +934,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "computed_dopant_exclusions": dopant_excluded,
         "barriers_eV": {k: {"mean": v["E_KRA_mean_eV"], "std": v["E_KRA_std_eV"], "n": v["n_environments"]}
                         for k, v in neb_out.items()},
-        "attempt_frequency_THz": data["attempt_frequency_THz"], "n_configurations": len(configs),
+        "attempt_frequency_THz": data["attempt_frequency_THz"], "n_configurations": len(data["configurations"]),
         "wall_s": wall}
     if out_dir is not None:
         model.out_dir = write_model_dir(Path(out_dir), text, data)

@@ -237,6 +237,8 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w(f"cell_atoms = {len(problem.host_positions) + problem.n_nominal}")
     w(f"n_configurations = {len(data['configurations'])}")
     w(f"n_configurations_fitted = {data['fit']['n_configurations']}")
+    if data.get("joined"):  # fitted together with other runs' configurations
+        w(f"joined = {_q([{k: j[k] for k in ('source', 'sha256', 'configurations', 'fitted', 'command')} for j in data['joined']])}")
     w(f"cv_rmse_meV_per_cell = {round(1000 * data['fit']['cv_rmse_eV_per_cell'], 4)}")
     w(f"cv_rmse_meV_per_mobile_ion = {round(data['fit']['cv_rmse_meV_per_mobile_ion'], 4)}")
     w(f"neb_environments = {_q({k: v['n_environments'] for k, v in data['neb'].items()})}")
