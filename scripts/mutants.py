@@ -240,6 +240,21 @@ MUTANTS = [
            "rep = ReplicaMeasurement(system, T, s, run, disorder_of=None)",
            ("tests/test_ordering.py::test_computed_garnet_li7_freezes_at_low_t_and_doped_garnet_does_not",),
            "the ordering twin draws its own dopant placement (imposed order counted as chosen)"),
+    Mutant("join_counts_shared_configurations_twice", "parametrize/pipeline.py",
+           "if key in seen:  # the same arrangement is the same cached relaxation",
+           "if False:  # the same arrangement is the same cached relaxation",
+           ("tests/test_parametrize.py::test_runs_with_different_dopants_are_fitted_as_one_hamiltonian",),
+           "a configuration two joined runs hold enters the fit twice"),
+    Mutant("join_counts_shared_bands_twice", "parametrize/pipeline.py",
+           'theirs = [{**b, "source": j.label} for b in v["bands"] if b.get("band_file") not in have]',
+           'theirs = [{**b, "source": j.label} for b in v["bands"]]',
+           ("tests/test_parametrize.py::test_runs_with_different_dopants_are_fitted_as_one_hamiltonian",),
+           "an NEB band two joined runs hold counts twice in E_KRA"),
+    Mutant("join_not_fitted", "parametrize/pipeline.py",
+           "fit = fit_hamiltonian(C, X, np.array(list(all_E.values())), names, seed=settings.seed)",
+           "pass",
+           ("tests/test_parametrize.py::test_runs_with_different_dopants_are_fitted_as_one_hamiltonian",),
+           "the joined runs' configurations are read but not fitted"),
 ]
 
 

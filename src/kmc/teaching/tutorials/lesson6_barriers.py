@@ -127,7 +127,7 @@ def run(outdir: Path, quick: bool = False) -> dict:
     gets the broad trends (how many Li sit on which site class, which sites a dopant empties),
     not the finer energies that decide which arrangement of a given composition wins, i.e.
     ordering. Within these errors the conductivity is not pinned down: refits on resampled
-    arrangements move Li7's sigma(300 K) over more than a decade (scripts/hamiltonian_uncertainty.py,
+    arrangements move Li7's sigma(300 K) over about a decade (scripts/hamiltonian_uncertainty.py,
     docs/frameworks_section.md).
     """)
     temps = [600.0] if quick else [300.0, 400.0, 600.0]
