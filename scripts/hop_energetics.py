@@ -14,6 +14,9 @@ not used in the fit. Also printed: each band's relaxed hop length against the la
 The two energies are not the same quantity: the fit is to cell-relaxed total energies of whole
 arrangements, the band to fixed-cell endpoints that may relax off their sites. A model whose pair
 Hamiltonian describes single hops gives differences within its CV error per ion of each other.
+``kmc parametrize`` stores the same check in the model (``hop_energy_check`` in data.json, per band
+``hamiltonian_dE_eV``; ``[provenance] hop_energy_check_eV``); this script computes it another way
+(from the configurations' feature counts), so each checks the other.
 """
 from __future__ import annotations
 

@@ -125,6 +125,10 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
         print(f"relaxed away next to a dopant (sites it blocks): {', '.join(s['computed_dopant_exclusions'])}")
     for name, b in s["barriers_eV"].items():
         print(f"E_KRA {name:<30} {b['mean']:.4f} ± {b['std']:.4f} eV ({b['n']} environments)")
+    hc = s.get("hop_energy_check", {})
+    if hc.get("n_bands"):
+        print(f"hop check (bands not fitted): Hamiltonian minus band energy change {hc['mean_diff_eV']:+.3f} eV "
+              f"mean, {hc['rms_diff_eV']:.3f} eV RMS over {hc['n_bands']} bands")
     print(f"attempt frequency {s['attempt_frequency_THz']:.2f} THz; {s['wall_s']:.0f} s")
     print(f"model written to {s['model']} (data in {s['data']})")
     return 0

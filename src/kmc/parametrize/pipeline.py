@@ -547,6 +547,33 @@ def _hop_barriers(bands: list[dict], nu_THz: float, flat_skipped: list[dict]) ->
             "flat_bands_skipped": flat_skipped}
 
 
+def _hop_energy_check(problem: LatticeProblem, fit, excluded: set[int], neb_out: dict,
+                      fitted_at: dict[str | None, dict[int, Configuration]]) -> dict:
+    """A held-out check of the fit on single hops: for every band (not used in the fit) the
+    Hamiltonian's energy change of its hop, stored in the band as ``hamiltonian_dE_eV``, against the
+    band's own relaxed-endpoint difference ``dE_eV``; returns the statistics of their difference.
+    ``fitted_at[source][configuration]`` is the arrangement a band's configuration was fitted as
+    (source None: this run)."""
+    diffs = []
+    for v in neb_out.values():
+        for b in v["bands"]:
+            cfg = fitted_at.get(b.get("source"), {}).get(b["configuration"])
+            s, d = b["from_site"], b["to_site"]
+            if cfg is None or s not in cfg.occupied or d in cfg.occupied:
+                b["hamiltonian_dE_eV"] = None   # a joined run's joined band: its configuration is not here
+                continue
+            after = Configuration(sorted([x for x in cfg.occupied if x != s] + [d]), list(cfg.dopants), cfg.kind)
+            _, X, names = _design(problem, [cfg, after], excluded)
+            col = [names.index(n) for n in fit.names]
+            b["hamiltonian_dE_eV"] = float((X[1] - X[0])[col] @ fit.values_eV)
+            diffs.append(b["hamiltonian_dE_eV"] - b["dE_eV"])
+    if not diffs:
+        return {"n_bands": 0}
+    x = np.array(diffs)
+    return {"n_bands": len(x), "mean_diff_eV": float(x.mean()), "rms_diff_eV": float(np.sqrt((x ** 2).mean())),
+            "min_diff_eV": float(x.min()), "max_diff_eV": float(x.max())}
+
+
 def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None = None, *,
                 supercell: tuple[int, int, int] | None = None, hop_cutoff_A: float | None = None,
                 interaction_cutoff_A: float | None = None, exclusion_cutoff_A: float | None = None,
@@ -869,6 +896,14 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             theirs = [{**b, "source": j.label} for b in v["bands"] if b.get("band_file") not in have]
             nu.setdefault(hop, v["attempt_frequency_THz"])
             neb_out[hop] = _hop_barriers(mine["bands"] + theirs, nu[hop], mine["flat_bands_skipped"])
+    fitted_at: dict[str | None, dict[int, Configuration]] = {None: dict(fitted_of)}
+    for j in joined:
+        fitted_at[j.label] = {i: Configuration(e["fitted_occupied"], [tuple(x) for x in e["dopants"]], e["kind"])
+                              for i, e in enumerate(j.data["configurations"]) if e.get("fitted_occupied")}
+    hop_check = _hop_energy_check(fit_problem, fit, excluded, neb_out, fitted_at)
+    if hop_check["n_bands"]:
+        log(f"hop check (bands not fitted): Hamiltonian minus NEB endpoint energy change, mean "
+            f"{hop_check['mean_diff_eV']:+.3f} eV, RMS {hop_check['rms_diff_eV']:.3f} eV over {hop_check['n_bands']} bands")
     if not neb_out:
         raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
                              "a free site); allow vacancies or lower the occupancy.")
@@ -917,7 +952,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 "n_folds": fit.n_folds, "reference_class": problem.class_names[0],
                 "chemical_potentials_eV": fit.chemical_potentials_eV.tolist(),
                 "predictions_eV": fit.predictions_eV.tolist(), **fit.details},
-        "neb": neb_out, "attempt_frequency_THz": float(np.mean(good)),
+        "neb": neb_out, "hop_energy_check": hop_check, "attempt_frequency_THz": float(np.mean(good)),
         "wall_s": wall, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or f"kmc parametrize {shlex.quote(structure)} --mobile {mobile}",
     }
@@ -935,6 +970,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "barriers_eV": {k: {"mean": v["E_KRA_mean_eV"], "std": v["E_KRA_std_eV"], "n": v["n_environments"]}
                         for k, v in neb_out.items()},
         "attempt_frequency_THz": data["attempt_frequency_THz"], "n_configurations": len(data["configurations"]),
+        "hop_energy_check": hop_check,
         "wall_s": wall}
     if out_dir is not None:
         model.out_dir = write_model_dir(Path(out_dir), text, data)
