@@ -126,9 +126,10 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
     for name, b in s["barriers_eV"].items():
         print(f"E_KRA {name:<30} {b['mean']:.4f} ± {b['std']:.4f} eV ({b['n']} environments)")
     hc = s.get("hop_energy_check", {})
-    if hc.get("n_bands"):
-        print(f"hop check (bands not fitted): Hamiltonian minus band energy change {hc['mean_diff_eV']:+.3f} eV "
-              f"mean, {hc['rms_diff_eV']:.3f} eV RMS over {hc['n_bands']} bands")
+    if hc.get("n_mapped"):
+        print(f"hop check (bands not fitted): {hc['n_single_hop']} of {hc['n_bands']} bands are the single hop, "
+              f"{hc['n_rearranged']} rearrange several ions, {hc['n_same_arrangement']} relax back; Hamiltonian "
+              f"minus band energy change {hc['mean_diff_eV']:+.3f} eV mean, {hc['rms_diff_eV']:.3f} eV RMS")
     print(f"attempt frequency {s['attempt_frequency_THz']:.2f} THz; {s['wall_s']:.0f} s")
     print(f"model written to {s['model']} (data in {s['data']})")
     return 0

@@ -43,6 +43,7 @@ from typing import Any, Callable
 import numpy as np
 from ase.data import atomic_masses
 from ase.geometry import find_mic
+from ase.io import read
 from scipy.constants import atomic_mass, electron_volt
 from tqdm import tqdm
 
@@ -548,29 +549,51 @@ def _hop_barriers(bands: list[dict], nu_THz: float, flat_skipped: list[dict]) ->
 
 
 def _hop_energy_check(problem: LatticeProblem, fit, excluded: set[int], neb_out: dict,
-                      fitted_at: dict[str | None, dict[int, Configuration]]) -> dict:
-    """A held-out check of the fit on single hops: for every band (not used in the fit) the
-    Hamiltonian's energy change of its hop, stored in the band as ``hamiltonian_dE_eV``, against the
-    band's own relaxed-endpoint difference ``dE_eV``; returns the statistics of their difference.
-    ``fitted_at[source][configuration]`` is the arrangement a band's configuration was fitted as
-    (source None: this run)."""
-    diffs = []
+                      sampled_at: dict[str | None, dict[int, Configuration]], tolerance_A: float,
+                      cache: Path) -> dict:
+    """A held-out check of the fit on the NEB bands (which are not fitted), and what each band is.
+
+    Both relaxed endpoints of a band are mapped onto the lattice like a fitted configuration
+    (:meth:`~kmc.parametrize.lattice.LatticeProblem.map_relaxed`); the band then records the
+    arrangements they are (``endpoint_sites``), how many ions the two differ by
+    (``ions_rearranged``: 1 for the intended single hop, 0 when the endpoints relaxed into one
+    arrangement, more for a concerted rearrangement), whether it is the intended hop
+    (``single_hop``) and the fitted Hamiltonian's energy change between them
+    (``hamiltonian_dE_eV``), to be compared with the band's own ``dE_eV``. Returns the counts and
+    the statistics of Hamiltonian minus band over the bands whose endpoints both map.
+    ``sampled_at[source][configuration]`` is the configuration a band started from (source None:
+    this run)."""
+    diffs, counts = [], {"n_bands": 0, "n_mapped": 0, "n_single_hop": 0, "n_same_arrangement": 0,
+                         "n_rearranged": 0}
     for v in neb_out.values():
         for b in v["bands"]:
-            cfg = fitted_at.get(b.get("source"), {}).get(b["configuration"])
-            s, d = b["from_site"], b["to_site"]
-            if cfg is None or s not in cfg.occupied or d in cfg.occupied:
-                b["hamiltonian_dE_eV"] = None   # a joined run's joined band: its configuration is not here
+            counts["n_bands"] += 1
+            cfg = sampled_at.get(b.get("source"), {}).get(b["configuration"])
+            band = Path(b.get("band_file") or "")
+            if not band.is_file():  # the cache moved: look in this run's
+                band = cache / "neb" / band.name
+            b.update(hamiltonian_dE_eV=None, endpoint_sites=None, ions_rearranged=None, single_hop=None)
+            if cfg is None or not band.name or not band.is_file():
                 continue
-            after = Configuration(sorted([x for x in cfg.occupied if x != s] + [d]), list(cfg.dopants), cfg.kind)
-            _, X, names = _design(problem, [cfg, after], excluded)
+            images = read(str(band), index=":")
+            maps = [problem.map_relaxed(cfg, im.positions, tolerance_A) for im in (images[0], images[-1])]
+            if not all(m["mapped"] for m in maps):
+                continue
+            ends = [sorted(m["mapped_sites"]) for m in maps]
+            gone, new = set(ends[0]) - set(ends[1]), set(ends[1]) - set(ends[0])
+            _, X, names = _design(problem, [Configuration(e, list(cfg.dopants), cfg.kind) for e in ends], excluded)
             col = [names.index(n) for n in fit.names]
-            b["hamiltonian_dE_eV"] = float((X[1] - X[0])[col] @ fit.values_eV)
+            b.update(hamiltonian_dE_eV=float((X[1] - X[0])[col] @ fit.values_eV), endpoint_sites=ends,
+                     ions_rearranged=len(new), single_hop=(gone, new) == ({b["from_site"]}, {b["to_site"]}))
+            counts["n_mapped"] += 1
+            counts["n_single_hop"] += b["single_hop"]
+            counts["n_same_arrangement"] += len(new) == 0
+            counts["n_rearranged"] += len(new) > 1
             diffs.append(b["hamiltonian_dE_eV"] - b["dE_eV"])
     if not diffs:
-        return {"n_bands": 0}
+        return counts
     x = np.array(diffs)
-    return {"n_bands": len(x), "mean_diff_eV": float(x.mean()), "rms_diff_eV": float(np.sqrt((x ** 2).mean())),
+    return {**counts, "mean_diff_eV": float(x.mean()), "rms_diff_eV": float(np.sqrt((x ** 2).mean())),
             "min_diff_eV": float(x.min()), "max_diff_eV": float(x.max())}
 
 
@@ -896,14 +919,15 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             theirs = [{**b, "source": j.label} for b in v["bands"] if b.get("band_file") not in have]
             nu.setdefault(hop, v["attempt_frequency_THz"])
             neb_out[hop] = _hop_barriers(mine["bands"] + theirs, nu[hop], mine["flat_bands_skipped"])
-    fitted_at: dict[str | None, dict[int, Configuration]] = {None: dict(fitted_of)}
+    sampled_at: dict[str | None, dict[int, Configuration]] = {None: dict(enumerate(configs))}
     for j in joined:
-        fitted_at[j.label] = {i: Configuration(e["fitted_occupied"], [tuple(x) for x in e["dopants"]], e["kind"])
-                              for i, e in enumerate(j.data["configurations"]) if e.get("fitted_occupied")}
-    hop_check = _hop_energy_check(fit_problem, fit, excluded, neb_out, fitted_at)
-    if hop_check["n_bands"]:
-        log(f"hop check (bands not fitted): Hamiltonian minus NEB endpoint energy change, mean "
-            f"{hop_check['mean_diff_eV']:+.3f} eV, RMS {hop_check['rms_diff_eV']:.3f} eV over {hop_check['n_bands']} bands")
+        sampled_at[j.label] = {i: Configuration.from_dict(e) for i, e in enumerate(j.data["configurations"])}
+    hop_check = _hop_energy_check(fit_problem, fit, excluded, neb_out, sampled_at, settings.site_tolerance_A, cache)
+    if hop_check["n_mapped"]:
+        log(f"hop check (bands not fitted): of {hop_check['n_bands']} bands {hop_check['n_single_hop']} are the "
+            f"single hop, {hop_check['n_rearranged']} rearrange several ions, {hop_check['n_same_arrangement']} "
+            f"relax back; Hamiltonian minus band energy change between the mapped endpoints: mean "
+            f"{hop_check['mean_diff_eV']:+.3f} eV, RMS {hop_check['rms_diff_eV']:.3f} eV over {hop_check['n_mapped']}")
     if not neb_out:
         raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
                              "a free site); allow vacancies or lower the occupancy.")

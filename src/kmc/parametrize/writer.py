@@ -245,9 +245,9 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w(f"neb_E_KRA_spread_eV = {_q({k: [round(v['E_KRA_min_eV'], 4), round(v['E_KRA_max_eV'], 4)] for k, v in data['neb'].items()})}")
     w(f"attempt_frequency_per_hop_THz = {_q({k: round(v['attempt_frequency_THz'], 4) for k, v in data['neb'].items()})}")
     hc = data.get("hop_energy_check", {})
-    if hc.get("n_bands"):  # held out: the Hamiltonian's energy change of each band's hop minus the band's
+    if hc.get("n_mapped"):  # held out: the bands' relaxed endpoints mapped onto the lattice
         w(f"hop_energy_check_eV = {_q({k: (round(v, 4) if isinstance(v, float) else v) for k, v in hc.items()})}"
-          "  # Hamiltonian minus NEB endpoint energy change per band (the bands are not fitted)")
+          "  # Hamiltonian minus NEB energy change between the mapped relaxed endpoints (bands not fitted)")
     w(f"command = {_q(data['command'])}")
     w(f"date = {_q(data['date'])}")
     w(f"wall_s = {round(data['wall_s'], 1)}")
