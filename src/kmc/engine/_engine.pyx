@@ -187,8 +187,14 @@ cdef class Engine:
     # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  Every
     # entry is filled when the engine is built.  NULL when the table would exceed
     # RATE_TABLE_MAX entries.
+    # A site that holds an ion or a blocker keeps kq + k_closed instead of kq: after the
+    # k_closed entries of the table come as many 0.0, where the hops into such a site land.  So
+    # an event's rate, closed or open, is one table read, rt[toff[t] + kq[d]] with
+    # rt = rtab + k_closed - kq[s] for an ion at s, and the re-summing loop reads no occupancy
+    # (a closed event adds 0.0, and tot + 0.0 == tot: the very doubles of skipping it).
     cdef double* rtab
     cdef int32_t[::1] kq
+    cdef Py_ssize_t k_closed
     cdef int64_t[::1] t_toff
     # The table models keep only kq up to date during hops (hq = kq * g exactly; _sync_fields
     # brings hq up to date for the Python-level readers).  A hop changes a partner's key by
@@ -393,10 +399,13 @@ cdef class Engine:
         self.g_tz = tz
         self.g_inv = pow(g >> tz, -1, 2 ** 64)
         self.g_q = g
-        self.rtab = <double*> malloc(total * sizeof(double))
+        self.rtab = <double*> malloc(2 * total * sizeof(double))
         if self.rtab == NULL:
             raise MemoryError("no memory for the engine's rate table")
-        self.n_rtab = total
+        self.n_rtab = 2 * total
+        self.k_closed = total
+        for i in range(total, 2 * total):
+            self.rtab[i] = 0.0
         per_cell = int(per_site.sum())
         n_cells = self.n_sites // n_unit
         self.jk_tiled = in_Jq.shape[0] == per_cell * n_cells and np.array_equal(
@@ -441,7 +450,8 @@ cdef class Engine:
                             acc += self.in_Jq[k]
                 self.hq[s] = acc
                 if self.rtab != NULL:
-                    self.kq[s] = <int32_t> _tab_key(acc, self.g_tz, self.g_inv)
+                    self.kq[s] = <int32_t> (_tab_key(acc, self.g_tz, self.g_inv)
+                                            + (self.occ[s] != 0) * self.k_closed)
             for s in range(self.n_sites):
                 self.tree.tree[self.tree.cap + s] = self._site_total(s)
             self.tree.rebuild()
@@ -761,9 +771,8 @@ cdef class Engine:
         cdef const uint8_t* srcex = &self.t_srcex[0]
         cdef const int64_t* uoff = &self.uoff_out[0]
         cdef const int64_t* toff = &self.t_toff[0]
-        cdef const double* rtab = self.rtab
+        cdef const double* rtab = self.rtab + self.k_closed
         cdef const double* rt
-        cdef const double* ew = _EMPTY_WEIGHT
         cdef uint8_t* isd = &self.is_dirty[0]
         cdef Py_ssize_t n_unit = self.n_unit, n_tmpl = self.n_tmpl
         cdef Py_ssize_t i, s, c, u, t, d, d2, t_lo, t_hi, n = 0
@@ -784,7 +793,7 @@ cdef class Engine:
                     t_lo = uoff[u]
                     t_hi = uoff[u + 1]
                 dst = dst0 + c * n_tmpl
-                rt = rtab - kq[s]      # rt[toff[t] + kq[d]] = rtab[toff[t] + kq[d] - kq[s]]
+                rt = rtab - kq[s]      # rtab[toff[t] + kq[d] - kq[s]] of the table, as kq[s] holds k_closed
                 evals += t_hi - t_lo
                 if has_ex:
                     for t in range(t_lo, t_hi):
@@ -793,20 +802,17 @@ cdef class Engine:
                             tot += rt[toff[t] + kq[d]]
                 else:
                     # two events a turn (half the loop overhead), still added in event order,
-                    # without a branch: a closed event (occupied destination; its table entry
-                    # exists all the same) adds rate x 0.0, and tot + 0.0 == tot, so the very
+                    # without a branch: a closed event (occupied destination) reads a 0.0 of
+                    # the table's closed half (see k_closed), and tot + 0.0 == tot, so the very
                     # doubles of the branch.  The occupancy test was a coin toss: 38 of the
                     # sc 32^3 nn hop's 46 mispredictions (callgrind), ~1.2x hops/s without it.
                     t = t_lo
                     while t + 1 < t_hi:
-                        d = dst[t]
-                        d2 = dst[t + 1]
-                        tot += rt[toff[t] + kq[d]] * ew[occ[d]]
-                        tot += rt[toff[t + 1] + kq[d2]] * ew[occ[d2]]
+                        tot += rt[toff[t] + kq[dst[t]]]
+                        tot += rt[toff[t + 1] + kq[dst[t + 1]]]
                         t += 2
                     if t < t_hi:
-                        d = dst[t]
-                        tot += rt[toff[t] + kq[d]] * ew[occ[d]]
+                        tot += rt[toff[t] + kq[dst[t]]]
             if tot != leaf[s]:
                 leaf[s] = tot
                 dirty[n] = <int32_t> s   # n <= i: the changed ones, in place
@@ -826,6 +832,8 @@ cdef class Engine:
         # of its own, which keeps the other models' path as it was): the fields hq of both's
         # partners (and their table keys kq), the marks, the re-summing
         if self.rtab != NULL:
+            self.kq[s] -= self.k_closed       # s is empty now, d holds the ion
+            self.kq[d] += self.k_closed
             self._move_fields(s, d, True)
             self._touch_fields(s, d)
             self._flush_table()
@@ -924,7 +932,7 @@ cdef class Engine:
         cdef const int32_t* excnt = &self.excnt[0]
         cdef const uint8_t* srcex = &self.t_srcex[0]
         cdef const int64_t* toff = &self.t_toff[0]
-        cdef const double* rt = self.rtab - kq[s]
+        cdef const double* rt = self.rtab + self.k_closed - kq[s]
         cdef bint has_ex = self.has_ex, ion = occ[s] == 1
         cdef Py_ssize_t t, d, last = -1
         cdef Py_ssize_t lo = self._lo(self.uoff_out, self.pc_out, s) - base
@@ -1051,7 +1059,7 @@ cdef class Engine:
         cdef Py_ssize_t s
         if self.rtab != NULL:
             for s in range(self.n_sites):
-                self.hq[s] = <int64_t> self.kq[s] * self.g_q
+                self.hq[s] = (self.kq[s] - (self.occ[s] != 0) * self.k_closed) * self.g_q
 
     @property
     def rates(self):
