@@ -183,7 +183,7 @@ cdef class Engine:
     # rate depends only on its template t and its integer field difference
     # q = hq[d] - hq[s] - t_Jq[t]; all of these are multiples of the pair energies' common
     # divisor g = g_odd * 2^g_tz.  rtab[t_toff[t] + kq[d] - kq[s]] holds it, kq = hq / g being
-    # kept next to hq (t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
+    # kept instead of hq (t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
     # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  Every
     # entry is filled when the engine is built.  NULL when the table would exceed
     # RATE_TABLE_MAX entries.
@@ -275,6 +275,13 @@ cdef class Engine:
         self.ex_nbr = spec["ex_nbr"]
         self.uoff_in = spec["uoff_in"]
         self.in_nbr = spec["in_nbr"]
+        if (np.array_equal(spec["uoff_in"], spec["uoff_out"]) and spec["in_nbr"].shape[0] > 0
+                and np.array_equal(spec["in_nbr"], spec["ev_dst"])):
+            # the interaction partners are the hop destinations, in the same order (e.g.
+            # nearest-neighbour hops and interactions): one array serves both, so a site's
+            # partners and destinations are one set of cache lines, not two (sc 32^3 nn:
+            # 0.75 MB less to cache)
+            self.in_nbr = spec["ev_dst"]
         self.in_Jq = spec["in_Jq"]
         self.t_vec1 = spec["t_vec1"]
         self.t_vec2 = spec["t_vec2"]
@@ -830,7 +837,7 @@ cdef class Engine:
     cdef void _update_fields(self, Py_ssize_t s, Py_ssize_t d) noexcept nogil:
         # _execute's update of the fields_only models after the ion left s for d (a function
         # of its own, which keeps the other models' path as it was): the fields hq of both's
-        # partners (and their table keys kq), the marks, the re-summing
+        # partners (or only their table keys kq), the marks, the re-summing
         if self.rtab != NULL:
             self.kq[s] -= self.k_closed       # s is empty now, d holds the ion
             self.kq[d] += self.k_closed
