@@ -782,7 +782,7 @@ cdef class Engine:
         cdef const double* rt
         cdef uint8_t* isd = &self.is_dirty[0]
         cdef Py_ssize_t n_unit = self.n_unit, n_tmpl = self.n_tmpl
-        cdef Py_ssize_t i, s, c, u, t, d, d2, t_lo, t_hi, n = 0
+        cdef Py_ssize_t i, s, c, u, t, d, t_lo, t_hi, n = 0
         cdef int64_t evals = 0
         cdef double tot
         for i in range(self.n_dirty):
@@ -800,7 +800,7 @@ cdef class Engine:
                     t_lo = uoff[u]
                     t_hi = uoff[u + 1]
                 dst = dst0 + c * n_tmpl
-                rt = rtab - kq[s]      # rtab[toff[t] + kq[d] - kq[s]] of the table, as kq[s] holds k_closed
+                rt = rtab - kq[s]      # rt[toff[t] + kq[d]]: the table's entry at kq[d] - kq[s]
                 evals += t_hi - t_lo
                 if has_ex:
                     for t in range(t_lo, t_hi):
@@ -857,12 +857,13 @@ cdef class Engine:
         cdef const int32_t* nbr = &self.in_nbr[0]
         cdef const int64_t* Jq = &self.in_Jq[0]
         cdef const int32_t* jk = &self.jk[0]
-        cdef Py_ssize_t k, n, jb
+        cdef Py_ssize_t k, jb
         if table:
-            jb = (s // self.n_unit) * self.pc_in if self.jk_tiled else 0
+            # (jb: the first partner of the site's cell, as in _lo)
+            jb = (s if self.n_unit == 1 else s // self.n_unit) * self.pc_in if self.jk_tiled else 0
             for k in range(self._lo(self.uoff_in, self.pc_in, s), self._hi(self.uoff_in, self.pc_in, s)):
                 kq[nbr[k]] -= jk[k - jb]
-            jb = (d // self.n_unit) * self.pc_in if self.jk_tiled else 0
+            jb = (d if self.n_unit == 1 else d // self.n_unit) * self.pc_in if self.jk_tiled else 0
             for k in range(self._lo(self.uoff_in, self.pc_in, d), self._hi(self.uoff_in, self.pc_in, d)):
                 kq[nbr[k]] += jk[k - jb]
             return
