@@ -19,6 +19,12 @@ load).
 Timing covers engine hops only (one call into the Cython loop), after a warm-up.
 
     python scripts/bench_engine.py --sweep    # time to answer (issue 18), about a minute
+    python scripts/bench_engine.py --ratios   # the goals' in-process ratios only, about a minute
+
+``--ratios`` prints the ratios the goals of issue 18 are stated in, each measured in one process
+by :func:`interleaved` (20 alternating rounds, best of each): sc 32^3 and 8^3 half-filled with
+the nn interaction against without, c-LLZO 4x4x4 with three shells against exclusions only.
+Run it alternately with two builds (A/B pairs) to compare them.
 
 ``--sweep`` times the whole ``kmc run`` command (a fresh interpreter, imports included) on the
 converged-mode c-LLZO Arrhenius sweep of :data:`SWEEP_TOML` (2x2x2, 6 temperatures x 8 replicas):
@@ -237,13 +243,28 @@ def print_sweep(workers: int | None, repeats: int) -> None:
               f"{r['engine_hops_per_s'] / r['user_hops_per_s']:12.2f} {r['load']:12.2f}", flush=True)
 
 
+def print_ratios(rounds: int = 20) -> None:
+    """The in-process ratios of issue 18's goals (see the module docstring)."""
+    cases = (("sc 32^3 nn / plain", lambda i: sc_sim(32, "half", i), 200_000),
+             ("sc 8^3 nn / plain", lambda i: sc_sim(8, "half", i), 200_000),
+             ("c-LLZO 4x4x4 3 shells / exclusions", lambda i: llzo_sim(4, i), 200_000))
+    for label, build, hops in cases:
+        plain, inter = interleaved([build(False), build(True)], hops, rounds)
+        print(f"{label:36s} {inter['hops_per_s']:10.3g} / {plain['hops_per_s']:10.3g} hops/s  "
+              f"{inter['hops_per_s'] / plain['hops_per_s']:.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="only the time-to-answer sweep")
     ap.add_argument("--workers", type=int, default=None, help="--workers of the sweep's kmc run")
     ap.add_argument("--repeats", type=int, default=2, help="sweep runs (default 2)")
+    ap.add_argument("--ratios", action="store_true", help="only the in-process ratios of the goals")
     args = ap.parse_args()
+    if args.ratios:
+        print_ratios()
+        return
     if args.sweep:
         print_sweep(args.workers, args.repeats)
         return
