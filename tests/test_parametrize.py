@@ -951,8 +951,10 @@ def test_hop_check_is_small_where_the_lattice_hamiltonian_is_exact(toy_run):
     assert hc["n_bands"] == hc["n_mapped"] == hc["n_single_hop"] == len(bands) >= 2
     assert hc["n_rearranged"] == hc["n_same_arrangement"] == 0
     assert all(b["single_hop"] and b["ions_rearranged"] == 1 for b in bands)
-    assert hc["rms_diff_eV"] < 0.01, hc
+    # a hop changes two sites' random energies (NOISE each): 3 sigma of their difference
+    bound = 3 * np.sqrt(2) * NOISE
+    assert hc["rms_diff_eV"] < bound, hc      # measured 2.0 meV
     # the energy change is the band's own sign and size, hop by hop (a sign error fails here)
     assert any(abs(b["dE_eV"]) > 0.05 for b in bands)
     for b in bands:
-        assert b["hamiltonian_dE_eV"] == pytest.approx(b["dE_eV"], abs=0.01)
+        assert b["hamiltonian_dE_eV"] == pytest.approx(b["dE_eV"], abs=bound)

@@ -377,6 +377,13 @@ def _design(problem: LatticeProblem, configs: list[Configuration], exclude: set[
     return np.array(C), np.array(X), names
 
 
+def _fitted_counts(problem: LatticeProblem, configs: list[Configuration], excluded: set[int], fit):
+    """Composition matrix C and the counts of the fitted terms (columns in ``fit.names`` order):
+    ``counts @ fit.values_eV + C @ fit.chemical_potentials_eV`` is the fit's energy."""
+    C, X, names = _design(problem, configs, excluded)
+    return C, X[:, [names.index(n) for n in fit.names]]
+
+
 def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, s: int, d: int) -> bool:
     """True if an ion (other than the hopping one) or a host atom sits on the straight hop s -> d
     (closer than 0.4 x the hop length, at most 1 Å, to the segment): the band would start by pushing
@@ -458,9 +465,8 @@ class _Joined:
     sha256: str
     data: dict
     dopants: list[DopantSpec]
-    configs: list[Configuration] = field(default_factory=list)
-    entries: list[dict] = field(default_factory=list)   #: data.json entry of each kept configuration
-    index: list[int] = field(default_factory=list)      #: its index in the joined run
+    #: (index in the joint set, index in the joined run, data.json entry) of each configuration kept
+    kept: list[tuple[int, int, dict]] = field(default_factory=list)
     duplicates: int = 0                                 #: configurations this run (or an earlier join) has
     n_fitted: int = 0                                   #: kept configurations that enter the fit
 
@@ -475,10 +481,11 @@ def _read_joined(source: str | Path) -> _Joined:
         raw = p.read_bytes()
         label = str(source)
     else:
-        if str(source) not in framework_names() or computed_data(str(source)) is None:
+        builtin = computed_data(str(source)) if str(source) in framework_names() else None
+        if builtin is None:
             raise ConfigError(f"--join {source!r} is neither a data.json (or a directory holding one) nor a "
                               f"builtin computed model; give the data.json another `kmc parametrize` wrote.")
-        raw = json.dumps(computed_data(str(source)), sort_keys=True).encode()
+        raw = json.dumps(builtin, sort_keys=True).encode()
         label = f"builtin:{source}"
     try:
         data = json.loads(raw)
@@ -581,9 +588,8 @@ def _hop_energy_check(problem: LatticeProblem, fit, excluded: set[int], neb_out:
                 continue
             ends = [sorted(m["mapped_sites"]) for m in maps]
             gone, new = set(ends[0]) - set(ends[1]), set(ends[1]) - set(ends[0])
-            _, X, names = _design(problem, [Configuration(e, list(cfg.dopants), cfg.kind) for e in ends], excluded)
-            col = [names.index(n) for n in fit.names]
-            b.update(hamiltonian_dE_eV=float((X[1] - X[0])[col] @ fit.values_eV), endpoint_sites=ends,
+            _, n = _fitted_counts(problem, [Configuration(e, list(cfg.dopants), cfg.kind) for e in ends], excluded, fit)
+            b.update(hamiltonian_dE_eV=float((n[1] - n[0]) @ fit.values_eV), endpoint_sites=ends,
                      ions_rearranged=len(new), single_hop=(gone, new) == ({b["from_site"]}, {b["to_site"]}))
             counts["n_mapped"] += 1
             counts["n_single_hop"] += b["single_hop"]
@@ -795,9 +801,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                                                  avoid=avoid if n_second else None)
                     for _ in range(20 * settings.n_low_energy)]
             known = {tuple(c.occupied) for c in configs}
-            Cc, Xc, _ = _design(problem, cand, excluded)
-            col = [names.index(n) for n in fit.names]
-            pred = Xc[:, col] @ fit.values_eV + Cc @ fit.chemical_potentials_eV
+            Cc, counts = _fitted_counts(problem, cand, excluded, fit)
+            pred = counts @ fit.values_eV + Cc @ fit.chemical_potentials_eV
             chosen = []
             for k in np.argsort(pred, kind="stable"):
                 if tuple(cand[k].occupied) not in known:
@@ -835,7 +840,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 seen.add(key)
                 k = len(all_configs)
                 all_configs.append(cfg)
-                j.configs.append(cfg), j.entries.append(e), j.index.append(i)
+                j.kept.append((k, i, e))
                 f = _fitted(fit_problem, cfg, e["mapping"], excluded)
                 if f is not None:
                     all_fitted_of[k], all_E[k] = f, float(e["energy_eV"])
@@ -957,8 +962,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                            for k, (cfg, r) in enumerate(zip(configs, results))]
                           + [{**e, "used_in_fit": k in all_fitted_of, "source": j.label, "source_index": i,
                               "fitted_occupied": all_fitted_of[k].occupied if k in all_fitted_of else None}
-                             for j, start in zip(joined, np.cumsum([len(configs)] + [len(x.configs) for x in joined]))
-                             for k, i, e in zip(range(int(start), int(start) + len(j.configs)), j.index, j.entries)],
+                             for j in joined for k, i, e in j.kept],
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
                        for o in problem.short_orbits},
         "computed_exclusions": [problem.orbit_name(o) for o in sorted(excluded)],
@@ -966,7 +970,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "computed_dopant_exclusions": dopant_excluded,
         "included": included,
         "joined": [{"source": j.label, "sha256": j.sha256, "command": j.data.get("command"),
-                    "date": j.data.get("date"), "configurations": len(j.configs), "fitted": j.n_fitted,
+                    "date": j.data.get("date"), "configurations": len(j.kept), "fitted": j.n_fitted,
                     "already_here": j.duplicates} for j in joined],
         "fit": {"terms": {n: {"value_eV": float(v), "error_eV": float(e)}
                           for n, v, e in zip(fit.names, fit.values_eV, fit.errors_eV)},

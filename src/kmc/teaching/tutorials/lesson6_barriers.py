@@ -118,10 +118,11 @@ def run(outdir: Path, quick: bool = False) -> dict:
     started as; {hc['n_rearranged']} end with several Li moved (the hopping Li pushes its
     neighbours on: a concerted rearrangement) and {hc['n_same_arrangement']} relax back to where
     they started. Between the arrangements the endpoints really are, the fitted Hamiltonian gets
-    the energy change right ({1000 * hc['rms_diff_eV']:.0f} meV RMS). So in this garnet model a
-    single Li hop between lattice sites has no minimum to end in: the elementary events are
-    collective, and a kMC of single-ion hops can only approximate them.
-    """)
+    the energy change right ({1000 * hc['rms_diff_eV']:.0f} meV RMS). """
+            + ("So in this garnet model a single Li hop between lattice sites has no minimum to end in:\n"
+               "    the elementary events are collective, and a kMC of single-ion hops can only\n"
+               "    approximate them." if hc["n_single_hop"] < hc["n_mapped"] / 2 else
+               "Most bands are the single hops the kMC uses."))
     used = [c for c in data["configurations"] if c["used_in_fit"]]
     # the part of the energy that the composition (Li, Ga, Ta counts) does not fix: what the
     # site, pair and dopant terms have to explain
