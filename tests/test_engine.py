@@ -385,6 +385,16 @@ def _marking_cases():
     yield "exclusions, blockers, interactions", RateModel(
         fcc, 1e13, 0.3, mobile_mobile=[(0.75, 0.04), (1.01, 0.03)],
         mobile_blocker=[(1.01, -0.05)]), dict(n_ions=14, blocked=blocked)
+    # exclusions with interactions and class energies, read from the rate table: garnet sites
+    # (24d/96h, 2.0 A exclusions) with three Li-Li shells
+    from kmc.system.frameworks import load_framework
+    fw = load_framework("llzo-cubic-latticegas")
+    garnet = SiteNetwork.from_sites(fw.structure.lattice.matrix, fw.mobile_frac, fw.mobile_labels,
+                                    fw.mobile_occupancy, "Li", (1, 1, 1), fw.hop_cutoff_A,
+                                    fw.exclusion_distance_A, interaction_cutoff_A=4.0)
+    yield "exclusions, interactions, rate table", RateModel(
+        garnet, 1e13, [0.25, 0.35], site_energy_eV=[0.0, 0.12],
+        mobile_mobile=[(2.5, 0.10), (3.0, 0.05), (4.0, -0.02)]), dict(n_ions=52)
     ko = knockoff_model().network
     barriers = [0.15 if n.startswith("knockoff") else 0.35 for n in ko.event_class_names]
     occ = np.zeros(ko.n_sites, np.int8)
@@ -402,6 +412,8 @@ def test_marking_rule_keeps_every_total_exact(name):
     models."""
     model, kw = next((m, k) for n, m, k in _marking_cases() if n == name)
     sim = Simulation(model, 700.0, seed=3, **kw)
+    if name == "exclusions, interactions, rate table":
+        assert sim.engine.has_ex and sim.engine.rate_table_entries > 0   # the path it tests
     for i in range(250):
         sim.run(1)
         sim.check_rates()

@@ -185,8 +185,9 @@ cdef class Engine:
     # divisor g = g_odd * 2^g_tz.  rtab[t_toff[t] + kq[d] - kq[s]] holds it, kq = hq / g being
     # kept instead of hq (t_toff includes -t_Jq[t] / g).  The divisions are exact, so each is
     # (x >> g_tz) * g_inv (g_inv: the inverse of g_odd modulo 2^64), without a divide.  Every
-    # entry is filled when the engine is built.  NULL when the table would exceed
-    # RATE_TABLE_MAX entries.
+    # entry is filled when the engine is built.  Templates whose rates are the same function
+    # of q (same E_KRA, nu0, e0 and t_Jq) share one segment.  NULL when the table would exceed
+    # RATE_TABLE_MAX entries (e.g. fitted pair energies, whose common divisor is tiny).
     # A site that holds an ion or a blocker keeps kq + k_closed instead of kq: after the
     # k_closed entries of the table come as many 0.0, where the hops into such a site land.  So
     # an event's rate, closed or open, is one table read, rt[toff[t] + kq[d]] with
@@ -396,12 +397,25 @@ cdef class Engine:
         src = np.repeat(np.arange(n_unit), np.diff(np.asarray(spec["uoff_out"])))
         kmin = lo_u[dst] - hi_u[src] - t_Jq // g
         kmax = hi_u[dst] - lo_u[src] - t_Jq // g
-        size = kmax - kmin + 1
+        # templates with the same rate class, e0 and t_Jq have the same rate at every q: they
+        # share one segment of the table, spanning all their ranges (c-LLZO 4x4x4 with three
+        # shells: 288 templates, 2 segments, 332 entries instead of 46,752)
+        seg_key = np.stack([np.asarray(self.t_rclass, dtype=np.int64)[:n_tmpl],
+                            np.asarray(self.t_e0, dtype=np.float64)[:n_tmpl].view(np.int64),
+                            t_Jq], axis=1)
+        _, seg = np.unique(seg_key, axis=0, return_inverse=True)
+        seg = seg.reshape(-1)
+        n_seg = int(seg.max()) + 1
+        smin = np.full(n_seg, np.iinfo(np.int64).max, dtype=np.int64)
+        smax = np.full(n_seg, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(smin, seg, kmin)
+        np.maximum.at(smax, seg, kmax)
+        size = smax - smin + 1
         total = int(size.sum())
         if total > RATE_TABLE_MAX:
             return
-        self.t_toff = np.ascontiguousarray(np.cumsum(size) - size - kmin - t_Jq // g,
-                                           dtype=np.int64)
+        start = np.cumsum(size) - size
+        self.t_toff = np.ascontiguousarray(start[seg] - smin[seg] - t_Jq // g, dtype=np.int64)
         tz = (g & -g).bit_length() - 1
         self.g_tz = tz
         self.g_inv = pow(g >> tz, -1, 2 ** 64)
@@ -420,10 +434,12 @@ cdef class Engine:
         self.jk = np.ascontiguousarray((in_Jq[:per_cell] if self.jk_tiled else in_Jq) // g,
                                        dtype=np.int32)
         # every entry now, by the computation _rate does (the same dE, through the memo), so
-        # the re-summing loop needs no test for a missing one
-        start = np.cumsum(size) - size
-        for t in range(n_tmpl):
-            for i in range(start[t], start[t] + size[t]):
+        # the re-summing loop needs no test for a missing one; each segment from one of its
+        # templates (the others give the very same doubles)
+        first = np.unique(seg, return_index=True)[1]
+        for j in range(n_seg):
+            t = int(first[j])
+            for i in range(start[j], start[j] + size[j]):
                 self._tab_fill(t, (i - self.t_toff[t]) * g)
 
     def _dirty_bound(self):
@@ -1095,6 +1111,11 @@ cdef class Engine:
     def reset_work(self):
         """Zero the :attr:`work` counters."""
         self.n_marks = self.n_resums = self.n_evals = 0
+
+    @property
+    def rate_table_entries(self):
+        """Entries of the rate table (both halves; 0: rates through the exp() memo)."""
+        return int(self.n_rtab)
 
     @property
     def fields_eV(self):
