@@ -255,6 +255,15 @@ MUTANTS = [
            "pass",
            ("tests/test_parametrize.py::test_runs_with_different_dopants_are_fitted_as_one_hamiltonian",),
            "the joined runs' configurations are read but not fitted"),
+    Mutant("knockoff_band_moves_only_the_pusher", "parametrize/pipeline.py",
+           "for a, x in zip(movers, path[1:]):", "for a, x in zip(movers[:1], path[1:]):",
+           ("tests/test_parametrize.py::test_concerted_knockoff_events_get_their_own_bands_and_run",),
+           "a knock-off band's final endpoint moves the pusher but leaves the pushed ion in place"),
+    Mutant("knockoffs_not_run_from_the_model_file", "runs/sources.py",
+           "if interstitialcy is None and src.framework is not None and src.framework.interstitialcy:",
+           "if False:",
+           ("tests/test_parametrize.py::test_concerted_knockoff_events_get_their_own_bands_and_run",),
+           "a computed model's [network.interstitialcy] is ignored by runs"),
 ]
 
 

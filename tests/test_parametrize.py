@@ -958,3 +958,76 @@ def test_hop_check_is_small_where_the_lattice_hamiltonian_is_exact(toy_run):
     assert any(abs(b["dE_eV"]) > 0.05 for b in bands)
     for b in bands:
         assert b["hamiltonian_dE_eV"] == pytest.approx(b["dE_eV"], abs=bound)
+
+
+def test_concerted_knockoff_events_get_their_own_bands_and_run(tmp_path, capsys):
+    """``interstitialcy``: each knock-off class (an ion on B pushes the ion on the next A on to
+    the B beyond, along c) gets NEB bands in which both ions move together. Every band joins the
+    configuration to the one with the pusher's site empty, the landing site full and the middle
+    site still full (mapped from the relaxed endpoints: the intended event), and the toy's known
+    Hamiltonian gives the band's energy change within the noise of the two sites; the model file
+    declares the events and their E_KRA, a run of it includes them, and the written model is
+    rewritten from its data byte for byte. An unknown site class is refused (CLI: exit 2)."""
+    from kmc.config import Config
+    from kmc.parametrize.pipeline import rewrite_model
+    from kmc.runs.system import build_system
+
+    cif = toy_cif(tmp_path / "toy.cif")
+    ko = {"interstitial": ["Li2_1b"], "lattice": ["Li1_1a"], "max_angle_deg": 5.0}
+    model = parametrize(str(cif), "Li", tmp_path / "model", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=toy_backend(cif), settings=SETTINGS,
+                        cache_dir=tmp_path / "cache", log=lambda m: None, name="toy-ko", interstitialcy=ko)
+    data = model.data
+    assert data["interstitialcy"] == ko
+    name = "knockoff:Li2_1b-Li1_1a-Li2_1b@1.50+1.50"
+    assert name in data["neb"], list(data["neb"])
+    bands = data["neb"][name]["bands"]
+    assert len(bands) == SETTINGS.n_environments
+    for b in bands:
+        cfg = data["configurations"][b["configuration"]]
+        occ = set(cfg["fitted_occupied"])
+        assert b["from_site"] in occ and b["mid_site"] in occ and b["to_site"] not in occ
+        assert b["single_hop"], b["endpoint_sites"]          # the event itself, both endpoints mapped
+        # the toy's truth: its lattice Hamiltonian (noise 2 meV per site, two sites change)
+        assert abs(b["hamiltonian_dE_eV"] - b["dE_eV"]) < 3 * np.sqrt(2) * NOISE
+    # the model's attempt frequency stays the single hops' (the knock-offs keep theirs in data.json)
+    hops = [v["attempt_frequency_THz"] for k, v in data["neb"].items() if not k.startswith("knockoff:")]
+    assert data["attempt_frequency_THz"] == pytest.approx(np.mean(hops))
+    text = (tmp_path / "model" / "model.toml").read_text()
+    toml = tomllib.loads(text)
+    assert toml["network"]["interstitialcy"] == ko
+    assert toml["model"]["barriers_eV"][name] == pytest.approx(data["neb"][name]["E_KRA_mean_eV"], abs=1e-6)
+    assert rewrite_model(json.loads((tmp_path / "model" / "data.json").read_text())) == text
+    system = build_system(Config.from_toml(f'[lattice]\nframework_file = "{tmp_path / "model" / "model.toml"}"\n'
+                                           'supercell = [3, 3, 4]\n'))
+    classes = system.model.network.event_class_names
+    assert name in classes
+    barrier = system.model.barrier_eV[classes.index(name)] if np.ndim(system.model.barrier_eV) else None
+    assert barrier == pytest.approx(data["neb"][name]["E_KRA_mean_eV"], abs=1e-6)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[lattice]\nframework_file = "{tmp_path / "model" / "model.toml"}"\nsupercell = [3, 3, 4]\n'
+                   '[run]\ntemperatures_K = [600.0]\nhops_per_ion = 20\nequilibration_hops_per_ion = 5\n'
+                   'replicas = 2\nseed = 1\n')
+    assert main(["run", str(cfg), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["D_tracer_cm2_s"] > 0
+    with pytest.raises(StructureError, match="site class 'X'"):
+        parametrize(str(cif), "Li", None, hop_cutoff_A=3.1, calculator=toy_backend(cif), settings=SETTINGS,
+                    interstitialcy={"interstitial": ["X"], "lattice": ["Li1_1a"]})
+    assert main(["parametrize", str(cif), "--out", str(tmp_path / "bad"), "--calculator",
+                 "kmc.parametrize.toy:DoubleWell", "--interstitialcy", "Li2_1b:Y"]) == 2
+    assert "site class 'Y'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("data, model", [
+    ("src/kmc/system/structures/llzo_cubic.json", "src/kmc/system/structures/llzo_cubic.toml"),
+    ("data/parametrize/llzo-cubic/runs/undoped/data.json", "data/parametrize/llzo-cubic/runs/undoped/model.toml"),
+    ("data/parametrize/llzo-cubic/runs/knockoff/data.json", "data/parametrize/llzo-cubic/runs/knockoff/model.toml"),
+    ("data/parametrize/lgps/model/data.json", "data/parametrize/lgps/model/model.toml")])
+def test_every_committed_computed_model_is_the_rewrite_of_its_data(data, model):
+    """The committed model files are exactly what the writer makes of their data.json (a change
+    to the writer that would change a shipped model shows here; rerun its command, from the
+    cache, to rewrite it)."""
+    from kmc.parametrize.pipeline import rewrite_model
+
+    root = Path(__file__).resolve().parents[1]
+    assert rewrite_model(json.loads((root / data).read_text())) == (root / model).read_text()

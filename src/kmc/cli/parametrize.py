@@ -81,6 +81,7 @@ def cmd_neb(args: argparse.Namespace) -> int:
 def cmd_parametrize(args: argparse.Namespace) -> int:
     """Fit a lattice Hamiltonian and NEB barriers to a structure; write DIR/model.toml + data.json."""
     # lazy: kmc.parametrize loads ase and scipy (~0.7 s); `kmc --help` does not load it
+    from kmc.cli.info import parse_interstitialcy_flag
     from kmc.parametrize.lattice import parse_dopant
     from kmc.parametrize.pipeline import ParametrizeSettings, parametrize
 
@@ -107,7 +108,8 @@ def cmd_parametrize(args: argparse.Namespace) -> int:
                         cache_dir=args.cache, threads=args.threads, include=args.include or (), join=args.join or (),
                         progress=not args.json and not args.quiet and sys.stderr.isatty(),
                         log=(lambda m: None) if args.json or args.quiet else None, command=command,
-                        quiet=args.quiet or args.json, name=args.name, workers=args.workers)
+                        quiet=args.quiet or args.json, name=args.name, workers=args.workers,
+                        interstitialcy=parse_interstitialcy_flag(args.interstitialcy) if args.interstitialcy else None)
     s = model.summary
     if args.json:
         print(json.dumps(s, default=float))
@@ -192,6 +194,12 @@ def add_parsers(sub) -> None:
                    help="fit together with another finished run of the same lattice, calculator and "
                         "settings (its data.json, its directory, or a builtin computed model), e.g. an "
                         "undoped run or one with other dopants (repeatable)")
+    p.add_argument("--interstitialcy", metavar="I:L[:ANGLE]",
+                   help="also compute concerted knock-off events (an ion on an I-class site pushes the "
+                        "ion on a neighbouring L-class site on to another I-class site; classes "
+                        "comma-separated, pushes within ANGLE degrees of collinear, default 30), each "
+                        "class with NEB bands of both ions moving together; the model file then "
+                        "includes them")
     p.add_argument("--quick", action="store_true",
                    help="few configurations, 3-image bands, loose tolerances: minutes, for tests and tutorials")
     p.add_argument("--cache", metavar="DIR", help="relaxation/NEB cache (default DIR.cache); a rerun resumes")

@@ -47,6 +47,7 @@ from ase.io import read
 from scipy.constants import atomic_mass, electron_volt
 from tqdm import tqdm
 
+from kmc.config import InterstitialcyConfig
 from kmc.exceptions import ConfigError, ConvergenceError, StructureError
 from kmc.files import atomic_write_text, jsonable
 from kmc.parametrize.calculators import Backend, get_calculator
@@ -384,13 +385,15 @@ def _fitted_counts(problem: LatticeProblem, configs: list[Configuration], exclud
     return C, X[:, [names.index(n) for n in fit.names]]
 
 
-def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, s: int, d: int) -> bool:
-    """True if an ion (other than the hopping one) or a host atom sits on the straight hop s -> d
-    (closer than 0.4 x the hop length, at most 1 Å, to the segment): the band would start by pushing
-    atoms through each other, so the hop is not an elementary one in this configuration."""
+def _path_blocked(problem: LatticeProblem, cfg: Configuration, occ: np.ndarray, s: int, d: int,
+                  moving: tuple[int, ...] = ()) -> bool:
+    """True if an ion (other than the hopping one and the ions on ``moving``, which move in the
+    same event) or a host atom sits on the straight hop s -> d (closer than 0.4 x the hop length, at
+    most 1 Å, to the segment): the band would start by pushing atoms through each other, so the hop
+    is not an elementary one in this configuration."""
     v = find_mic(problem.pos[d] - problem.pos[s], problem.cell, pbc=True)[0]
     length = float(np.linalg.norm(v))
-    others = np.vstack([problem.pos[occ & (np.arange(len(occ)) != s)], problem.host_positions,
+    others = np.vstack([problem.pos[occ & ~np.isin(np.arange(len(occ)), (s, *moving))], problem.host_positions,
                         problem.pos[[i for _, w, i in cfg.dopants if w == "mobile"]].reshape(-1, 3)])
     rel = find_mic(others - problem.pos[s], problem.cell, pbc=True)[0]
     t = np.clip(rel @ v / length ** 2, 0.0, 1.0)
@@ -409,16 +412,22 @@ FLAT_BAND_PATH = 0.25
 FLAT_BAND_CANDIDATES = 3
 
 
+def _excluded_neighbours(problem: LatticeProblem, excluded: set[int]) -> dict[int, set[int]]:
+    """Site -> the sites of the excluded orbits round it."""
+    out: dict[int, set[int]] = {}
+    mask = np.isin(problem.pair_orbit, list(excluded))
+    for a, b in zip(problem.pair_i[mask], problem.pair_j[mask]):
+        out.setdefault(int(a), set()).add(int(b))
+        out.setdefault(int(b), set()).add(int(a))
+    return out
+
+
 def _environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
                   hop_orbit: int, excluded: set[int], n_env: int) -> list[tuple[int, int, int]]:
     """Up to ``n_env`` (configuration, source site, destination site) of one hop orbit with distinct
     neighbour occupancies, lowest-energy configurations first."""
     out, seen = [], set()
-    excl_nbr: dict[int, set[int]] = {}
-    mask = np.isin(problem.pair_orbit, list(excluded))
-    for a, b in zip(problem.pair_i[mask], problem.pair_j[mask]):
-        excl_nbr.setdefault(int(a), set()).add(int(b))
-        excl_nbr.setdefault(int(b), set()).add(int(a))
+    excl_nbr = _excluded_neighbours(problem, excluded)
     order = np.argsort(energies, kind="stable")
     inst = np.flatnonzero(problem.pair_orbit == hop_orbit)
     for c in order:
@@ -447,6 +456,68 @@ def _environments(problem: LatticeProblem, configs: list[Configuration], energie
                 out.append((int(c), int(s), int(d)))
                 if len(out) >= n_env:
                     return out
+    return out
+
+
+def _check_interstitialcy(spec: dict, problem: LatticeProblem) -> dict:
+    """``interstitialcy`` of :func:`parametrize` checked like a config's ``[model.interstitialcy]``
+    and against the lattice (unknown classes, no triple within the angle: one sentence before any
+    calculation), as a plain dict."""
+    c = InterstitialcyConfig.parse(dict(spec))
+    out = {"interstitial": list(c.interstitial), "lattice": list(c.lattice), "max_angle_deg": c.max_angle_deg}
+    _knockoff_events(problem, out)
+    return out
+
+
+def _knockoff_events(problem: LatticeProblem, interstitialcy: dict) -> dict[str, list[tuple[int, int, int]]]:
+    """The knock-off (interstitialcy) events of the problem's cell per class: (pusher's site, the
+    pushed ion's site, where it lands), from
+    :meth:`~kmc.system.network.SiteNetwork.with_interstitialcy`."""
+    net = problem.network.with_interstitialcy(list(interstitialcy["interstitial"]), list(interstitialcy["lattice"]),
+                                              float(interstitialcy["max_angle_deg"]))
+    ev, names = net.events(), net.event_class_names
+    src = np.repeat(np.arange(net.n_sites), np.diff(ev["out_off"]))
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for e in np.flatnonzero(ev["ev_mid"] >= 0):
+        out.setdefault(names[net.templates.klass[ev["ev_tmpl"][e]]], []).append(
+            (int(src[e]), int(ev["ev_mid"][e]), int(ev["ev_dst"][e])))
+    return out
+
+
+def _knockoff_environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
+                           events: list[tuple[int, int, int]], excluded: set[int],
+                           n_env: int) -> list[tuple[int, int, int, int]]:
+    """Up to ``n_env`` (configuration, pusher's site, pushed ion's site, its landing site) of one
+    knock-off class with distinct neighbour occupancies, lowest-energy configurations first: both
+    ions present, the landing site free and open (no excluded neighbour occupied but the pusher's
+    site) and neither straight segment crossed by another atom."""
+    out, seen = [], set()
+    excl_nbr = _excluded_neighbours(problem, excluded)
+    for c in np.argsort(energies, kind="stable"):
+        cfg = configs[c]
+        occ = np.zeros(len(problem.pos), dtype=bool)
+        occ[cfg.occupied] = True
+        blocked = problem.blocked(cfg)
+        for s, m, d in events:
+            if not (occ[s] and occ[m]) or occ[d] or blocked[d]:
+                continue
+            if any(occ[x] and x != s for x in excl_nbr.get(d, ())):
+                continue
+            if _path_blocked(problem, cfg, occ, s, m, (m,)) or _path_blocked(problem, cfg, occ, m, d, (s,)):
+                continue
+            sig = []
+            for site in (s, m, d):
+                k = (problem.pair_i == site) | (problem.pair_j == site)
+                other = np.where(problem.pair_i[k] == site, problem.pair_j[k], problem.pair_i[k])
+                on = occ[other] & ~np.isin(other, (s, m))
+                sig.append(tuple(np.bincount(problem.pair_orbit[k][on], minlength=len(problem.orbits))))
+            sig = (tuple(sig), len(cfg.dopants))
+            if sig in seen:
+                continue
+            seen.add(sig)
+            out.append((int(c), s, m, d))
+            if len(out) >= n_env:
+                return out
     return out
 
 
@@ -612,7 +683,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 progress: bool = False, log: Callable[[str], None] | None = None,
                 command: str | None = None, include: list[str] = (), quiet: bool = False,
                 name: str | None = None, workers: int = 1,
-                join: list[str | Path] = ()) -> ParametrizedModel:
+                join: list[str | Path] = (), interstitialcy: dict | None = None) -> ParametrizedModel:
     """Compute a lattice model of ``structure`` (see the module docstring).
 
     Parameters
@@ -660,6 +731,14 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         run's together (a configuration met twice counts once), dopants of every run get their
         terms, and each hop class's E_KRA is the mean over the bands of all runs. Sampling, the
         NEB environments and the attempt frequency stay this run's own.
+    interstitialcy
+        Concerted two-ion events to compute as well: ``{"interstitial": [...], "lattice": [...],
+        "max_angle_deg": float}``, the knock-offs of
+        :meth:`~kmc.system.network.SiteNetwork.with_interstitialcy` (an ion on an interstitial-class
+        site pushes the ion on a neighbouring lattice-class site on to another interstitial-class
+        site). Each knock-off class gets NEB bands in ``settings.n_environments`` environments in
+        which both ions move together, like a hop class; the model file then declares them
+        (``[network.interstitialcy]``) with their E_KRA, so runs of it include them.
 
     Returns
     -------
@@ -677,6 +756,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                           f"configurations and running NEBs), got {workers!r}.")
     if workers > 1 and threads is None:
         threads = 1  # one torch thread per process: the cores are shared out by processes
+    if interstitialcy is not None:
+        interstitialcy = _check_interstitialcy(interstitialcy, problem)
     joined = [_read_joined(j) for j in join]
     backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
     for j in joined:
@@ -864,56 +945,71 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     neb_out: dict[str, dict] = {}
     nu: dict[str, float] = {}
     hop_orbits = [o for o in range(len(problem.orbits)) if problem.orbit_is_hop[o]]
-    # more candidates than needed: an environment whose band is flat is skipped (below)
-    candidates = {o: _environments(problem, fitted, list(E), o, excluded,
-                                   FLAT_BAND_CANDIDATES * settings.n_environments) for o in hop_orbits}
+    # more candidates than needed: an environment whose band is flat is skipped (below); an
+    # environment is (configuration, the sites of the event's path): (c, s, d) for a hop, (c, s, m, d)
+    # for a knock-off (the ion on s pushes the one on m on to d)
+    candidates: dict[str, list[tuple[int, ...]]] = {
+        problem.orbit_name(o): _environments(problem, fitted, list(E), o, excluded,
+                                             FLAT_BAND_CANDIDATES * settings.n_environments) for o in hop_orbits}
+    if interstitialcy:
+        for ko, evs in _knockoff_events(problem, interstitialcy).items():
+            candidates[ko] = _knockoff_environments(problem, fitted, list(E), evs, excluded,
+                                                    FLAT_BAND_CANDIDATES * settings.n_environments)
 
-    def endpoints(c: int, s: int, d: int):
-        """Configuration index and the two endpoints of the hop s -> d in fitted arrangement c."""
+    def endpoints(c: int, *path: int):
+        """Configuration index and the two endpoints of an event in fitted arrangement c: the ion
+        on each site of ``path`` but the last moves on to the next site."""
         k = usable[c]
         init = problem.atoms(configs[k])
         init.positions = np.array(results[k]["positions_A"])
         fin = init.copy()
-        fin.positions[_atom_on(init, configs[k], results[k], s)] = problem.pos[d]
+        movers = [_atom_on(init, configs[k], results[k], x) for x in path[:-1]]
+        for a, x in zip(movers, path[1:]):
+            fin.positions[a] = problem.pos[x]
         return k, init, fin
 
+    def band_record(k: int, path: tuple[int, ...], res) -> dict:
+        mid = {"mid_site": path[1]} if len(path) == 3 else {}
+        return {"configuration": k, "from_site": path[0], "to_site": path[-1], **mid, **res.to_dict()}
+
     if workers > 1:  # the first n_environments bands of each class are always needed
-        in_pool(_neb_job, [(*endpoints(*env)[1:], settings.neb, cache / "neb") for o in hop_orbits
-                           for env in candidates[o][:settings.n_environments]], "NEB", "band")
-    for o in hop_orbits:
-        hop = problem.orbit_name(o)
-        bands, flat, used = [], [], []
-        for c, s, d in candidates[o]:
+        in_pool(_neb_job, [(*endpoints(*env)[1:], settings.neb, cache / "neb") for envs in candidates.values()
+                           for env in envs[:settings.n_environments]], "NEB", "band")
+    for hop, envs in candidates.items():
+        bands, flat, used, flat_used = [], [], [], []
+        for env in envs:
             if len(bands) == settings.n_environments:
                 break
-            k, init, fin = endpoints(c, s, d)
+            k, init, fin = endpoints(*env)
             res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
                                              log=lambda m: None))
             if (max(res.barrier_forward_eV, res.barrier_backward_eV) < FLAT_BAND_EV
                     and res.path_A[-1] < FLAT_BAND_PATH * res.hop_length_A):
                 # both endpoints relaxed into one minimum (e.g. an ion at a cage centre between the
                 # two sites): not a hop of this class, and its E_KRA = 0 would be an artefact
-                flat.append({"configuration": k, "from_site": s, "to_site": d, **res.to_dict()})
+                flat.append(band_record(k, env[1:], res))
+                flat_used.append(env)
                 log(f"{hop}: configuration {k}: both endpoints relax into one minimum (flat band, "
                     f"relaxed path {res.path_A[-1]:.2f} of {res.hop_length_A:.2f} Å); not used")
                 continue
-            bands.append({"configuration": k, "from_site": s, "to_site": d, **res.to_dict()})
-            used.append((c, s, d))
+            bands.append(band_record(k, env[1:], res))
+            used.append(env)
             log(f"{hop}: environment {len(bands)}/{settings.n_environments}: E_KRA {res.E_KRA_eV:.3f} eV "
                 f"(forward {res.barrier_forward_eV:.3f}, backward {res.barrier_backward_eV:.3f})")
         if not bands and flat:   # every candidate is flat: then that is the answer
-            bands, used = flat[: settings.n_environments], [(usable.index(b["configuration"]), b["from_site"],
-                                                             b["to_site"]) for b in flat[: settings.n_environments]]
+            bands, used = flat[: settings.n_environments], flat_used[: settings.n_environments]
             flat = flat[settings.n_environments:]
         if not bands:
-            log(f"{hop}: no configuration holds an ion next to a free site of this hop; no barrier")
+            log(f"{hop}: no configuration holds " + ("two ions and a free site for this knock-off" if
+                                                     hop.startswith("knockoff:") else
+                                                     "an ion next to a free site of this hop") + "; no barrier")
             continue
-        c0, s0, d0 = used[0]
+        c0, s0, n0 = used[0][:3]   # the attempt frequency along the first move of the first band
         a0 = problem.atoms(configs[usable[c0]])
         a0.positions = np.array(results[usable[c0]]["positions_A"])
         idx0 = _atom_on(a0, configs[usable[c0]], results[usable[c0]], s0)
 
-        direction = find_mic(problem.pos[d0] - problem.pos[s0], problem.cell, pbc=True)[0]
+        direction = find_mic(problem.pos[n0] - problem.pos[s0], problem.cell, pbc=True)[0]
         nu[hop] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)
         neb_out[hop] = _hop_barriers(bands, nu[hop], [{k: b[k] for k in ("configuration", "from_site", "to_site")}
                                                       for b in flat])
@@ -936,7 +1032,8 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     if not neb_out:
         raise StructureError("no hop class has a barrier (no sampled configuration holds an ion next to "
                              "a free site); allow vacancies or lower the occupancy.")
-    good = [v for v in nu.values() if math.isfinite(v)]
+    # the model's attempt frequency is that of the single-ion hops (knock-offs keep their own in data.json)
+    good = [v for h, v in nu.items() if math.isfinite(v) and not h.startswith("knockoff:")]
     if not good:
         raise ConvergenceError("the curvature along every hop is not positive at the initial site, so no "
                                "attempt frequency can be computed; check the relaxations.")
@@ -980,6 +1077,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                 "n_folds": fit.n_folds, "reference_class": problem.class_names[0],
                 "chemical_potentials_eV": fit.chemical_potentials_eV.tolist(),
                 "predictions_eV": fit.predictions_eV.tolist(), **fit.details},
+        "interstitialcy": interstitialcy,
         "neb": neb_out, "hop_energy_check": hop_check, "attempt_frequency_THz": float(np.mean(good)),
         "wall_s": wall, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or f"kmc parametrize {shlex.quote(structure)} --mobile {mobile}",

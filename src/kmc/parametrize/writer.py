@@ -165,6 +165,12 @@ def model_toml(problem, data: dict, fit, excluded: set[int]) -> str:
     w(f"hop_cutoff_A = {problem.hop_cutoff_A}  # every hop class below has an NEB barrier")
     w(f"exclusion_distance_A = {excl}  # computed: orbits {', '.join(data['computed_exclusions']) or '(none)'} relax away")
     w(f"interaction_cutoff_A = {round(inter_cut + 0.01, 3) if inter_cut else 0.0}")
+    ko = data.get("interstitialcy")
+    if ko:   # concerted events computed: every run of this model includes them
+        w("")
+        w("[network.interstitialcy]  # knock-off events (two ions move together), each class with NEB barriers below")
+        for key in ("interstitial", "lattice", "max_angle_deg"):
+            w(f"{key} = {_q(ko[key])}")
     w("")
     w("[model]")
     w(f"attempt_frequency_THz = {round(data['attempt_frequency_THz'], 4)}  # computed: harmonic frequency along "
@@ -266,10 +272,13 @@ def _self_check(text: str, problem) -> None:
     fw = framework_from_dict(tomllib.loads(text))
     net = SiteNetwork.from_sites(fw.structure.lattice.matrix, fw.mobile_frac, fw.mobile_labels,
                                  fw.mobile_occupancy, fw.mobile, problem.network.supercell, fw.hop_cutoff_A, 0.0, 0.0)
-    missing = [h for h in net.hop_class_names if fw.barrier_for(h) is None]
+    if fw.interstitialcy:
+        net = net.with_interstitialcy(fw.interstitialcy["interstitial"], fw.interstitialcy["lattice"],
+                                      fw.interstitialcy["max_angle_deg"])
+    missing = [h for h in net.event_class_names if fw.barrier_for(h) is None]
     if missing:
-        raise StructureError(f"no NEB barrier for the hop class {missing[0]} (no sampled configuration held "
-                             "an ion next to a free site of it); raise --configs or allow vacancies.")
+        raise StructureError(f"no NEB barrier for the event class {missing[0]} (no sampled configuration held "
+                             "the ions and the free site it needs); raise --configs or allow vacancies.")
 
 
 def check_out_dir(out: Path) -> None:

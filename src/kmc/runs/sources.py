@@ -342,6 +342,9 @@ def build_source(lc: LatticeConfig, shells_A: list[float] = (),
     if kind != "teaching":
         warn_close_sites(src.network, src.exclusion_distance_A, prefix)
     check_connected(src.network, src.hop_cutoff_A, prefix)
+    if interstitialcy is None and src.framework is not None and src.framework.interstitialcy:
+        # the model's own concerted events (a computed model's [network.interstitialcy])
+        interstitialcy = InterstitialcyConfig.parse(dict(src.framework.interstitialcy))
     if interstitialcy is not None:
         src.network = src.network.with_interstitialcy(list(interstitialcy.interstitial),
                                                       list(interstitialcy.lattice),

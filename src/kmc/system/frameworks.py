@@ -46,6 +46,9 @@ class Framework:
     dopant_sites: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict, repr=False)
     start_structure: str | None = None   # structure file every replica starts from (its arrangement)
+    #: knock-off events every run of the model includes ([network.interstitialcy]: interstitial,
+    #: lattice, max_angle_deg; see SiteNetwork.with_interstitialcy), None without
+    interstitialcy: dict | None = None
 
     @property
     def ions_per_cell(self) -> float:
@@ -63,6 +66,18 @@ class Framework:
             if key in self.barriers_eV:
                 return float(self.barriers_eV[key])
         return None
+
+
+def _interstitialcy(name: str, table: dict | None) -> dict | None:
+    """A data file's ``[network.interstitialcy]`` as a plain dict (None if absent), checked."""
+    if table is None:
+        return None
+    unknown = sorted(set(table) - {"interstitial", "lattice", "max_angle_deg"})
+    if unknown or not table.get("interstitial") or not table.get("lattice"):
+        raise StructureError(f"the framework {name!r} has a [network.interstitialcy] table that is not "
+                             f"interstitial = [...], lattice = [...], max_angle_deg = number; fix the file.")
+    return {"interstitial": [str(c) for c in table["interstitial"]], "lattice": [str(c) for c in table["lattice"]],
+            "max_angle_deg": float(table.get("max_angle_deg", 30.0))}
 
 
 @lru_cache(maxsize=None)
@@ -203,4 +218,5 @@ def framework_from_dict(data: dict) -> Framework:
         interactions_eV=dict(model.get("interactions_eV", {})),
         experiment=dict(data.get("experiment", {})),
         dopant_sites=dict(data.get("dopant_sites", {})), data=data,
-        start_structure=data.get("occupancy", {}).get("start_structure"))
+        start_structure=data.get("occupancy", {}).get("start_structure"),
+        interstitialcy=_interstitialcy(data["name"], net.get("interstitialcy")))
