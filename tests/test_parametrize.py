@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from ase import Atoms
-from ase.io import write
+from ase.io import read, write
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
@@ -1031,3 +1031,54 @@ def test_every_committed_computed_model_is_the_rewrite_of_its_data(data, model):
 
     root = Path(__file__).resolve().parents[1]
     assert rewrite_model(json.loads((root / data).read_text())) == (root / model).read_text()
+
+
+def test_a_band_whose_ends_relax_into_one_arrangement_is_not_an_event_of_its_class(toy_run, tmp_path, monkeypatch):
+    """``_relaxes_back`` maps both relaxed endpoints of a band: one and the same arrangement (the
+    moved ion went back) is not an event, the intended hop is one, an endpoint off the lattice
+    decides nothing. In a run, such a band is skipped like a flat band (``skipped_as``) and the
+    class takes the next environment; a joined run's band its hop check found relaxing back is
+    left out of the pooled E_KRA."""
+    d, model = toy_run
+    problem = load_problem(str(d / "toy.cif"), "Li", None, 3.1, 4.1, 0.0)
+    b = model.data["neb"]["Li1_1a-Li2_1b@1.50"]["bands"][0]
+    cfg = pipeline.Configuration.from_dict(model.data["configurations"][b["configuration"]])
+    images = read(b["band_file"], index=":")
+    assert not pipeline._relaxes_back(problem, cfg, b["band_file"], 0.5)     # the hop itself
+    back = tmp_path / "back.extxyz"
+    write(str(back), [images[0], images[len(images) // 2], images[0].copy()])
+    assert pipeline._relaxes_back(problem, cfg, str(back), 0.5)
+    off = images[0].copy()
+    off.positions[-1] += [0.0, 0.0, 0.75]                                      # half-way between sites
+    write(str(back), [images[0], off])
+    assert not pipeline._relaxes_back(problem, cfg, str(back), 0.5)
+
+    seen = []
+
+    def fake(problem, cfg, band_file, tol):   # the very first band this run asks about relaxes back
+        seen.append(band_file)
+        return band_file == seen[0] and len(seen) == 1
+    monkeypatch.setattr(pipeline, "_relaxes_back", fake)
+    again = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
+                        cache_dir=d / "cache", log=lambda m: None, name="toy-model")
+    hop = next(iter(again.data["neb"]))
+    v, before = again.data["neb"][hop], model.data["neb"][hop]
+    assert [s["skipped_as"] for s in v["flat_bands_skipped"]] == ["relaxes back"]
+    assert v["n_environments"] == SETTINGS.n_environments
+    assert v["bands"][0]["band_file"] == before["bands"][1]["band_file"]      # the next one moved up
+    # a joined run whose check found a band relaxing back: that band is not pooled (here no band
+    # of this run relaxes back any more: fake answers True only once)
+    data = json.loads((d / "model" / "data.json").read_text())
+    for h in data["neb"].values():
+        h["bands"][0]["ions_rearranged"] = 0
+        for x in h["bands"]:
+            x["band_file"] = "elsewhere/" + Path(x["band_file"]).name        # not this run's bands
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "data.json").write_text(json.dumps(data))
+    joined = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                         exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
+                         cache_dir=d / "cache", log=lambda m: None, name="toy-model",
+                         join=[tmp_path / "j" / "data.json"])
+    for h, v in joined.data["neb"].items():
+        assert v["n_environments"] == (len(again.data["neb"][h]["bands"]) + SETTINGS.n_environments - 1)

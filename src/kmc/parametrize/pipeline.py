@@ -58,7 +58,7 @@ from kmc.parametrize.lattice import (
     LatticeProblem,
     load_problem,
 )
-from kmc.parametrize.neb import NEBSettings, neb_path, relax, require_converged
+from kmc.parametrize.neb import NEBSettings, check_endpoints, neb_path, relax, require_converged
 from kmc.parametrize.writer import check_out_dir, model_toml, write_model_dir
 from kmc.system.frameworks import computed_data, framework_names
 
@@ -410,6 +410,18 @@ FLAT_BAND_EV = 1e-3
 FLAT_BAND_PATH = 0.25
 #: candidate environments per wanted one, so that degenerate bands can be replaced
 FLAT_BAND_CANDIDATES = 3
+
+
+def _relaxes_back(problem: LatticeProblem, cfg: Configuration, band_file: str | None, tolerance_A: float) -> bool:
+    """True when both relaxed endpoints of a band map onto the lattice as one and the same
+    arrangement: the moved ions went back (or on to where others were), so whatever its barrier
+    the band is not an event of its class (garnet: three of ten bands, E_KRA 1-2 meV, barriers
+    3-4 meV, above the flat-band rule)."""
+    if not band_file or not Path(band_file).is_file():
+        return False
+    ends = [read(str(band_file), index=i) for i in (0, -1)]
+    maps = [problem.map_relaxed(cfg, a.positions, tolerance_A) for a in ends]
+    return all(m["mapped"] for m in maps) and sorted(maps[0]["mapped_sites"]) == sorted(maps[1]["mapped_sites"])
 
 
 def _excluded_neighbours(problem: LatticeProblem, excluded: set[int]) -> dict[int, set[int]]:
@@ -972,6 +984,16 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         mid = {"mid_site": path[1]} if len(path) == 3 else {}
         return {"configuration": k, "from_site": path[0], "to_site": path[-1], **mid, **res.to_dict()}
 
+    def moves(env: tuple[int, ...]) -> bool:
+        """False when the relaxed ion already sits next to where the event would take it (no atom
+        moves 0.3 Å): not an event in this configuration."""
+        try:
+            check_endpoints(*endpoints(*env)[1:])
+        except StructureError:
+            return False
+        return True
+
+    candidates = {hop: [env for env in envs if moves(env)] for hop, envs in candidates.items()}
     if workers > 1:  # the first n_environments bands of each class are always needed
         in_pool(_neb_job, [(*endpoints(*env)[1:], settings.neb, cache / "neb") for envs in candidates.values()
                            for env in envs[:settings.n_environments]], "NEB", "band")
@@ -983,14 +1005,18 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             k, init, fin = endpoints(*env)
             res = require_converged(neb_path(init, fin, backend, settings.neb, cache_dir=cache / "neb",
                                              log=lambda m: None))
-            if (max(res.barrier_forward_eV, res.barrier_backward_eV) < FLAT_BAND_EV
-                    and res.path_A[-1] < FLAT_BAND_PATH * res.hop_length_A):
+            flat_band = (max(res.barrier_forward_eV, res.barrier_backward_eV) < FLAT_BAND_EV
+                         and res.path_A[-1] < FLAT_BAND_PATH * res.hop_length_A)
+            if flat_band or _relaxes_back(problem, configs[k], res.band_file, settings.site_tolerance_A):
                 # both endpoints relaxed into one minimum (e.g. an ion at a cage centre between the
-                # two sites): not a hop of this class, and its E_KRA = 0 would be an artefact
-                flat.append(band_record(k, env[1:], res))
+                # two sites) or into one arrangement: not an event of this class, and its E_KRA of a
+                # few meV would be an artefact
+                flat.append({**band_record(k, env[1:], res), "skipped_as": "flat" if flat_band else "relaxes back"})
                 flat_used.append(env)
-                log(f"{hop}: configuration {k}: both endpoints relax into one minimum (flat band, "
-                    f"relaxed path {res.path_A[-1]:.2f} of {res.hop_length_A:.2f} Å); not used")
+                log(f"{hop}: configuration {k}: " + (
+                    f"both endpoints relax into one minimum (flat band, relaxed path {res.path_A[-1]:.2f} of "
+                    f"{res.hop_length_A:.2f} Å)" if flat_band else
+                    "both endpoints relax into the starting arrangement") + "; not used")
                 continue
             bands.append(band_record(k, env[1:], res))
             used.append(env)
@@ -1011,13 +1037,15 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
 
         direction = find_mic(problem.pos[n0] - problem.pos[s0], problem.cell, pbc=True)[0]
         nu[hop] = attempt_frequency_THz(a0, idx0, direction, backend.calculator)
-        neb_out[hop] = _hop_barriers(bands, nu[hop], [{k: b[k] for k in ("configuration", "from_site", "to_site")}
-                                                      for b in flat])
+        neb_out[hop] = _hop_barriers(bands, nu[hop], [{k: b[k] for k in ("configuration", "from_site", "to_site",
+                                                                         "skipped_as")} for b in flat])
     for j in joined:  # the joined runs' bands of each class (a band both runs computed counts once)
         for hop, v in j.data["neb"].items():
             mine = neb_out.get(hop, {"bands": [], "flat_bands_skipped": []})
             have = {b.get("band_file") for b in mine["bands"]}
-            theirs = [{**b, "source": j.label} for b in v["bands"] if b.get("band_file") not in have]
+            # (a band the joined run's hop check found relaxing back is left out, as here)
+            theirs = [{**b, "source": j.label} for b in v["bands"]
+                      if b.get("band_file") not in have and b.get("ions_rearranged") != 0]
             nu.setdefault(hop, v["attempt_frequency_THz"])
             neb_out[hop] = _hop_barriers(mine["bands"] + theirs, nu[hop], mine["flat_bands_skipped"])
     sampled_at: dict[str | None, dict[int, Configuration]] = {None: dict(enumerate(configs))}
