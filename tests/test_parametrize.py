@@ -1082,3 +1082,27 @@ def test_a_band_whose_ends_relax_into_one_arrangement_is_not_an_event_of_its_cla
                          join=[tmp_path / "j" / "data.json"])
     for h, v in joined.data["neb"].items():
         assert v["n_environments"] == (len(again.data["neb"][h]["bands"]) + SETTINGS.n_environments - 1)
+
+
+def test_a_candidate_whose_ion_already_sits_at_the_destination_is_passed_over(toy_run, monkeypatch):
+    """A candidate environment in which the relaxed ion is already within 0.3 Å of the destination
+    (``check_endpoints`` refuses it: no atom moves) is no hop there: the run passes over it and the
+    class takes the next environment, instead of stopping with that error (it stopped the garnet's
+    undoped rerun)."""
+    d, model = toy_run
+    real = pipeline.check_endpoints
+    refused = []
+
+    def refuse_first(initial, final):
+        if not refused:
+            refused.append(1)
+            raise StructureError("no atom moves by more than 0.3 Å between the endpoints")
+        return real(initial, final)
+    monkeypatch.setattr(pipeline, "check_endpoints", refuse_first)
+    again = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
+                        cache_dir=d / "cache", log=lambda m: None, name="toy-model")
+    hop = next(iter(model.data["neb"]))
+    v, before = again.data["neb"][hop], model.data["neb"][hop]
+    assert refused and v["n_environments"] == SETTINGS.n_environments
+    assert [b["band_file"] for b in v["bands"][:2]] == [b["band_file"] for b in before["bands"][1:]]

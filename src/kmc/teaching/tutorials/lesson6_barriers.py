@@ -117,7 +117,7 @@ def run(outdir: Path, quick: bool = False) -> dict:
     mapped back onto the lattice. {hc['n_single_hop']} of them are the single-ion hop they were
     started as; {hc['n_rearranged']} end with several Li moved (the hopping Li pushes its
     neighbours on: a concerted rearrangement) and {hc['n_same_arrangement']} relax back to where
-    they started. Between the arrangements the endpoints really are, the fitted Hamiltonian gets
+    they started (kmc parametrize replaces such a band by the next environment). Between the arrangements the endpoints really are, the fitted Hamiltonian gets
     the energy change right ({1000 * hc['rms_diff_eV']:.0f} meV RMS). """
             + ("So in this garnet model a single Li hop between lattice sites has no minimum to end in:\n"
                "    the elementary events are collective, and a kMC of single-ion hops can only\n"
