@@ -73,6 +73,13 @@ def toy_run(tmp_path_factory):
     return d, model
 
 
+def rerun_toy(d: Path, **kw):
+    """The toy_run fixture's run again, from its cache (``kw``: more arguments of parametrize)."""
+    return parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                       exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
+                       cache_dir=d / "cache", log=lambda m: None, name="toy-model", **kw)
+
+
 # ------------------------------------------------------------------------------------ NEB
 def _well_endpoints(x: float = 1.1):
     return [Atoms("Li", positions=[[5 + s * x, 5, 5]], cell=[10, 10, 10], pbc=True) for s in (-1, 1)]
@@ -1059,9 +1066,7 @@ def test_a_band_whose_ends_relax_into_one_arrangement_is_not_an_event_of_its_cla
         seen.append(band_file)
         return band_file == seen[0] and len(seen) == 1
     monkeypatch.setattr(pipeline, "_relaxes_back", fake)
-    again = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
-                        exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
-                        cache_dir=d / "cache", log=lambda m: None, name="toy-model")
+    again = rerun_toy(d)
     hop = next(iter(again.data["neb"]))
     v, before = again.data["neb"][hop], model.data["neb"][hop]
     assert [s["skipped_as"] for s in v["flat_bands_skipped"]] == ["relaxes back"]
@@ -1076,10 +1081,7 @@ def test_a_band_whose_ends_relax_into_one_arrangement_is_not_an_event_of_its_cla
             x["band_file"] = "elsewhere/" + Path(x["band_file"]).name        # not this run's bands
     (tmp_path / "j").mkdir()
     (tmp_path / "j" / "data.json").write_text(json.dumps(data))
-    joined = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
-                         exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
-                         cache_dir=d / "cache", log=lambda m: None, name="toy-model",
-                         join=[tmp_path / "j" / "data.json"])
+    joined = rerun_toy(d, join=[tmp_path / "j" / "data.json"])
     for h, v in joined.data["neb"].items():
         assert v["n_environments"] == (len(again.data["neb"][h]["bands"]) + SETTINGS.n_environments - 1)
 
@@ -1099,9 +1101,7 @@ def test_a_candidate_whose_ion_already_sits_at_the_destination_is_passed_over(to
             raise StructureError("no atom moves by more than 0.3 Å between the endpoints")
         return real(initial, final)
     monkeypatch.setattr(pipeline, "check_endpoints", refuse_first)
-    again = parametrize(str(d / "toy.cif"), "Li", None, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
-                        exclusion_cutoff_A=0.0, calculator=toy_backend(d / "toy.cif"), settings=SETTINGS,
-                        cache_dir=d / "cache", log=lambda m: None, name="toy-model")
+    again = rerun_toy(d)
     hop = next(iter(model.data["neb"]))
     v, before = again.data["neb"][hop], model.data["neb"][hop]
     assert refused and v["n_environments"] == SETTINGS.n_environments
