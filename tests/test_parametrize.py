@@ -1029,6 +1029,7 @@ def test_concerted_knockoff_events_get_their_own_bands_and_run(tmp_path, capsys)
     ("src/kmc/system/structures/llzo_cubic.json", "src/kmc/system/structures/llzo_cubic.toml"),
     ("data/parametrize/llzo-cubic/runs/undoped/data.json", "data/parametrize/llzo-cubic/runs/undoped/model.toml"),
     ("data/parametrize/llzo-cubic/runs/knockoff/data.json", "data/parametrize/llzo-cubic/runs/knockoff/model.toml"),
+    ("data/parametrize/llzo-cubic/runs/al-nb/data.json", "data/parametrize/llzo-cubic/runs/al-nb/model.toml"),
     ("data/parametrize/lgps/model/data.json", "data/parametrize/lgps/model/model.toml")])
 def test_every_committed_computed_model_is_the_rewrite_of_its_data(data, model):
     """The committed model files are exactly what the writer makes of their data.json (a change
