@@ -412,16 +412,24 @@ FLAT_BAND_PATH = 0.25
 FLAT_BAND_CANDIDATES = 3
 
 
+def _mapped_ends(problem: LatticeProblem, cfg: Configuration, band_file: str | Path | None,
+                 tolerance_A: float) -> list[list[int]] | None:
+    """The arrangements (sorted occupied sites) both relaxed endpoints of a band map onto, the way
+    a fitted configuration is mapped (:meth:`~kmc.parametrize.lattice.LatticeProblem.map_relaxed`);
+    None when there is no band file or an endpoint has an ion off the sites."""
+    if not band_file or not Path(band_file).is_file():
+        return None
+    maps = [problem.map_relaxed(cfg, read(str(band_file), index=i).positions, tolerance_A) for i in (0, -1)]
+    return [sorted(m["mapped_sites"]) for m in maps] if all(m["mapped"] for m in maps) else None
+
+
 def _relaxes_back(problem: LatticeProblem, cfg: Configuration, band_file: str | None, tolerance_A: float) -> bool:
     """True when both relaxed endpoints of a band map onto the lattice as one and the same
     arrangement: the moved ions went back (or on to where others were), so whatever its barrier
     the band is not an event of its class (garnet: three of ten bands, E_KRA 1-2 meV, barriers
     3-4 meV, above the flat-band rule)."""
-    if not band_file or not Path(band_file).is_file():
-        return False
-    ends = [read(str(band_file), index=i) for i in (0, -1)]
-    maps = [problem.map_relaxed(cfg, a.positions, tolerance_A) for a in ends]
-    return all(m["mapped"] for m in maps) and sorted(maps[0]["mapped_sites"]) == sorted(maps[1]["mapped_sites"])
+    ends = _mapped_ends(problem, cfg, band_file, tolerance_A)
+    return ends is not None and ends[0] == ends[1]
 
 
 def _excluded_neighbours(problem: LatticeProblem, excluded: set[int]) -> dict[int, set[int]]:
@@ -434,57 +442,68 @@ def _excluded_neighbours(problem: LatticeProblem, excluded: set[int]) -> dict[in
     return out
 
 
+def _hop_paths(problem: LatticeProblem, hop_orbit: int) -> list[tuple[int, int]]:
+    """Every hop (source, destination) of one pair orbit, both directions of each pair."""
+    out = []
+    for p in np.flatnonzero(problem.pair_orbit == hop_orbit):
+        i, j = int(problem.pair_i[p]), int(problem.pair_j[p])
+        out += [(i, j), (j, i)]
+    return out
+
+
 def _environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
-                  hop_orbit: int, excluded: set[int], n_env: int) -> list[tuple[int, int, int]]:
-    """Up to ``n_env`` (configuration, source site, destination site) of one hop orbit with distinct
-    neighbour occupancies, lowest-energy configurations first."""
+                  paths: list[tuple[int, ...]], excluded: set[int], n_env: int) -> list[tuple[int, ...]]:
+    """Up to ``n_env`` environments (configuration, *path) of one event class with distinct
+    neighbour occupancies, lowest-energy configurations first. A path is the sites an event's ions
+    move along: (source, destination) for a hop (:func:`_hop_paths`), (pusher's site, pushed ion's
+    site, its landing site) for a knock-off (:func:`_knockoff_events`); the ion on each site but the
+    last moves on to the next. An environment needs an ion on every site but the last, that one
+    free and open (no excluded neighbour occupied but the first site) and no segment crossed by an
+    atom that stays."""
     out, seen = [], set()
     excl_nbr = _excluded_neighbours(problem, excluded)
-    order = np.argsort(energies, kind="stable")
-    inst = np.flatnonzero(problem.pair_orbit == hop_orbit)
-    for c in order:
+    for c in np.argsort(energies, kind="stable"):
         cfg = configs[c]
         occ = np.zeros(len(problem.pos), dtype=bool)
         occ[cfg.occupied] = True
         blocked = problem.blocked(cfg)
-        for p in inst:
-            for s, d in ((problem.pair_i[p], problem.pair_j[p]), (problem.pair_j[p], problem.pair_i[p])):
-                if not occ[s] or occ[d] or blocked[d]:
-                    continue
-                if any(occ[x] and x != s for x in excl_nbr.get(int(d), ())):
-                    continue
-                if _path_blocked(problem, cfg, occ, int(s), int(d)):
-                    continue
-                sig = []
-                for site in (s, d):
-                    m = ((problem.pair_i == site) | (problem.pair_j == site))
-                    other = np.where(problem.pair_i[m] == site, problem.pair_j[m], problem.pair_i[m])
-                    on = occ[other] & (other != s)
-                    sig.append(tuple(np.bincount(problem.pair_orbit[m][on], minlength=len(problem.orbits))))
-                sig = (tuple(sig), len(cfg.dopants))
-                if sig in seen:
-                    continue
-                seen.add(sig)
-                out.append((int(c), int(s), int(d)))
-                if len(out) >= n_env:
-                    return out
+        for path in paths:
+            movers, d = path[:-1], path[-1]
+            if not occ[list(movers)].all() or occ[d] or blocked[d]:
+                continue
+            if any(occ[x] and x != path[0] for x in excl_nbr.get(d, ())):
+                continue
+            if any(_path_blocked(problem, cfg, occ, a, b, tuple(x for x in movers if x != a))
+                   for a, b in zip(path, path[1:])):
+                continue
+            sig = []
+            for site in path:
+                m = (problem.pair_i == site) | (problem.pair_j == site)
+                other = np.where(problem.pair_i[m] == site, problem.pair_j[m], problem.pair_i[m])
+                on = occ[other] & ~np.isin(other, movers)
+                sig.append(tuple(np.bincount(problem.pair_orbit[m][on], minlength=len(problem.orbits))))
+            sig = (tuple(sig), len(cfg.dopants))
+            if sig in seen:
+                continue
+            seen.add(sig)
+            out.append((int(c), *path))
+            if len(out) >= n_env:
+                return out
     return out
 
 
-def _check_interstitialcy(spec: dict, problem: LatticeProblem) -> dict:
-    """``interstitialcy`` of :func:`parametrize` checked like a config's ``[model.interstitialcy]``
-    and against the lattice (unknown classes, no triple within the angle: one sentence before any
-    calculation), as a plain dict."""
+def _check_interstitialcy(spec: dict) -> dict:
+    """``interstitialcy`` of :func:`parametrize` checked like a config's ``[model.interstitialcy]``,
+    as a plain dict (the classes are checked against the lattice by :func:`_knockoff_events`)."""
     c = InterstitialcyConfig.parse(dict(spec))
-    out = {"interstitial": list(c.interstitial), "lattice": list(c.lattice), "max_angle_deg": c.max_angle_deg}
-    _knockoff_events(problem, out)
-    return out
+    return {"interstitial": list(c.interstitial), "lattice": list(c.lattice), "max_angle_deg": c.max_angle_deg}
 
 
 def _knockoff_events(problem: LatticeProblem, interstitialcy: dict) -> dict[str, list[tuple[int, int, int]]]:
     """The knock-off (interstitialcy) events of the problem's cell per class: (pusher's site, the
     pushed ion's site, where it lands), from
-    :meth:`~kmc.system.network.SiteNetwork.with_interstitialcy`."""
+    :meth:`~kmc.system.network.SiteNetwork.with_interstitialcy` (which refuses unknown classes and
+    a lattice without a triple within the angle)."""
     net = problem.network.with_interstitialcy(list(interstitialcy["interstitial"]), list(interstitialcy["lattice"]),
                                               float(interstitialcy["max_angle_deg"]))
     ev, names = net.events(), net.event_class_names
@@ -493,43 +512,6 @@ def _knockoff_events(problem: LatticeProblem, interstitialcy: dict) -> dict[str,
     for e in np.flatnonzero(ev["ev_mid"] >= 0):
         out.setdefault(names[net.templates.klass[ev["ev_tmpl"][e]]], []).append(
             (int(src[e]), int(ev["ev_mid"][e]), int(ev["ev_dst"][e])))
-    return out
-
-
-def _knockoff_environments(problem: LatticeProblem, configs: list[Configuration], energies: list[float],
-                           events: list[tuple[int, int, int]], excluded: set[int],
-                           n_env: int) -> list[tuple[int, int, int, int]]:
-    """Up to ``n_env`` (configuration, pusher's site, pushed ion's site, its landing site) of one
-    knock-off class with distinct neighbour occupancies, lowest-energy configurations first: both
-    ions present, the landing site free and open (no excluded neighbour occupied but the pusher's
-    site) and neither straight segment crossed by another atom."""
-    out, seen = [], set()
-    excl_nbr = _excluded_neighbours(problem, excluded)
-    for c in np.argsort(energies, kind="stable"):
-        cfg = configs[c]
-        occ = np.zeros(len(problem.pos), dtype=bool)
-        occ[cfg.occupied] = True
-        blocked = problem.blocked(cfg)
-        for s, m, d in events:
-            if not (occ[s] and occ[m]) or occ[d] or blocked[d]:
-                continue
-            if any(occ[x] and x != s for x in excl_nbr.get(d, ())):
-                continue
-            if _path_blocked(problem, cfg, occ, s, m, (m,)) or _path_blocked(problem, cfg, occ, m, d, (s,)):
-                continue
-            sig = []
-            for site in (s, m, d):
-                k = (problem.pair_i == site) | (problem.pair_j == site)
-                other = np.where(problem.pair_i[k] == site, problem.pair_j[k], problem.pair_i[k])
-                on = occ[other] & ~np.isin(other, (s, m))
-                sig.append(tuple(np.bincount(problem.pair_orbit[k][on], minlength=len(problem.orbits))))
-            sig = (tuple(sig), len(cfg.dopants))
-            if sig in seen:
-                continue
-            seen.add(sig)
-            out.append((int(c), s, m, d))
-            if len(out) >= n_env:
-                return out
     return out
 
 
@@ -663,13 +645,9 @@ def _hop_energy_check(problem: LatticeProblem, fit, excluded: set[int], neb_out:
             if not band.is_file():  # the cache moved: look in this run's
                 band = cache / "neb" / band.name
             b.update(hamiltonian_dE_eV=None, endpoint_sites=None, ions_rearranged=None, single_hop=None)
-            if cfg is None or not band.name or not band.is_file():
+            ends = _mapped_ends(problem, cfg, band, tolerance_A) if cfg is not None and band.name else None
+            if ends is None:
                 continue
-            images = read(str(band), index=":")
-            maps = [problem.map_relaxed(cfg, im.positions, tolerance_A) for im in (images[0], images[-1])]
-            if not all(m["mapped"] for m in maps):
-                continue
-            ends = [sorted(m["mapped_sites"]) for m in maps]
             gone, new = set(ends[0]) - set(ends[1]), set(ends[1]) - set(ends[0])
             _, n = _fitted_counts(problem, [Configuration(e, list(cfg.dopants), cfg.kind) for e in ends], excluded, fit)
             b.update(hamiltonian_dE_eV=float((n[1] - n[0]) @ fit.values_eV), endpoint_sites=ends,
@@ -768,8 +746,10 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                           f"configurations and running NEBs), got {workers!r}.")
     if workers > 1 and threads is None:
         threads = 1  # one torch thread per process: the cores are shared out by processes
-    if interstitialcy is not None:
-        interstitialcy = _check_interstitialcy(interstitialcy, problem)
+    knockoffs: dict[str, list[tuple[int, int, int]]] = {}
+    if interstitialcy is not None:   # checked now, before any calculation
+        interstitialcy = _check_interstitialcy(interstitialcy)
+        knockoffs = _knockoff_events(problem, interstitialcy)
     joined = [_read_joined(j) for j in join]
     backend = calculator if isinstance(calculator, Backend) else get_calculator(calculator, threads, quiet)
     for j in joined:
@@ -960,13 +940,9 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
     # more candidates than needed: an environment whose band is flat is skipped (below); an
     # environment is (configuration, the sites of the event's path): (c, s, d) for a hop, (c, s, m, d)
     # for a knock-off (the ion on s pushes the one on m on to d)
-    candidates: dict[str, list[tuple[int, ...]]] = {
-        problem.orbit_name(o): _environments(problem, fitted, list(E), o, excluded,
-                                             FLAT_BAND_CANDIDATES * settings.n_environments) for o in hop_orbits}
-    if interstitialcy:
-        for ko, evs in _knockoff_events(problem, interstitialcy).items():
-            candidates[ko] = _knockoff_environments(problem, fitted, list(E), evs, excluded,
-                                                    FLAT_BAND_CANDIDATES * settings.n_environments)
+    paths = {problem.orbit_name(o): _hop_paths(problem, o) for o in hop_orbits} | knockoffs
+    candidates = {name: _environments(problem, fitted, list(E), p, excluded,
+                                      FLAT_BAND_CANDIDATES * settings.n_environments) for name, p in paths.items()}
 
     def endpoints(c: int, *path: int):
         """Configuration index and the two endpoints of an event in fitted arrangement c: the ion
