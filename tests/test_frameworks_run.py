@@ -126,10 +126,12 @@ def test_dopants_set_ion_count_and_blockers_per_replica():
     a = system.disorder(seeds[0])[0]
     b = system.disorder(seeds[1])[0]
     again = system.disorder(replica_seeds(0, 1, 3)[0][0])[0]
-    assert a.sum() == b.sum() == 4 and not np.array_equal(a, b)   # replicas differ
+    # each Al holds its 24d site and blocks the four 96h sites 1.60 Å away (computed: CHGNet
+    # relaxed the Li placed there away)
+    assert a.sum() == b.sum() == 4 * 5 and not np.array_equal(a, b)   # replicas differ
     assert np.array_equal(a, again)                                 # same seed, same placement
     li1 = np.array(system.network.class_names)[system.network.site_class] == "Li1"
-    assert np.all(li1[a])
+    assert li1[a].sum() == 4 and (~li1[a]).sum() == 4 * 4
     # the placement stream is separate from the replica's own streams (derived, not spawned)
     s0 = replica_seeds(0, 1, 1)[0][0]
     assert disorder_seed(s0).spawn_key[:-1] == s0.spawn_key and s0.n_children_spawned == 0
@@ -481,14 +483,14 @@ def test_framework_configs_round_trip_and_teaching_defaults_are_explicit():
 
 
 def test_cli_shows_a_dopant_without_computed_terms_as_one_kmc_warning_line(capsys):
-    """Al on 24d of the shipped llzo-cubic (which has computed Ga terms there, none for Al): the
+    """Zn on 24d of the shipped llzo-cubic (which has computed Al and Ga terms there, none for Zn): the
     CLI says so once, as a `kmc: warning:` line, not in Python's file-and-line form."""
-    assert main(["info", "llzo-cubic", "--supercell", "1", "1", "1", "--dopant", "Al:Li1:0.25"]) == 0
+    assert main(["info", "llzo-cubic", "--supercell", "1", "1", "1", "--dopant", "Zn:Li1:0.25"]) == 0
     err = capsys.readouterr().err
     lines = [x for x in err.splitlines() if x.strip()]
-    assert lines == ["kmc: warning: llzo-cubic has computed Li terms for Ga on Li1 ([dopant_terms]) but none "
-                     "for Al, so Al only changes the Li count and blocks the Li1 sites it takes; compute them "
-                     "with `kmc parametrize --dopant Al:Li1` or give [dopants] Al an energy_shift_eV and "
+    assert lines == ["kmc: warning: llzo-cubic has computed Li terms for Al, Ga on Li1 ([dopant_terms]) but none "
+                     "for Zn, so Zn only changes the Li count and blocks the Li1 sites it takes; compute them "
+                     "with `kmc parametrize --dopant Zn:Li1` or give [dopants] Zn an energy_shift_eV and "
                      "shift_radius_A."]
 
 
@@ -499,12 +501,12 @@ def test_campaign_warns_once_about_a_dopant_without_terms_even_with_worker_proce
     cfg.write_text('[campaign]\nname = "tiny"\nseed = 1\n[base.lattice]\nbuiltin = "llzo-cubic"\n'
                    'supercell = [1, 1, 1]\n[base.run]\ntemperatures_K = [600]\nhops_per_ion = 20\n'
                    'equilibration_hops_per_ion = 5\nreplicas = 2\n[zip]\n"dopants" = [\n'
-                   '    { Al = { site = "Li1", per_formula_unit = 0.25 } },\n'
-                   '    { Nb = { site = "Zr", per_formula_unit = 0.25 } },\n]\n')
+                   '    { Zn = { site = "Li1", per_formula_unit = 0.25 } },\n'
+                   '    { W = { site = "Zr", per_formula_unit = 0.25 } },\n]\n')
     assert main(["campaign", str(cfg), "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
     err = capfd.readouterr().err
     assert "StructureWarning" not in err
-    assert err.count("but none for Al") == 1 and err.count("but none for Nb") == 1
+    assert err.count("but none for Zn") == 1 and err.count("but none for W") == 1
 
 
 def test_concerted_knockoffs_in_the_computed_garnet_obey_detailed_balance():
@@ -533,7 +535,7 @@ def test_concerted_knockoffs_in_the_computed_garnet_obey_detailed_balance():
     checked = pushes = 0
     for step in range(300):
         occ = sim.occupancy
-        if step % 30 == 0:
+        if step % 10 == 0:
             rates = model.reference_rates(occ, T)
             for e in np.flatnonzero((ev["ev_mid"] >= 0) & (rates > 0)):
                 after = occ.copy()

@@ -361,6 +361,49 @@ def test_sites_every_ion_leaves_next_to_a_dopant_are_blocked_by_it(tmp_path):
     assert np.array_equal(blocked, expected) and expected.sum() > len(ga_sites)
 
 
+@pytest.mark.parametrize("dopant_core", [2.6, 0.0])
+def test_a_short_dopant_orbit_no_round_tried_gets_tests(tmp_path, dopant_core):
+    """With the 1.5 Å Li-Li pair excluded (a repulsive core) the hard-core sampling never puts an
+    ion 1.5 Å from a Ga on a Li site either (the Ga's site counts as occupied), so that dopant term
+    would be neither fitted nor excluded. A round of dopant tests places an ion there next to one Ga:
+    pushed off by a Ga-Li core it is a computed dopant exclusion; without one the ion stays and the
+    toy's known term is fitted."""
+    from kmc.parametrize.lattice import parse_dopant
+
+    cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
+    ga = {k: v for k, v in DOPANT.items() if k[0] == "Ga"}
+    orbit = "Ga(Li1_1a)-Li2_1b@1.50"
+    model = parametrize(str(cif), "Li", tmp_path / "m", hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                        exclusion_cutoff_A=2.0, dopants=[parse_dopant("Ga:Li1_1a:1")],
+                        calculator=toy_backend(cif, r_core_A=2.7, core_eV_A2=5.0, dopant_eV=ga,
+                                               dopant_core_A=dopant_core),
+                        settings=replace(SETTINGS, n_low_energy=0), cache_dir=tmp_path / "c",
+                        log=lambda m: None)
+    d = model.data
+    assert d["computed_exclusions"] == ["Li1_1a-Li2_1b@1.50"]
+    tests = [c for c in d["configurations"] if c["kind"] == f"dopant-test:{orbit}"]
+    assert len(tests) == SETTINGS.n_exclusion_tests
+    for c in tests:   # one Ga, and an ion forced 1.5 Å from it
+        ((el, which, idx),) = c["dopants"]
+        assert el == "Ga" and which == "mobile"
+        assert any(c["occupied"].count(s) for s in _sites_at(cif, idx, 1.5))
+    assert d["dopant_exclusions"][orbit]["configurations"] == len(tests)   # no other round placed one
+    if dopant_core:
+        assert d["computed_dopant_exclusions"] == [orbit] and d["dopant_exclusions"][orbit]["ions_stayed"] == 0
+    else:
+        assert d["computed_dopant_exclusions"] == [] and f"dopant:{orbit}" not in d["fit"]["undetermined"]
+        t = d["fit"]["terms"][f"dopant:{orbit}"]
+        assert abs(t["value_eV"] - ga[("Ga", "Li2_1b", 1.5)]) < 3 * t["error_eV"] + 0.01, t
+
+
+def _sites_at(cif: Path, site: int, dist: float) -> list[int]:
+    """The toy's mobile sites ``dist`` (±0.01 Å) from site ``site`` (minimum image)."""
+    p = load_problem(str(cif), "Li", None, 3.1, 4.1, 0.0)
+    from ase.geometry import find_mic
+    r = find_mic(p.pos - p.pos[site], p.cell, pbc=True)[1]
+    return [int(i) for i in np.flatnonzero(np.abs(r - dist) < 0.01)]
+
+
 def test_a_model_is_rewritten_from_its_data_and_its_bootstrap_fits(toy_run):
     """``rewrite_model(data.json)`` gives the written model.toml byte for byte; with one of the
     stored bootstrap fits it gives a model with those term values (what
@@ -516,8 +559,8 @@ def test_rerun_takes_the_recorded_arrangements_not_a_new_draw(toy_run, tmp_path,
     shutil.copytree(d / "cache", cache)
     (plan_file,) = cache.glob("plan_*.json")
     plan = json.loads(plan_file.read_text())
-    assert list(plan["rounds"]) == ["first", "included", "second", "low-energy"] or \
-        list(plan["rounds"]) == ["first", "included", "low-energy"]
+    assert list(plan["rounds"]) == ["first", "included", "second", "low-energy", "dopant-tests"] or \
+        list(plan["rounds"]) == ["first", "included", "low-energy", "dopant-tests"]
     recorded = [c["occupied"] for r in plan["rounds"].values() for c in r["configurations"]]
     assert recorded == [c["occupied"] for c in model.data["configurations"]]
 
@@ -571,6 +614,41 @@ def test_a_pair_that_relaxes_away_is_a_computed_exclusion(tmp_path, core):
         assert not any(e["relaxed_away"] for e in evidence)
         assert net["exclusion_distance_A"] == 0.0
         assert model.data["fit"]["terms"][f"pair:{short}"]["value_eV"] == pytest.approx(PAIRS[1.5], abs=0.02)
+
+
+def test_joined_runs_judge_the_short_pairs_on_every_placement(tmp_path, capsys):
+    """``join`` decides which short pairs relax away on the placements of every run together: a
+    run whose own tests saw the 1.5 Å pair relax away every time (a repulsive core) is joined by a
+    run in which it stays, so the pair is fitted; the other way round this run's own decision (on
+    which its sampling rests) disagrees with the pooled one and the join is refused (exit 2)."""
+    cif = toy_cif(tmp_path / "toy.cif", occ=1 / 3)
+    short = "Li1_1a-Li2_1b@1.50"
+    settings = ParametrizeSettings(n_configs=12, n_low_energy=0, n_exclusion_tests=2, n_environments=1,
+                                   neb=NEBSettings(n_images=3))
+
+    def run(out, core, **kw):   # other seeds: other arrangements (one both hold would count once)
+        return parametrize(str(cif), "Li", tmp_path / out, hop_cutoff_A=3.1, interaction_cutoff_A=4.1,
+                           exclusion_cutoff_A=2.0, settings=replace(settings, seed=int(10 * core)),
+                           log=lambda m: None,
+                           calculator=toy_backend(cif, r_core_A=core, core_eV_A2=5.0),
+                           cache_dir=tmp_path / f"c{core}", **kw)
+
+    away, stays = run("away", 2.7), run("stays", 0.0)
+    assert away.data["computed_exclusions"] == [short] and stays.data["computed_exclusions"] == []
+    joint = run("joint", 0.0, join=[tmp_path / "away"])
+    ev = joint.data["pooled_exclusions"][short]
+    by = ev["by_run"]
+    assert by[str(tmp_path / "away")]["placed"] == by[str(tmp_path / "away")]["relaxed_away"] >= 2
+    assert by["this run"]["relaxed_away"] < by["this run"]["placed"]
+    assert ev["placed"] == sum(r["placed"] for r in by.values())
+    assert joint.data["computed_exclusions"] == []
+    assert f"pair:{short}" in joint.data["fit"]["terms"]
+    assert sum(c.get("source") is not None and c["used_in_fit"] for c in joint.data["configurations"]) > 0
+    # the run that excluded the pair cannot be the one that joins the other
+    with pytest.raises(ConfigError, match="join the runs from one whose own tests agree") as err:
+        run("refused", 2.7, join=[tmp_path / "stays"])
+    assert "\n" not in str(err.value) and f"{short}: " in str(err.value)
+    assert not (tmp_path / "refused").exists()
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -860,10 +938,10 @@ def test_site_tolerance_above_half_the_shortest_allowed_pair_is_refused(tmp_path
 
 def test_shipped_llzo_model_reproduces_its_training_energies():
     """The engine's energy of every fitted configuration under the shipped ``llzo-cubic`` model
-    (site energies and pair shells as the run uses them, and the Ga and Ta terms as a run applies
-    them: Ga as a blocker, both through their ``[dopant_terms]`` shells) reproduces the CHGNet
-    energies it was fitted to: residual RMSE equal to the reported training RMSE and below the
-    reported CV error (the chemical potentials of the Li, Ga and Ta counts aside: a linear
+    (site energies and pair shells as the run uses them, and the Ga, Ta, Al and Nb terms as a run
+    applies them: Ga and Al as blockers, all through their ``[dopant_terms]`` shells) reproduces the
+    CHGNet energies it was fitted to: residual RMSE equal to the reported training RMSE and below the
+    reported CV error (the chemical potentials of the Li and dopant counts aside: a linear
     function of the composition, as in the fit)."""
     from dataclasses import replace
 
@@ -875,8 +953,10 @@ def test_shipped_llzo_model_reproduces_its_training_energies():
 
     data = computed_data("llzo-cubic")
     terms = load_framework("llzo-cubic").data["dopant_terms"]
+    dopants = [d["element"] for d in data["problem_args"]["dopants"]]
+    assert dopants == ["Ga", "Ta", "Al", "Nb"]
     problem = load_problem("llzo-cubic-latticegas", "Li", None, None, 4.0, None,
-                           [parse_dopant("Ga:Li1:2"), parse_dopant("Ta:Zr:2")])
+                           [parse_dopant(f"{d['element']}:{d['host']}:2") for d in data["problem_args"]["dopants"]])
     system = build_system(Config.from_dict({"lattice": {"builtin": "llzo-cubic", "supercell": [1, 1, 1]}}))
     net = system.network
     assert np.allclose(problem.pos, net.positions, atol=1e-6)   # the same site numbering
@@ -894,9 +974,9 @@ def test_shipped_llzo_model_reproduces_its_training_energies():
             offset += dopant_field(net, pos[None, :], terms[el]["shells"])
         e_dft.append(c["energy_eV"])
         e_model.append(replace(system.model, site_energy_offset_eV=offset).energy(occ))
-        comp.append([1.0, len(c["fitted_occupied"])] + [sum(e == el for e, _, _ in c["dopants"]) for el in ("Ga", "Ta")])
+        comp.append([1.0, len(c["fitted_occupied"])] + [sum(e == el for e, _, _ in c["dopants"]) for el in dopants])
     assert len(e_dft) == data["fit"]["n_configurations"]
-    assert sum(1 for c in comp if c[2] or c[3]) > 50   # most of them doped
+    assert sum(1 for c in comp if any(c[2:])) > 100   # most of them doped
     resid = np.array(e_dft) - np.array(e_model)
     comp = np.array(comp)
     resid -= comp @ np.linalg.lstsq(comp, resid, rcond=None)[0]

@@ -70,7 +70,7 @@ class Configuration:
 
     occupied: list[int]                                  #: supercell mobile-site indices
     dopants: list[tuple[str, str, int]] = field(default_factory=list)  #: (element, "host"|"mobile", index)
-    kind: str = "random"                                 #: random | low-energy | exclusion-test:<orbit>
+    kind: str = "random"                                 #: random | low-energy | class-weighted | exclusion-test:<orbit> | dopant-test:<orbit>
 
     def to_dict(self) -> dict[str, Any]:
         return {"occupied": [int(i) for i in self.occupied],
@@ -237,13 +237,16 @@ class LatticeProblem:
         return out
 
     def random_configuration(self, rng: np.random.Generator, n_dopants: dict[str, int] | None = None,
-                             extra_vacancies: int = 0, forced: tuple[int, int] | None = None,
+                             extra_vacancies: int = 0, forced: tuple[int, ...] | None = None,
                              kind: str = "random", attempts: int = 20, avoid: list[int] | None = None,
-                             class_weights: np.ndarray | None = None) -> Configuration:
+                             class_weights: np.ndarray | None = None,
+                             placed_dopants: list[tuple[str, str, int]] | None = None) -> Configuration:
         """Random arrangement at the charge-compensated ion count.
 
         Pairs of the ``avoid`` orbits (default: every orbit shorter than the exclusion test cutoff)
-        are never both occupied, except the ``forced`` pair, which is occupied on purpose.
+        are never both occupied, except with the ``forced`` sites (e.g. a pair under test), which
+        are occupied on purpose; ``placed_dopants`` (element, host kind, site) are placed first,
+        ``n_dopants`` more of each species at random.
         ``class_weights`` (one positive number per site class) biases which classes fill first,
         so that a batch of configurations spans the class occupancies, not only the typical one.
         """
@@ -255,7 +258,7 @@ class LatticeProblem:
             lists[b].append(int(a))
         nbr = [np.array(x, dtype=np.int64) for x in lists]
         for _ in range(attempts):
-            dop: list[tuple[str, str, int]] = []
+            dop: list[tuple[str, str, int]] = list(placed_dopants or [])
             for el, k in sorted((n_dopants or {}).items()):
                 which, cand = self.dopant_candidates[el]
                 taken = {i for e, w, i in dop if w == which}
@@ -271,7 +274,7 @@ class LatticeProblem:
             if forced is not None:
                 fixed[list(forced)] = True   # the pair under test is pre-placed
             try:
-                extra = place_hard_core(len(self.pos), nbr, fixed, n - (2 if forced else 0), rng, weights)
+                extra = place_hard_core(len(self.pos), nbr, fixed, n - len(forced or ()), rng, weights)
             except JammedError:
                 continue
             occ = list(np.flatnonzero(extra)) + (list(forced) if forced else [])

@@ -364,6 +364,53 @@ def _dopant_exclusion_evidence(problem: LatticeProblem, configs: list[Configurat
     return dict(sorted(out.items()))
 
 
+def _dopant_tests(problem: LatticeProblem, settings: ParametrizeSettings, rng: np.random.Generator,
+                  vacancies: int, configs: list[Configuration]) -> list[Configuration]:
+    """Configurations testing the dopant orbits shorter than the exclusion test cutoff that fewer
+    than DOPANT_EXCLUSION_MIN_CONFIGS earlier configurations tried: one dopant with an ion forced
+    on a site of that orbit (the earlier rounds' hard-core sampling may never put one there, and an
+    untried orbit would stay an undetermined term that no exclusion covers)."""
+    tried = np.zeros(len(problem.dopant_orbits), dtype=int)
+    for cfg in configs:
+        placed = set(cfg.occupied)
+        hit = {o for el, _w, idx in cfg.dopants for site, o in problem.dopant_pairs.get((el, str(idx)), [])
+               if site in placed}
+        tried[list(hit)] += 1
+    out: list[Configuration] = []
+    for o, (el, _host, _c, dist) in enumerate(problem.dopant_orbits):
+        if dist >= problem.exclusion_cutoff_A or tried[o] >= DOPANT_EXCLUSION_MIN_CONFIGS:
+            continue
+        which, cand = problem.dopant_candidates[el]
+        for _ in range(max(settings.n_exclusion_tests, DOPANT_EXCLUSION_MIN_CONFIGS - int(tried[o]))):
+            idx = int(cand[rng.integers(len(cand))])
+            sites = [site for site, k in problem.dopant_pairs[(el, str(idx))] if k == o]
+            site = int(sites[rng.integers(len(sites))])
+            out.append(problem.random_configuration(rng, {}, min(vacancies, 1), forced=(site,),
+                                                    kind=f"dopant-test:{problem.dopant_orbit_name(o)}",
+                                                    placed_dopants=[(el, which, idx)]))
+    return out
+
+
+def _pooled_exclusion_evidence(problem: LatticeProblem, runs: list[tuple[str, list[dict]]]) -> dict[str, dict]:
+    """Per short orbit: how many pairs of it were placed in the configurations of all ``runs``
+    (label, mappings of its configurations) and how many of them relaxed away, in all and per run."""
+    out = {problem.orbit_name(o): {"placed": 0, "relaxed_away": 0, "by_run": {}} for o in problem.short_orbits}
+    for label, mappings in runs:
+        for m in mappings:
+            for sp in m["short_pairs"]:
+                e = out[sp["orbit"]]
+                run = e["by_run"].setdefault(label, {"placed": 0, "relaxed_away": 0})
+                for x in (e, run):
+                    x["placed"] += 1
+                    x["relaxed_away"] += int(sp["relaxed_away"])
+    return out
+
+
+def _names(problem: LatticeProblem, orbits: set[int]) -> str:
+    """The orbits' names for a message ("no pair" if none)."""
+    return ", ".join(problem.orbit_name(o) for o in sorted(orbits)) or "no pair"
+
+
 def _design(problem: LatticeProblem, configs: list[Configuration], exclude: set[int]):
     """Composition matrix C, model matrix X and the column names."""
     names = [f"site:{c}" for c in problem.class_names[1:]] + \
@@ -893,17 +940,26 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         C, X, names = _design(problem, fitted, excluded)
         E = np.array([results[k]["energy_eV"] for k in usable])
         fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+    # short dopant orbits no round tried: tested now (a round of its own, after every earlier one,
+    # so the plans of runs made before it draw nothing else anew)
+    tests = plan.take("dopant-tests", lambda: _dopant_tests(problem, settings, rng, vacancies, configs))
+    if tests:
+        log(f"dopant tests: {len(tests)} configurations with an ion next to a dopant "
+            f"({', '.join(sorted({c.kind.split(':', 1)[1] for c in tests}))})")
+        results += run_all(tests, len(configs))
+        configs += tests
+        fitted_of = fitted_set()
+        usable, fitted = list(fitted_of), list(fitted_of.values())
+        C, X, names = _design(problem, fitted, excluded)
+        E = np.array([results[k]["energy_eV"] for k in usable])
+        fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
     # the final fit: this run's configurations and the joined runs' (NEBs below: this run's own)
     all_configs, all_fitted_of = list(configs), dict(fitted_of)
     all_E = {k: results[k]["energy_eV"] for k in fitted_of}
+    pooled: dict[str, dict] = {}
     if joined:
-        mine = [problem.orbit_name(o) for o in sorted(excluded)]
         seen = {(tuple(c.occupied), tuple(map(tuple, c.dopants))) for c in configs}
         for j in joined:
-            if list(j.data["computed_exclusions"]) != mine:
-                raise ConfigError(f"--join {j.label!r} found the exclusions {j.data['computed_exclusions']}, "
-                                  f"this run {mine}; runs that disagree on which pairs relax away cannot "
-                                  f"be fitted as one Hamiltonian (compare their exclusion tests).")
             for i, e in enumerate(j.data["configurations"]):
                 cfg = Configuration.from_dict(e)
                 key = (tuple(cfg.occupied), tuple(map(tuple, cfg.dopants)))
@@ -911,10 +967,25 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
                     j.duplicates += 1
                     continue
                 seen.add(key)
-                k = len(all_configs)
+                j.kept.append((len(all_configs), i, e))
                 all_configs.append(cfg)
-                j.kept.append((k, i, e))
-                f = _fitted(fit_problem, cfg, e["mapping"], excluded)
+        # which short pairs relax away is judged on every placement of every run (each run's own
+        # decision rests on its few exclusion tests; one pair that stayed anywhere is a minimum)
+        pooled = _pooled_exclusion_evidence(problem, [("this run", [r["mapping"] for r in results])]
+                                            + [(j.label, [e["mapping"] for _, _, e in j.kept]) for j in joined])
+        pooled_excluded = {o for o in problem.short_orbits
+                           if 0 < pooled[problem.orbit_name(o)]["placed"] == pooled[problem.orbit_name(o)]["relaxed_away"]}
+        if pooled_excluded != excluded:
+            counts = "; ".join(f"{n}: {v['relaxed_away']} of {v['placed']} placed pairs relaxed away"
+                               for n, v in pooled.items())
+            raise ConfigError(f"this run's exclusion tests find {_names(problem, excluded)} relaxing away, "
+                              f"but all the joined runs' placements together find "
+                              f"{_names(problem, pooled_excluded)} ({counts}); this run's sampling rests on "
+                              f"its own decision, so join the runs from one whose own tests agree "
+                              f"(give it the others with --join).")
+        for j in joined:
+            for k, _i, e in j.kept:
+                f = _fitted(fit_problem, all_configs[k], e["mapping"], excluded)
                 if f is not None:
                     all_fitted_of[k], all_E[k] = f, float(e["energy_eV"])
                     j.n_fitted += 1
@@ -1067,6 +1138,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         "exclusions": {problem.orbit_name(o): evidence.get(problem.orbit_name(o), [])
                        for o in problem.short_orbits},
         "computed_exclusions": [problem.orbit_name(o) for o in sorted(excluded)],
+        **({"pooled_exclusions": pooled} if joined else {}),
         "dopant_exclusions": dopant_evidence,
         "computed_dopant_exclusions": dopant_excluded,
         "included": included,
