@@ -908,12 +908,17 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         pairs = ((k, _fitted(problem, configs[k], r["mapping"], excluded)) for k, r in enumerate(results))
         return {k: f for k, f in pairs if f is not None}
 
-    fitted_of = fitted_set()
-    usable, fitted = list(fitted_of), list(fitted_of.values())
-    _check_mappable(results, usable, settings.site_tolerance_A)
-    C, X, names = _design(problem, fitted, excluded)
-    E = np.array([results[k]["energy_eV"] for k in usable])
-    fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+    def refit():
+        """This run's fitted configurations (index -> arrangement), their indices, arrangements,
+        composition matrix and energies, and the fit on them: after each round."""
+        f_of = fitted_set()
+        use = list(f_of)
+        Cm, X, names = _design(problem, list(f_of.values()), excluded)
+        energies = np.array([results[k]["energy_eV"] for k in use])
+        return f_of, use, list(f_of.values()), Cm, energies, fit_hamiltonian(Cm, X, energies, names, seed=settings.seed)
+
+    _check_mappable(results, list(fitted_set()), settings.site_tolerance_A)
+    fitted_of, usable, fitted, C, E, fit = refit()
     # low-energy-biased configurations: the lowest predicted among many random candidates
     if settings.n_low_energy:
         def draw_low() -> list[Configuration]:
@@ -935,11 +940,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
         chosen = plan.take("low-energy", draw_low)
         results += run_all(chosen, len(configs))
         configs += chosen
-        fitted_of = fitted_set()
-        usable, fitted = list(fitted_of), list(fitted_of.values())
-        C, X, names = _design(problem, fitted, excluded)
-        E = np.array([results[k]["energy_eV"] for k in usable])
-        fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+        fitted_of, usable, fitted, C, E, fit = refit()
     # short dopant orbits no round tried: tested now (a round of its own, after every earlier one,
     # so the plans of runs made before it draw nothing else anew)
     tests = plan.take("dopant-tests", lambda: _dopant_tests(problem, settings, rng, vacancies, configs))
@@ -948,11 +949,7 @@ def parametrize(structure: str, mobile: str = "Li", out_dir: str | Path | None =
             f"({', '.join(sorted({c.kind.split(':', 1)[1] for c in tests}))})")
         results += run_all(tests, len(configs))
         configs += tests
-        fitted_of = fitted_set()
-        usable, fitted = list(fitted_of), list(fitted_of.values())
-        C, X, names = _design(problem, fitted, excluded)
-        E = np.array([results[k]["energy_eV"] for k in usable])
-        fit = fit_hamiltonian(C, X, E, names, seed=settings.seed)
+        fitted_of, usable, fitted, C, E, fit = refit()
     # the final fit: this run's configurations and the joined runs' (NEBs below: this run's own)
     all_configs, all_fitted_of = list(configs), dict(fitted_of)
     all_E = {k: results[k]["energy_eV"] for k in fitted_of}
