@@ -155,3 +155,19 @@ def test_bundled_example_resolves():
 def test_config_round_trip():
     cfg = Config.from_toml(SMALL)
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_framework_file_is_shown_by_info_and_named_by_run(tmp_path, capsys):
+    """A framework (model) file such as ``kmc parametrize`` writes: ``kmc info FILE`` shows it like
+    a builtin (flags apply), ``kmc run FILE`` says in one sentence how to run it (exit 2)."""
+    from importlib.resources import files
+
+    model = tmp_path / "model.toml"
+    model.write_text((files("kmc.system.structures") / "llzo_cubic.toml").read_text())
+    assert main(["info", str(model), "--supercell", "1", "1", "1", "--dopant", "Ga:Li1:0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "Li6.25Ga0.25La3Zr2O12" in out and "computed with chgnet" in out
+    assert main(["run", str(model)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a framework (model) file, not a run config" in err[0]
+    assert f'framework_file = "{model}"' in err[0]

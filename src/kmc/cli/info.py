@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from kmc.config import Config
 from kmc.exceptions import ConfigError, KMCError
-from kmc.system.frameworks import framework_names, load_framework
+from kmc.system.frameworks import framework_names, is_framework_data, load_framework
 from kmc.system.lattices import LATTICES
 
 
@@ -37,10 +38,15 @@ def parse_dopant_flag(text: str) -> tuple[str, dict]:
 
 def config_for(source: str, *, supercell=None, dopants=(), mobile=None, hop_cutoff_A=None,
                exclusion_distance_A=None, symprec=None, interstitialcy=None) -> Config:
-    """The config ``kmc info`` inspects: a TOML config as it is, or a lattice/framework name or
-    a CIF path with the given overrides."""
+    """The config ``kmc info`` inspects: a TOML config as it is, or a lattice/framework name, a
+    framework (model) file such as ``kmc parametrize`` writes, or a CIF path, with the given
+    overrides."""
     p = Path(source)
-    if p.suffix.lower() == ".toml":
+    lattice: dict = {}
+    data: dict = {"lattice": lattice}
+    if p.suffix.lower() == ".toml" and _framework_file(p):
+        lattice["framework_file"] = str(p.absolute())   # a model: shown like a builtin, flags apply
+    elif p.suffix.lower() == ".toml":
         if not p.is_file():
             raise ConfigError(f"no config file at {source!r}; check the path.")
         if any(x is not None for x in (supercell, mobile, hop_cutoff_A, exclusion_distance_A,
@@ -48,9 +54,7 @@ def config_for(source: str, *, supercell=None, dopants=(), mobile=None, hop_cuto
             raise ConfigError("with a TOML config, kmc info takes no --supercell/--dopant/... "
                               "flags; put them into the config.")
         return Config.from_file(p)
-    lattice: dict = {}
-    data: dict = {"lattice": lattice}
-    if source in LATTICES or source in framework_names():
+    elif source in LATTICES or source in framework_names():
         lattice["builtin"] = source
         if source in LATTICES:
             data["occupancy"] = {"vacancies": 1}
@@ -76,6 +80,14 @@ def config_for(source: str, *, supercell=None, dopants=(), mobile=None, hop_cuto
     if interstitialcy:
         data["model"] = {"interstitialcy": parse_interstitialcy_flag(interstitialcy)}
     return Config.from_dict(data)
+
+
+def _framework_file(p: Path) -> bool:
+    """A readable TOML file holding a framework (model) rather than a run config."""
+    try:
+        return is_framework_data(tomllib.loads(p.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False   # Config.from_file says what is wrong with it
 
 
 def parse_interstitialcy_flag(text: str) -> dict:

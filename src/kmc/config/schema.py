@@ -18,6 +18,7 @@ import numpy as np
 from pymatgen.core.periodic_table import Element
 
 from kmc.exceptions import ConfigError
+from kmc.system.frameworks import is_framework_data
 from kmc.system.lattices import LATTICES
 
 
@@ -897,6 +898,14 @@ class Config:
         except OSError as exc:
             raise ConfigError(f"cannot read the config {str(p)!r} ({exc.strerror}); check the "
                               f"file's permissions.") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            data = None   # from_toml says what is wrong
+        if data is not None and is_framework_data(data):
+            raise ConfigError(f"{str(p)!r} is a framework (model) file, not a run config; run it from a "
+                              f"config whose [lattice] says framework_file = \"{p}\", or look at it with "
+                              f"`kmc info {p}`.")
         return cls.from_toml(text, base_dir=p.parent)
 
     def to_dict(self) -> dict:

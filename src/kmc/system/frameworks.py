@@ -154,6 +154,12 @@ def _builtin_data(name: str) -> dict:
     return merged
 
 
+def is_framework_data(data: dict) -> bool:
+    """Whether parsed TOML is a framework data file (a ``model.toml`` of ``kmc parametrize`` or a
+    builtin's file: sites, cell and network at the top level) rather than a run config."""
+    return isinstance(data, dict) and {"sites", "cell", "network"} <= set(data) and "lattice" not in data
+
+
 def load_framework_file(path: str) -> Framework:
     """Load a framework data file by path (``[lattice] framework_file``, e.g. written by
     ``kmc parametrize``)."""
