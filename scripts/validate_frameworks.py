@@ -17,8 +17,8 @@ Rows (the builtin models, unchanged: nothing here is fitted or adjusted to exper
   terms); the supercell holds a whole number of Ta, so the simulated formula is the nearest one
   (printed);
 * LGPS Li10GeP2S12 - builtin ``lgps`` (its data-file model: cited barriers; per-axis transport);
-* LGPS computed - the CHGNet model of ``data/parametrize/lgps/model`` (ordered Ge/P, ``kmc
-  parametrize``; not a builtin), with the builtin's experiment;
+* LGPS computed - builtin ``lgps-computed``, the CHGNet model (ordered Ge/P, ``kmc parametrize``;
+  ``data/parametrize/lgps/README.md``), with the experiment of the builtin ``lgps``;
 * c-LLZO knock-offs - ``data/parametrize/llzo-cubic/runs/knockoff``: llzo-cubic (the same fit and hop
   barriers) plus its computed concerted events (a 96h Li pushes the 24d Li on to another 96h, ``kmc
   parametrize --interstitialcy Li2:Li1:60``), random start.
@@ -78,7 +78,7 @@ MATERIALS = [
     ("Ga-LLZO", "llzo-cubic", {"Ga": {"site": "Li1", "per_formula_unit": 0.25}}, EXPT_GA),
     ("Ta-LLZO", "llzo-cubic", {"Ta": {"site": "Zr", "per_formula_unit": 0.6}}, EXPT_TA),
     ("LGPS", "lgps", None, None),
-    ("LGPS computed", "data/parametrize/lgps/model/model.toml", None, "lgps"),
+    ("LGPS computed", "lgps-computed", None, "lgps"),
     # last, so the rows above keep their seeds: llzo-cubic plus its computed concerted knock-offs
     ("c-LLZO knock-offs", "data/parametrize/llzo-cubic/runs/knockoff/model.toml", None, "llzo-cubic"),
 ]
@@ -91,13 +91,13 @@ MODES = {
     "full": dict(temps=[300, 350, 400, 500, 600, 800], replicas=8, hops_per_ion=200,
                  target_rel_err=0.05, max_hops_per_ion=12800,
                  supercell={"llzo-cubic": [2, 2, 2], "llzo-tetragonal": [2, 2, 2], "lgps": [3, 3, 2],
-                            "data/parametrize/lgps/model/model.toml": [3, 3, 2], "data/parametrize/llzo-cubic/runs/knockoff/model.toml": [2, 2, 2]},
+                            "lgps-computed": [3, 3, 2], "data/parametrize/llzo-cubic/runs/knockoff/model.toml": [2, 2, 2]},
                  scan_x=[0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0], scan_temps=[300, 400],
                  order_temps=[200, 300, 400, 600, 800, 1200], order_hops=16000, order_replicas=6),
     "quick": dict(temps=[500, 800], replicas=3, hops_per_ion=60, target_rel_err=None,
                   max_hops_per_ion=None,
                   supercell={"llzo-cubic": [1, 1, 1], "llzo-tetragonal": [1, 1, 1], "lgps": [2, 2, 1],
-                             "data/parametrize/lgps/model/model.toml": [2, 2, 1], "data/parametrize/llzo-cubic/runs/knockoff/model.toml": [1, 1, 1]},
+                             "lgps-computed": [2, 2, 1], "data/parametrize/llzo-cubic/runs/knockoff/model.toml": [1, 1, 1]},
                   scan_x=[0.0, 0.5, 1.0], scan_temps=[500], order_temps=[300, 1200], order_hops=300,
                   order_replicas=3),
 }

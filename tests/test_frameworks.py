@@ -69,5 +69,5 @@ def test_lgps_channels_run_along_c():
 def test_unknown_framework_names_the_choices():
     with pytest.raises(ConfigError, match="llzo-cubic"):
         load_framework("llzo")
-    assert set(framework_names()) == {"llzo-cubic", "llzo-tetragonal", "lgps", "llzo-cubic-latticegas",
-                                      "llzo-tetragonal-latticegas"}
+    assert set(framework_names()) == {"llzo-cubic", "llzo-tetragonal", "lgps", "lgps-computed",
+                                      "llzo-cubic-latticegas", "llzo-tetragonal-latticegas"}

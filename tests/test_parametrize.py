@@ -986,6 +986,30 @@ def test_shipped_llzo_model_reproduces_its_training_energies():
     assert rmse < data["fit"]["cv_rmse_eV_per_cell"]
 
 
+def test_committed_lgps_model_is_a_builtin_with_its_data():
+    """The computed LGPS model (builtin ``lgps-computed``, CHGNet on the ordered Ge/P cell) says
+    what its data says, every NEB band behind it is in the committed cache, ``kmc info`` lists
+    its provenance, and it runs as a builtin (per-axis D_J)."""
+    from kmc.cli.info import builtins_info
+    from kmc.config import Config
+    from kmc.runs.runner import run_config
+    from kmc.system.frameworks import computed_data, framework_file
+
+    toml = tomllib.loads(framework_file("lgps-computed").read_text())
+    data = computed_data("lgps-computed")
+    for hop, v in data["neb"].items():
+        assert toml["model"]["barriers_eV"][hop] == pytest.approx(v["E_KRA_mean_eV"], abs=1e-6)
+        assert all((REPO / b["band_file"]).is_file() for b in v["bands"])
+    for name, t in data["fit"]["terms"].items():
+        assert toml["hamiltonian"]["terms"][name][0] == pytest.approx(t["value_eV"], abs=1e-6)
+    info = builtins_info()["frameworks"]["lgps-computed"]
+    assert info["provenance"]["calculator"] == "chgnet" and "lgps_ordered.cif" in info["provenance"]["structure"]
+    res = run_config(Config.from_dict({"lattice": {"builtin": "lgps-computed", "supercell": [2, 2, 1]},
+                                       "run": {"temperatures_K": [600.0], "hops_per_ion": 20, "replicas": 2,
+                                               "seed": 1}}))
+    assert res.network["n_ions"] == 80 and res.results[0]["D_jump_zz_cm2_s"] > 0
+
+
 def test_cif_occupancies_printed_to_a_few_digits_give_whole_ions():
     """The ordered LGPS CIF carries the builtin's Li occupancies to five digits (Li20.00004 per
     cell): the problem counts 20 Li and the formula unit Li10GeP2S12 (Z = 2), not Li20.00004..."""
@@ -1109,7 +1133,7 @@ def test_concerted_knockoff_events_get_their_own_bands_and_run(tmp_path, capsys)
     ("data/parametrize/llzo-cubic/runs/undoped/data.json", "data/parametrize/llzo-cubic/runs/undoped/model.toml"),
     ("data/parametrize/llzo-cubic/runs/knockoff/data.json", "data/parametrize/llzo-cubic/runs/knockoff/model.toml"),
     ("data/parametrize/llzo-cubic/runs/al-nb/data.json", "data/parametrize/llzo-cubic/runs/al-nb/model.toml"),
-    ("data/parametrize/lgps/model/data.json", "data/parametrize/lgps/model/model.toml")])
+    ("src/kmc/system/structures/lgps_computed.json", "src/kmc/system/structures/lgps_computed.toml")])
 def test_every_committed_computed_model_is_the_rewrite_of_its_data(data, model):
     """The committed model files are exactly what the writer makes of their data.json (a change
     to the writer that would change a shipped model shows here; rerun its command, from the
