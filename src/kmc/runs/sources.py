@@ -24,7 +24,7 @@ from kmc.config import (
     auto_supercell,
 )
 from kmc.exceptions import ConfigError, StructureError, StructureWarning
-from kmc.system.frameworks import Framework, load_framework, load_framework_file
+from kmc.system.frameworks import Framework, load_framework, load_framework_file, unfitted_terms
 from kmc.system.lattices import teaching_lattice
 from kmc.system.network import (
     CLOSE_SITE_A,
@@ -245,6 +245,18 @@ def warn_partial_framework(structure: Structure, mobile: str, name: str) -> None
                   f"with them as explicit vacancies if they matter.", StructureWarning, stacklevel=3)
 
 
+def warn_unfitted(fw, element: str | None = None, stacklevel: int = 3) -> None:
+    """Warn (one sentence) when a computed model's fit left terms a run uses undetermined and no
+    computed exclusion covers them: the model holds 0 eV for them, a guess nobody computed."""
+    gaps = unfitted_terms(fw, element)
+    if gaps:
+        what = f"{element} terms" if element else "terms"
+        warnings.warn(f"{fw.name}'s fit left the {what} {', '.join(gaps)} undetermined (no sampled "
+                      f"configuration fixed them), so they are 0 eV here; rerun `kmc parametrize` with more "
+                      f"configurations or --join another run before trusting what depends on them.",
+                      StructureWarning, stacklevel=stacklevel)
+
+
 def warn_close_sites(net: SiteNetwork, exclusion_distance_A: float, where: str) -> None:
     """Warn (one sentence) about mobile sites closer than :data:`CLOSE_SITE_A` that may both be
     occupied: two ions would sit on top of each other and hop across a fraction of an
@@ -311,6 +323,7 @@ def build_source(lc: LatticeConfig, shells_A: list[float] = (),
         host = {el: a for el, a in comp.items() if el != fw.mobile}
         src = Source(kind, fw.name, net, hop, excl, inter, z, fw.ions_per_cell, fw,
                      fw.structure, host, path=lc.framework_file)
+        warn_unfitted(fw)
     else:
         mobile = lc.mobile or "Li"
         name = Path(lc.cif).name

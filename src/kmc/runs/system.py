@@ -17,7 +17,7 @@ import numpy as np
 from kmc.config import Config
 from kmc.engine.model import RateModel, shell_energies
 from kmc.exceptions import ConfigError, StructureWarning
-from kmc.runs.sources import TEACHING_ATTEMPT_THZ, TEACHING_BARRIER_EV, source_for
+from kmc.runs.sources import TEACHING_ATTEMPT_THZ, TEACHING_BARRIER_EV, source_for, warn_unfitted
 from kmc.system.arrangement import site_occupancy
 from kmc.system.dopants import Dopant, apply_dopants
 from kmc.system.network import SiteNetwork
@@ -276,6 +276,7 @@ def _framework_dopants(config: Config, src):
         shells = None
         if term is not None and term.get("shells"):
             shells = term["shells"]   # the model's computed dopant-mobile terms
+            warn_unfitted(fw, p.element, stacklevel=4)
             _check_radius(net, max(r for r, _ in shells), p.element, " (the model's [dopant_terms] shells)")
         elif term is not None and "energy_shift_eV" in term:
             shift, radius = float(term["energy_shift_eV"]), float(term["shift_radius_A"])

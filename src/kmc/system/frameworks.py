@@ -154,6 +154,22 @@ def _builtin_data(name: str) -> dict:
     return merged
 
 
+def unfitted_terms(fw: "Framework", element: str | None = None) -> list[str]:
+    """Terms of a computed model's fit (``[hamiltonian] undetermined``) that no sampled
+    configuration determined and no computed exclusion covers, so the model holds 0 eV for them:
+    the lattice terms (``element`` None) or the terms of dopant ``element``."""
+    h = fw.data.get("hamiltonian") or {}
+    excluded = set(h.get("computed_exclusions", [])) | set(h.get("computed_dopant_exclusions", []))
+    out = []
+    for term in h.get("undetermined", []):
+        kind, _, name = term.partition(":")
+        if name in excluded:
+            continue
+        if (kind == "dopant") == (element is not None) and (element is None or name.startswith(f"{element}(")):
+            out.append(term)
+    return out
+
+
 def is_framework_data(data: dict) -> bool:
     """Whether parsed TOML is a framework data file (a ``model.toml`` of ``kmc parametrize`` or a
     builtin's file: sites, cell and network at the top level) rather than a run config."""
