@@ -11,7 +11,10 @@ Steps (each relaxation and each NEB is cached on disk as it finishes, so a kille
    allowed and every configuration draws random site-class weights, so that the class
    occupancies (e.g. garnet 24d versus 96h) are spread instead of all near the jammed typical
    one, then a few low-energy-biased ones (the lowest predicted by a first fit among many random
-   candidates); known structures (``include``: e.g. an ordered phase) join the first round.
+   candidates), then dopant tests (an ion forced next to one dopant) for the dopant orbits
+   shorter than the cutoff that no earlier round tried; known structures (``include``: e.g. an
+   ordered phase) join the first round. With ``join`` the short orbits are judged again on every
+   run's placements together, and the fit takes every run's configurations.
 3. Relaxation at fixed cell (BFGS), with ``relax_cell`` then together with the cell (the fitted
    energy holds the strain an arrangement induces), mapping back to the lattice: a short orbit whose pairs relax
    away in every test is a computed hard exclusion, recorded with its evidence; a configuration
