@@ -901,12 +901,12 @@ class Config:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError:
-            data = None   # from_toml says what is wrong
-        if data is not None and is_framework_data(data):
+            return cls.from_toml(text)   # raises the one-sentence syntax error
+        if is_framework_data(data):
             raise ConfigError(f"{str(p)!r} is a framework (model) file, not a run config; run it from a "
                               f"config whose [lattice] says framework_file = \"{p}\", or look at it with "
                               f"`kmc info {p}`.")
-        return cls.from_toml(text, base_dir=p.parent)
+        return cls.from_dict(data, p.parent)
 
     def to_dict(self) -> dict:
         """Plain nested data (JSON/TOML-able), omitting unset optional values and the execution

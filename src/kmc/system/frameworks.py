@@ -165,7 +165,7 @@ def unfitted_terms(fw: "Framework", element: str | None = None) -> list[str]:
         kind, _, name = term.partition(":")
         if name in excluded:
             continue
-        if (kind == "dopant") == (element is not None) and (element is None or name.startswith(f"{element}(")):
+        if element is None and kind != "dopant" or kind == "dopant" and name.startswith(f"{element}("):
             out.append(term)
     return out
 
